@@ -1,0 +1,42 @@
+// Configuration from the environment, validated with TypeBox so a bad value stops
+// start-up with a clear message instead of surfacing later.
+import { type Static, Type } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+
+const Int = (min: number, dflt: number, description: string) =>
+  Type.Integer({ minimum: min, default: dflt, description });
+
+export const ConfigSchema = Type.Object({
+  PORT: Int(0, 4437, "TCP port to listen on"),
+  HOST: Type.String({ default: "127.0.0.1", description: "interface to bind" }),
+  DATABASE_URL: Type.Optional(Type.String({ description: "Postgres URL; unset means embedded PGlite" })),
+  DATA_DIR: Type.String({ default: "./data", description: "PGlite data folder when DATABASE_URL is unset" }),
+  DATABASE_SCHEMA: Type.String({ default: "public", pattern: "^[A-Za-z_][A-Za-z0-9_]{0,40}$" }),
+  DATABASE_POOL_SIZE: Int(2, 10, "postgres.js pool size"),
+  LONG_POLL_TIMEOUT_MS: Int(1, 30_000, "how long a long-poll waits for data"),
+  SSE_MAX_LIFETIME_MS: Int(1, 60_000, "SSE connections are closed after this long so clients reconnect"),
+  MAX_BODY_BYTES: Int(1, 64 * 1024 * 1024, "largest accepted request body (413 above)"),
+  READ_CHUNK_BYTES: Int(1, 4 * 1024 * 1024, "most bytes returned by one catch-up read"),
+  BACKSTOP_MS: Int(50, 5_000, "a live reader re-checks its stream at least this often"),
+  SWEEP_INTERVAL_MS: Int(0, 60_000, "how often expired streams are removed (0 disables)"),
+  SHUTDOWN_GRACE_MS: Int(0, 10_000, "how long shutdown waits for in-flight requests"),
+  APPEND_BATCH_MAX: Int(1, 256, "most appends committed in one shared transaction"),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(ConfigSchema.properties)) {
+    const value = env[key];
+    if (value === undefined || value === "") continue;
+    raw[key] = (schema as { type?: string }).type === "integer" && /^-?\d+$/.test(value) ? Number(value) : value;
+  }
+  const withDefaults = Value.Default(ConfigSchema, raw);
+  const errors = [...Value.Errors(ConfigSchema, withDefaults)];
+  if (errors.length > 0) {
+    const detail = errors.map((e) => `${e.path.slice(1)}: ${e.message}`).join("; ");
+    throw new Error(`invalid configuration: ${detail}`);
+  }
+  return withDefaults as Config;
+}

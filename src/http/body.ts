@@ -1,0 +1,25 @@
+// Reads a request body without ever holding more than the configured maximum.
+import { PayloadTooLarge } from "../protocol/errors.ts";
+import { concatBytes } from "../protocol/json.ts";
+
+export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > maxBytes) {
+    throw new PayloadTooLarge(`request body exceeds ${maxBytes} bytes`);
+  }
+  if (!request.body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new PayloadTooLarge(`request body exceeds ${maxBytes} bytes`);
+    }
+    parts.push(value);
+  }
+  return parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
+}

@@ -1,0 +1,126 @@
+// GET: catch-up reads (PROTOCOL 5.6) and long-poll (5.7); SSE lives in sse.ts.
+import { isJsonType } from "../protocol/content-type.ts";
+import { nextCursor } from "../protocol/cursor.ts";
+import { BadRequest } from "../protocol/errors.ts";
+import { concatBytes, jsonArrayParts } from "../protocol/json.ts";
+import { formatOffset, parseOffset } from "../protocol/offsets.ts";
+import type { StreamRecord } from "../store/records.ts";
+import { visible } from "../store/streams.ts";
+import { type AppContext, streamPath } from "./context.ts";
+import { respond } from "./respond.ts";
+import { handleSse } from "./sse.ts";
+import { maybeCompress } from "./compress.ts";
+
+const CACHEABLE = "public, max-age=60, stale-while-revalidate=300";
+
+export async function handleRead(ctx: AppContext, request: Request, url: URL): Promise<Response> {
+  const offsetParams = url.searchParams.getAll("offset");
+  const offsetParam = offsetParams[0] ?? null;
+  const offset = parseOffset(offsetParam);
+  if (!offset || offsetParam === "" || offsetParams.length > 1) throw new BadRequest("offset must be -1, now, or an offset returned by this server");
+  const live = url.searchParams.get("live");
+  if (live !== null && live !== "long-poll" && live !== "sse") throw new BadRequest("live must be long-poll or sse");
+  const stream = visible(await ctx.store.find(streamPath(url)));
+  await ctx.store.touch(stream);
+  const from = offset.kind === "position" ? offset.position : offset.kind === "now" ? stream.tail : 0;
+  if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
+  const cursor = url.searchParams.get("cursor");
+  if (live === "sse") return handleSse(ctx, request, stream, from, cursor);
+  if (live === "long-poll") return longPoll(ctx, request, stream, from, cursor);
+  if (offset.kind === "now") {
+    // offset=now: no data, just the tail, and never cached (8).
+    return respond(200, nowHeaders(stream), stream.isJson ? "[]" : null);
+  }
+  return catchUp(ctx, request, stream, from, undefined);
+}
+
+function nowHeaders(stream: StreamRecord): Record<string, string> {
+  const h: Record<string, string> = {
+    "Content-Type": stream.contentType,
+    "Stream-Next-Offset": formatOffset(stream.tail),
+    "Stream-Up-To-Date": "true",
+    "Cache-Control": "no-store",
+  };
+  if (stream.closed) h["Stream-Closed"] = "true";
+  return h;
+}
+
+/** Serves data from `from`; with a cursor it is a long-poll answer. */
+async function catchUp(
+  ctx: AppContext,
+  request: Request,
+  stream: StreamRecord,
+  from: number,
+  cursor: string | undefined,
+): Promise<Response> {
+  const { units, next } = await ctx.store.read(stream, from, ctx.config.READ_CHUNK_BYTES);
+  const atTail = next >= stream.tail;
+  const closedNow = stream.closed && atTail;
+  // The ETag names the exact range and changes when the stream closes (10.1).
+  const etag = `"${stream.id}:${formatOffset(from)}:${formatOffset(next)}${closedNow ? ":c" : ""}"`;
+  const headers: Record<string, string> = {
+    "Content-Type": stream.contentType,
+    "Stream-Next-Offset": formatOffset(next),
+    ETag: etag,
+    "Cache-Control": CACHEABLE,
+  };
+  if (atTail) headers["Stream-Up-To-Date"] = "true";
+  if (closedNow) headers["Stream-Closed"] = "true";
+  if (cursor !== undefined && !closedNow) headers["Stream-Cursor"] = cursor;
+  if (matchesEtag(request.headers.get("if-none-match"), etag)) return respond(304, headers);
+  const body = concatBytes(stream.isJson ? jsonArrayParts(units) : units.length ? units : [new Uint8Array(0)]);
+  return maybeCompress(request, respond(200, headers, body), body.byteLength);
+}
+
+function matchesEtag(header: string | null, etag: string): boolean {
+  if (!header) return false;
+  return header.split(",").some((t) => {
+    const v = t.trim();
+    return v === etag || v === "*" || v.replace(/^W\//, "") === etag;
+  });
+}
+
+async function longPoll(
+  ctx: AppContext,
+  request: Request,
+  stream: StreamRecord,
+  from: number,
+  clientCursor: string | null,
+): Promise<Response> {
+  const deadline = Date.now() + ctx.config.LONG_POLL_TIMEOUT_MS;
+  let current = stream;
+  for (;;) {
+    if (from < current.tail) return catchUp(ctx, request, current, from, nextCursor(clientCursor));
+    if (current.closed) return timeoutResponse(current, undefined);
+    const remaining = deadline - Date.now();
+    if (remaining <= 0 || ctx.shutdown.aborted || request.signal.aborted) {
+      return timeoutResponse(current, nextCursor(clientCursor));
+    }
+    // Register first, then re-check the tail, so an append between the two still wakes us.
+    const waiter = ctx.notifier.subscribe(current.id);
+    try {
+      const fresh = visible(await ctx.store.findById(current.id));
+      if (fresh.tail > from || fresh.closed) {
+        current = fresh;
+        continue;
+      }
+      await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS));
+    } finally {
+      waiter.cancel();
+    }
+    current = visible(await ctx.store.findById(current.id));
+  }
+}
+
+function timeoutResponse(stream: StreamRecord, cursor: string | undefined): Response {
+  const h: Record<string, string> = {
+    "Stream-Next-Offset": formatOffset(stream.tail),
+    "Stream-Up-To-Date": "true",
+    "Cache-Control": "no-store",
+  };
+  if (stream.closed) h["Stream-Closed"] = "true";
+  else if (cursor) h["Stream-Cursor"] = cursor;
+  return respond(204, h);
+}
+
+export { isJsonType };

@@ -1,0 +1,44 @@
+// Response construction in one place: the headers every response carries, and the
+// mapping from typed protocol errors to status codes.
+import { type HeaderMap, ProtocolError } from "../protocol/errors.ts";
+
+/** Headers a browser must be allowed to read (CORS). */
+const EXPOSED = [
+  "Stream-Next-Offset", "Stream-Cursor", "Stream-Up-To-Date", "Stream-Closed", "Stream-TTL", "Stream-Expires-At",
+  "Stream-SSE-Data-Encoding", "ETag", "Location", "Content-Type", "Producer-Epoch", "Producer-Seq",
+  "Producer-Expected-Seq", "Producer-Received-Seq",
+].join(", ");
+
+export const ALLOWED_REQUEST_HEADERS = [
+  "Content-Type", "Stream-TTL", "Stream-Expires-At", "Stream-Seq", "Stream-Closed", "Stream-Forked-From",
+  "Stream-Fork-Offset", "Stream-Fork-Sub-Offset", "Producer-Id", "Producer-Epoch", "Producer-Seq",
+  "If-None-Match", "Authorization", "Cache-Control",
+].join(", ");
+
+export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+
+export function baseHeaders(): Headers {
+  const h = new Headers();
+  // Browser security headers (PROTOCOL 12.7) and CORS on every response.
+  h.set("X-Content-Type-Options", "nosniff");
+  h.set("Cross-Origin-Resource-Policy", "cross-origin");
+  h.set("Access-Control-Allow-Origin", "*");
+  h.set("Access-Control-Expose-Headers", EXPOSED);
+  return h;
+}
+
+export function respond(status: number, extra: HeaderMap | Headers = {}, body: BodyInit | null = null): Response {
+  const h = baseHeaders();
+  const entries = extra instanceof Headers ? extra.entries() : Object.entries(extra);
+  for (const [k, v] of entries) h.set(k, v);
+  return new Response(status === 204 || status === 304 ? null : body, { status, headers: h });
+}
+
+export function errorResponse(err: unknown, method = "GET"): Response {
+  if (err instanceof ProtocolError) {
+    const body = method === "HEAD" ? null : err.message;
+    return respond(err.status, { ...err.headers, "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }, body);
+  }
+  console.error("unexpected error", err);
+  return respond(500, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }, "internal server error");
+}

@@ -1,0 +1,149 @@
+// Server-Sent Events reads (PROTOCOL 5.8): data events followed by control events,
+// base64 for binary streams, closed after the final control event of a closed stream
+// or after the configured lifetime so clients reconnect (10.2).
+import { Buffer } from "node:buffer";
+import { ProtocolError } from "../protocol/errors.ts";
+import { isTextForSse } from "../protocol/content-type.ts";
+import { nextCursor } from "../protocol/cursor.ts";
+import { concatBytes, jsonArrayParts } from "../protocol/json.ts";
+import { formatOffset } from "../protocol/offsets.ts";
+import type { StreamRecord } from "../store/records.ts";
+import type { AppContext } from "./context.ts";
+import { respond } from "./respond.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * Formats one SSE event. Every payload line (split on CR, LF and CRLF) gets its own
+ * data: field, so stream content can never forge an event boundary.
+ */
+export function sseEvent(event: string, payload: string): string {
+  const lines = payload.split(/\r\n|\r|\n/);
+  return `event: ${event}\n${lines.map((l) => `data:${l}`).join("\n")}\n\n`;
+}
+
+export function handleSse(
+  ctx: AppContext,
+  request: Request,
+  stream: StreamRecord,
+  from: number,
+  clientCursor: string | null,
+): Response {
+  const text = isTextForSse(stream.contentType);
+  let stopped = false;
+  let stopWaiting: (() => void) | undefined;
+  const stop = () => {
+    stopped = true;
+    stopWaiting?.();
+  };
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      const send = (s: string) => {
+        if (!stopped) controller.enqueue(encoder.encode(s));
+      };
+      const onShutdown = () => stop();
+      ctx.shutdown.addEventListener("abort", onShutdown);
+      request.signal.addEventListener("abort", onShutdown);
+      try {
+        await pump(ctx, stream, from, clientCursor, text, send, () => stopped, (f) => (stopWaiting = f));
+      } catch (err) {
+        // The stream vanished or the database failed mid-stream: end the response; the
+        // client reconnects and gets a proper status.
+        if (!(err instanceof ProtocolError)) console.error("sse read failed", err);
+      } finally {
+        ctx.shutdown.removeEventListener("abort", onShutdown);
+        request.signal.removeEventListener("abort", onShutdown);
+        if (!stopped) {
+          stopped = true;
+          controller.close();
+        }
+      }
+    },
+    cancel() {
+      stop();
+    },
+  });
+  const headers: Record<string, string> = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    Connection: "keep-alive",
+  };
+  if (!text) headers["Stream-SSE-Data-Encoding"] = "base64";
+  return respond(200, headers, body);
+}
+
+async function pump(
+  ctx: AppContext,
+  initial: StreamRecord,
+  from: number,
+  clientCursor: string | null,
+  text: boolean,
+  send: (s: string) => void,
+  isStopped: () => boolean,
+  onWait: (cancel: () => void) => void,
+): Promise<void> {
+  const deadline = Date.now() + ctx.config.SSE_MAX_LIFETIME_MS;
+  let stream = initial;
+  let pos = from;
+  let cursor = clientCursor;
+  let announced = -1;
+  let lastWrite = Date.now();
+  while (!isStopped()) {
+    // A data event and its control event go out in one write.
+    let out = "";
+    if (pos < stream.tail) {
+      const { units, next } = await ctx.store.read(stream, pos, ctx.config.READ_CHUNK_BYTES);
+      if (units.length > 0) {
+        const bytes = concatBytes(stream.isJson ? jsonArrayParts(units) : units);
+        out += sseEvent("data", text ? decoder.decode(bytes) : toBase64(bytes));
+      }
+      pos = next;
+    }
+    const upToDate = pos >= stream.tail;
+    const closed = stream.closed && upToDate;
+    if (pos !== announced || closed) {
+      const control: Record<string, unknown> = { streamNextOffset: formatOffset(pos) };
+      if (!closed) {
+        cursor = nextCursor(cursor);
+        control.streamCursor = cursor;
+      }
+      if (upToDate) control.upToDate = true;
+      if (closed) control.streamClosed = true;
+      out += sseEvent("control", JSON.stringify(control));
+      announced = pos;
+      lastWrite = Date.now();
+    }
+    if (out) send(out);
+    if (closed) return;
+    if (!upToDate) continue;
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return;
+    const waiter = ctx.notifier.subscribe(stream.id);
+    onWait(() => waiter.cancel());
+    try {
+      const fresh = await ctx.store.findById(stream.id);
+      if (!fresh || fresh.expired || fresh.deleted) return;
+      if (fresh.tail === stream.tail && fresh.closed === stream.closed) {
+        await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS, KEEPALIVE_MS));
+        const again = await ctx.store.findById(stream.id);
+        if (!again || again.expired || again.deleted) return;
+        stream = again;
+      } else {
+        stream = fresh;
+      }
+    } finally {
+      waiter.cancel();
+    }
+    if (Date.now() - lastWrite >= KEEPALIVE_MS) {
+      send(": keep-alive\n\n");
+      lastWrite = Date.now();
+    }
+  }
+}
+
+function toBase64(bytes: Uint8Array): string {
+  // Buffer exists on Bun and (through node compat) on Deno; it is far faster than btoa loops.
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+}

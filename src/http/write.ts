@@ -1,0 +1,97 @@
+// PUT (create / fork), POST (append / close), DELETE and HEAD.
+import { DEFAULT_CONTENT_TYPE, isJsonType } from "../protocol/content-type.ts";
+import { BadRequest } from "../protocol/errors.ts";
+import { isClosedHeader, parseExpiry, parseProducer, parseSafeInteger } from "../protocol/headers.ts";
+import { splitJsonMessages } from "../protocol/json.ts";
+import { formatOffset, isOffsetToken, offsetPosition } from "../protocol/offsets.ts";
+import type { StreamRecord } from "../store/records.ts";
+import { visible } from "../store/streams.ts";
+import { readBody } from "./body.ts";
+import { type AppContext, streamPath } from "./context.ts";
+import { respond } from "./respond.ts";
+
+export function metadataHeaders(s: StreamRecord): Record<string, string> {
+  const h: Record<string, string> = { "Content-Type": s.contentType, "Stream-Next-Offset": formatOffset(s.tail) };
+  if (s.ttlSeconds !== null) h["Stream-TTL"] = String(s.ttlSeconds);
+  if (s.expiresAt !== null) h["Stream-Expires-At"] = s.expiresAt.toISOString();
+  if (s.closed) h["Stream-Closed"] = "true";
+  return h;
+}
+
+export async function handleCreate(ctx: AppContext, request: Request, url: URL): Promise<Response> {
+  const h = request.headers;
+  const expiry = parseExpiry(h.get("stream-ttl"), h.get("stream-expires-at"));
+  const forkedFrom = h.get("stream-forked-from");
+  const forkOffset = h.get("stream-fork-offset");
+  const forkSub = h.get("stream-fork-sub-offset");
+  if (forkedFrom === null && (forkOffset !== null || forkSub !== null)) {
+    throw new BadRequest("Stream-Fork-Offset and Stream-Fork-Sub-Offset require Stream-Forked-From");
+  }
+  let fork;
+  if (forkedFrom !== null) {
+    if (forkOffset !== null && !isOffsetToken(forkOffset.trim())) throw new BadRequest("Stream-Fork-Offset is malformed");
+    fork = {
+      sourcePath: forkedFrom.trim(),
+      offset: forkOffset === null ? null : offsetPosition(forkOffset.trim()),
+      subOffset: forkSub === null ? 0 : parseSafeInteger("Stream-Fork-Sub-Offset", forkSub.trim()),
+    };
+  }
+  const givenType = h.get("content-type");
+  const contentType = givenType?.trim() || DEFAULT_CONTENT_TYPE;
+  const body = await readBody(request, ctx.config.MAX_BODY_BYTES);
+  const isJson = isJsonType(contentType);
+  let units: Uint8Array[] = [];
+  if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true }) : [body];
+  const { created, stream } = await ctx.store.create({
+    path: streamPath(url),
+    contentType,
+    contentTypeGiven: Boolean(givenType?.trim()),
+    isJson,
+    ...expiry,
+    closed: isClosedHeader(h.get("stream-closed")),
+    units,
+    fork,
+  });
+  const headers = metadataHeaders(stream);
+  if (created) headers["Location"] = `${url.origin}${url.pathname}`;
+  return respond(created ? 201 : 200, headers);
+}
+
+export async function handleAppend(ctx: AppContext, request: Request, url: URL): Promise<Response> {
+  const h = request.headers;
+  const close = isClosedHeader(h.get("stream-closed"));
+  const producer = parseProducer(h.get("producer-id"), h.get("producer-epoch"), h.get("producer-seq"));
+  const body = await readBody(request, ctx.config.MAX_BODY_BYTES);
+  if (body.byteLength === 0 && !close) throw new BadRequest("empty body: only a close (Stream-Closed: true) may omit data");
+  const contentType = h.get("content-type");
+  const messages = body.byteLength > 0 && contentType !== null && isJsonType(contentType)
+    ? splitJsonMessages(body, { allowEmptyArray: false })
+    : null;
+  const out = await ctx.store.append({
+    path: streamPath(url),
+    contentType,
+    body,
+    messages,
+    close,
+    streamSeq: h.get("stream-seq"),
+    producer,
+  });
+  const headers: Record<string, string> = { "Stream-Next-Offset": formatOffset(out.tail) };
+  if (out.closed) headers["Stream-Closed"] = "true";
+  if (out.producer) {
+    headers["Producer-Epoch"] = String(out.producer.epoch);
+    headers["Producer-Seq"] = String(out.producer.seq);
+  }
+  return respond(out.status, headers);
+}
+
+export async function handleDelete(ctx: AppContext, url: URL): Promise<Response> {
+  await ctx.store.delete(streamPath(url));
+  return respond(204);
+}
+
+export async function handleHead(ctx: AppContext, url: URL): Promise<Response> {
+  // HEAD does not reset a TTL window (5.1).
+  const stream = visible(await ctx.store.find(streamPath(url)));
+  return respond(200, { ...metadataHeaders(stream), "Cache-Control": "no-store" });
+}

@@ -1,0 +1,19 @@
+// `npm run migrate`: apply pending migrations and exit (the server also does this at start).
+import process from "node:process";
+import { loadConfig } from "./config.ts";
+import { openDb } from "./store/db.ts";
+import { migrate } from "./store/migrate.ts";
+
+const config = loadConfig(process.env);
+const db = await openDb({
+  databaseUrl: config.DATABASE_URL,
+  dataDir: config.DATA_DIR,
+  schema: config.DATABASE_SCHEMA,
+  poolSize: 2,
+});
+try {
+  const ran = await migrate(db);
+  console.log(ran.length ? `applied migrations ${ran.join(", ")}` : "database is up to date");
+} finally {
+  await db.close();
+}

@@ -1,0 +1,84 @@
+// What one append does to a stream, decided without I/O (PROTOCOL 5.2, 5.2.1, 5.3).
+// store/append.ts feeds it the locked stream state and applies the outcome.
+import { BadRequest, Conflict, StreamClosedConflict } from "./errors.ts";
+import { formatOffset } from "./offsets.ts";
+import { decideProducer, type ProducerHeaders, type ProducerState } from "./producer.ts";
+import { sameContentType } from "./content-type.ts";
+
+export interface ProducerTuple {
+  id: string;
+  epoch: number;
+  seq: number;
+}
+
+export interface WriterState {
+  contentType: string;
+  isJson: boolean;
+  tail: number;
+  closed: boolean;
+  closedBy: ProducerTuple | null;
+  lastSeq: string | null;
+  producers: Map<string, ProducerState>;
+}
+
+export interface AppendInput {
+  contentType: string | null;
+  /** Raw body bytes (binary streams). */
+  body: Uint8Array;
+  /** Parsed messages when the request body is JSON. */
+  messages: Uint8Array[] | null;
+  close: boolean;
+  streamSeq: string | null;
+  producer?: ProducerHeaders;
+}
+
+export type AppendDecision =
+  /** New data and/or closure to write. `units` are the chunks to store in order. */
+  | { kind: "write"; units: Uint8Array[]; closes: boolean; producer?: { id: string; next: ProducerState } }
+  /** Nothing to write: an idempotent retry or a repeated close. */
+  | { kind: "noop"; producerState?: ProducerState };
+
+export function decideAppend(state: WriterState, input: AppendInput): AppendDecision {
+  const empty = input.body.byteLength === 0;
+  const p = input.producer;
+  // Error precedence (5.2): closed first, then content type, then sequence.
+  if (state.closed) {
+    if (p && state.closedBy && state.closedBy.id === p.id && state.closedBy.epoch === p.epoch && state.closedBy.seq === p.seq) {
+      return { kind: "noop", producerState: { epoch: p.epoch, lastSeq: p.seq } };
+    }
+    if (empty && input.close) return { kind: "noop" };
+    throw new StreamClosedConflict(formatOffset(state.tail));
+  }
+  if (!empty) {
+    if (input.contentType === null) throw new BadRequest("Content-Type is required when appending data");
+    if (!sameContentType(input.contentType, state.contentType)) {
+      throw new Conflict(`Content-Type ${input.contentType} does not match the stream's ${state.contentType}`);
+    }
+  }
+  let producer: { id: string; next: ProducerState } | undefined;
+  if (p) {
+    const decision = decideProducer(state.producers.get(p.id), p);
+    if (decision.kind === "duplicate") return { kind: "noop", producerState: decision.state };
+    producer = { id: p.id, next: decision.next };
+  }
+  if (input.streamSeq !== null && state.lastSeq !== null && input.streamSeq <= state.lastSeq) {
+    throw new Conflict(`Stream-Seq ${input.streamSeq} is not greater than the last sequence ${state.lastSeq}`);
+  }
+  let units: Uint8Array[] = [];
+  if (!empty) units = state.isJson ? (input.messages ?? []) : [input.body];
+  if (state.isJson && !empty && input.messages === null) {
+    throw new BadRequest("JSON stream appends must carry a JSON body");
+  }
+  return { kind: "write", units, closes: input.close, producer };
+}
+
+/** Advances the in-memory writer state past an accepted write (so a batch can chain). */
+export function applyWrite(state: WriterState, input: AppendInput, d: Extract<AppendDecision, { kind: "write" }>): void {
+  state.tail += d.units.reduce((n, u) => n + (state.isJson ? 1 : u.byteLength), 0);
+  if (input.streamSeq !== null) state.lastSeq = input.streamSeq;
+  if (d.producer) state.producers.set(d.producer.id, d.producer.next);
+  if (d.closes) {
+    state.closed = true;
+    state.closedBy = input.producer ? { ...input.producer } : null;
+  }
+}

@@ -1,0 +1,22 @@
+// Content types compare by media type only, case-insensitively: "application/json;
+// charset=utf-8" and "Application/JSON" name the same stream type.
+
+export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+
+export function mediaType(contentType: string): string {
+  return contentType.split(";")[0].trim().toLowerCase();
+}
+
+export function sameContentType(a: string, b: string): boolean {
+  return mediaType(a) === mediaType(b);
+}
+
+export function isJsonType(contentType: string): boolean {
+  return mediaType(contentType) === "application/json";
+}
+
+/** SSE carries text/* and JSON as UTF-8; everything else is base64 (PROTOCOL 5.8). */
+export function isTextForSse(contentType: string): boolean {
+  const t = mediaType(contentType);
+  return t.startsWith("text/") || t === "application/json";
+}

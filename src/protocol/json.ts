@@ -1,0 +1,49 @@
+// JSON mode (PROTOCOL 9.1): validate, flatten one level of arrays, frame responses.
+import { BadRequest } from "./errors.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Splits a JSON request body into stored messages. An empty array is an error for an
+ * append (9.1.3) and an empty stream for a create.
+ */
+export function splitJsonMessages(body: Uint8Array, opts: { allowEmptyArray: boolean }): Uint8Array[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(body));
+  } catch {
+    throw new BadRequest("request body is not valid JSON");
+  }
+  if (!Array.isArray(value)) return [encoder.encode(JSON.stringify(value))];
+  if (value.length === 0 && !opts.allowEmptyArray) throw new BadRequest("empty JSON array appends nothing");
+  return value.map((message) => encoder.encode(JSON.stringify(message ?? null)));
+}
+
+const OPEN = encoder.encode("[");
+const CLOSE = encoder.encode("]");
+const COMMA = encoder.encode(",");
+
+/** Frames stored messages as one JSON array body. */
+export function jsonArrayParts(messages: Uint8Array[]): Uint8Array[] {
+  const parts: Uint8Array[] = [OPEN];
+  messages.forEach((m, i) => {
+    if (i > 0) parts.push(COMMA);
+    parts.push(m);
+  });
+  parts.push(CLOSE);
+  return parts;
+}
+
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let size = 0;
+  for (const p of parts) size += p.byteLength;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}

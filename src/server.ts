@@ -1,0 +1,60 @@
+// Wires config, database, migrations, live notifier and the HTTP app together; serves on
+// the current runtime through a thin adapter, and shuts down gracefully.
+import type { Config } from "./config.ts";
+import { buildApp } from "./http/app.ts";
+import { Notifier } from "./live/notifier.ts";
+import { serve, type ServerHandle } from "./runtime/serve.ts";
+import { openDb } from "./store/db.ts";
+import { Store } from "./store/index.ts";
+import { migrate } from "./store/migrate.ts";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  store: Store;
+  notifier: Notifier;
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  const db = await openDb({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    schema: config.DATABASE_SCHEMA,
+    poolSize: config.DATABASE_POOL_SIZE,
+  });
+  await migrate(db);
+  const store = new Store(db, { appendBatchMax: config.APPEND_BATCH_MAX });
+  const notifier = new Notifier(db, store.channel);
+  await notifier.start();
+  const shutdown = new AbortController();
+  let draining = false;
+  const app = buildApp({ store, notifier, config, shutdown: shutdown.signal }, () => ({
+    ok: !draining && notifier.healthy,
+    detail: { database: db.kind, listener: notifier.healthy ? "connected" : "down", draining },
+  }));
+  const sweeper =
+    config.SWEEP_INTERVAL_MS > 0
+      ? setInterval(() => store.sweep().catch((e) => console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
+      : undefined;
+  const handle: ServerHandle = await serve(app.fetch, config);
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
+    port: handle.port,
+    store,
+    notifier,
+    stop: () =>
+      (stopping ??= (async () => {
+        draining = true;
+        clearInterval(sweeper);
+        // End live reads first so their clients reconnect to another instance, then let
+        // in-flight requests and queued appends finish before the pool closes.
+        shutdown.abort();
+        await handle.stop(config.SHUTDOWN_GRACE_MS);
+        await store.drained();
+        await notifier.stop();
+        await db.close();
+      })()),
+  };
+}

@@ -1,0 +1,141 @@
+// Stored data: one chunk row per binary append or per JSON message, addressed by
+// position. Reads stitch a fork's inherited range and its own range in one offset space.
+import { type Queryable, sql } from "./db.ts";
+
+export interface ChunkRow {
+  streamId: number;
+  start: number;
+  end: number;
+  batchEnd: number;
+  data: Uint8Array;
+}
+
+/** Turns accepted units into chunk rows starting at `tail`. */
+export function unitsToChunks(streamId: number, tail: number, isJson: boolean, units: Uint8Array[]): ChunkRow[] {
+  const rows: ChunkRow[] = [];
+  let at = tail;
+  for (const data of units) {
+    const end = at + (isJson ? 1 : data.byteLength);
+    rows.push({ streamId, start: at, end, batchEnd: end, data });
+    at = end;
+  }
+  for (const r of rows) r.batchEnd = at;
+  return rows;
+}
+
+export function chunkValues(rows: ChunkRow[]) {
+  return sql.join(
+    rows.map((r) => sql`(${r.streamId}::int8, ${r.start}::int8, ${r.end}::int8, ${r.batchEnd}::int8, ${r.data}::bytea)`),
+    sql`, `,
+  );
+}
+
+export async function insertChunks(q: Queryable, rows: ChunkRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await q.rows(sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data) VALUES ${chunkValues(rows)}`);
+}
+
+/** A piece of a stream's offset space that lives in one stream's own chunks. */
+export interface Segment {
+  streamId: number;
+  lo: number;
+  hi: number;
+}
+
+export interface ForkLink {
+  id: number;
+  forkSource: number | null;
+  forkOffset: number | null;
+}
+
+/** Loads the fork chain of a stream, nearest first (itself included). */
+export async function loadForkChain(q: Queryable, stream: ForkLink): Promise<ForkLink[]> {
+  if (stream.forkSource === null) return [stream];
+  const rows = await q.rows<Record<string, unknown>>(sql`
+    WITH RECURSIVE chain AS (
+      SELECT id, fork_source, fork_offset, 0 AS depth FROM ds_streams WHERE id = ${stream.forkSource}
+      UNION ALL
+      SELECT s.id, s.fork_source, s.fork_offset, c.depth + 1 FROM ds_streams s JOIN chain c ON s.id = c.fork_source
+    ) SELECT id, fork_source, fork_offset FROM chain ORDER BY depth`);
+  return [
+    stream,
+    ...rows.map((r) => ({
+      id: Number(r.id),
+      forkSource: r.fork_source === null ? null : Number(r.fork_source),
+      forkOffset: r.fork_offset === null ? null : Number(r.fork_offset),
+    })),
+  ];
+}
+
+/** Splits [0, tail) into the segments each stream of the chain owns, in position order. */
+export function segmentsFor(chain: ForkLink[], tail: number): Segment[] {
+  const segments: Segment[] = [];
+  let hi = tail;
+  for (const link of chain) {
+    const lo = link.forkOffset ?? 0;
+    if (hi > lo) segments.unshift({ streamId: link.id, lo, hi });
+    hi = Math.min(hi, lo);
+    if (link.forkSource === null) break;
+  }
+  return segments;
+}
+
+export interface ReadResult {
+  /** Stored units in order, already trimmed to the requested range. */
+  units: Uint8Array[];
+  next: number;
+}
+
+const ROWS_PER_QUERY = 4096;
+
+/**
+ * Reads units from position `from` up to `tail`, stopping once `maxBytes` is reached
+ * (always at least one unit, so a huge append is still readable).
+ */
+export async function readUnits(
+  q: Queryable,
+  segments: Segment[],
+  from: number,
+  maxBytes: number,
+): Promise<ReadResult> {
+  const units: Uint8Array[] = [];
+  let next = from;
+  let budget = maxBytes;
+  for (const seg of segments) {
+    if (seg.hi <= next) continue;
+    while (next < seg.hi && budget > 0) {
+      const lo = Math.max(next, seg.lo);
+      const rows = await q.rows<{ start_pos: unknown; end_pos: unknown; data: Uint8Array }>(sql`
+        SELECT start_pos, end_pos, data FROM (
+          SELECT start_pos, end_pos, data,
+                 sum(octet_length(data)) OVER (ORDER BY start_pos ROWS UNBOUNDED PRECEDING) - octet_length(data) AS before
+          FROM (
+            SELECT start_pos, end_pos, data FROM ds_chunks
+            WHERE stream_id = ${seg.streamId}
+              AND start_pos >= (SELECT coalesce(max(start_pos), 0) FROM ds_chunks
+                                WHERE stream_id = ${seg.streamId} AND start_pos <= ${lo})
+              AND start_pos < ${seg.hi}
+            ORDER BY start_pos LIMIT ${ROWS_PER_QUERY}
+          ) c
+        ) w WHERE before < ${budget} ORDER BY start_pos`);
+      const before = next;
+      for (const r of rows) {
+        const start = Number(r.start_pos);
+        const end = Number(r.end_pos);
+        if (end <= lo) continue;
+        let data = r.data;
+        // Trim a chunk that straddles the range (fork points inside a binary append).
+        if (start < lo || end > seg.hi) {
+          data = data.subarray(Math.max(0, lo - start), data.byteLength - Math.max(0, end - seg.hi));
+        }
+        units.push(data);
+        budget -= data.byteLength;
+        next = Math.min(end, seg.hi);
+        if (budget <= 0) break;
+      }
+      if (next === before) break; // nothing stored past `next` in this segment
+    }
+    if (budget <= 0) break;
+  }
+  return { units, next };
+}

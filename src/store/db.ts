@@ -1,0 +1,124 @@
+// One small interface over the two backends (postgres.js and embedded PGlite), both
+// driven through drizzle-orm, so the rest of store/ never cares which one it has.
+import { type SQL, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import postgres from "postgres";
+
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  rows<T = Row>(query: SQL): Promise<T[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: "postgres" | "pglite";
+  readonly schema: string;
+  /** Runs fn in one transaction; commits when fn resolves, rolls back when it throws. */
+  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Subscribes to a notification channel on one dedicated connection. onListen runs
+   * after every (re)connect of that connection, when notifications may have been missed.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  databaseUrl?: string;
+  dataDir: string;
+  schema: string;
+  poolSize: number;
+}
+
+function normalize<T>(result: unknown): T[] {
+  // postgres.js returns an array of rows; PGlite returns { rows }.
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+function wrap(run: (q: SQL) => Promise<unknown>, exec: (script: string) => Promise<unknown>): Queryable {
+  return {
+    rows: async <T>(q: SQL) => normalize<T>(await run(q)),
+    exec: async (script) => {
+      await exec(script);
+    },
+  };
+}
+
+const dialect = new PgDialect();
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export async function openDb(opts: DbOptions): Promise<Db> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts);
+}
+
+async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
+  const client = postgres(url, {
+    max: opts.poolSize,
+    onnotice: () => {},
+    connection: { search_path: opts.schema, application_name: "pg-durable-streams" },
+  });
+  // Every pool connection must see our schema; create it before the first query uses it.
+  await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {
+    // Concurrent starters may race on CREATE SCHEMA; the schema existing is all we need.
+    if (!String(err?.message).includes("already exists")) throw err;
+  });
+  const db = drizzlePostgres(client);
+  const base = wrap((q) => db.execute(q), (s) => client.unsafe(s));
+  return {
+    kind: "postgres",
+    schema: opts.schema,
+    ...base,
+    tx: (fn) => db.transaction((t) => fn(wrap((q) => t.execute(q), (s) => t.execute(sql.raw(s))))),
+    async listen(channel, onNotify, onListen) {
+      const sub = await client.listen(channel, (payload) => onNotify(payload), onListen);
+      return () => sub.unlisten();
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+async function openPglite(opts: DbOptions): Promise<Db> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(opts.dataDir, { recursive: true });
+  const client = await PGlite.create(opts.dataDir);
+  await client.exec(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}; SET search_path TO ${quoteIdent(opts.schema)}`);
+  const db = drizzlePglite(client);
+  const base = wrap((q) => db.execute(q), (s) => client.exec(s));
+  return {
+    kind: "pglite",
+    schema: opts.schema,
+    ...base,
+    // PGlite's own transaction (it serialises all access to the single embedded
+    // connection); queries are rendered by drizzle's Postgres dialect.
+    tx: (fn) =>
+      client.transaction((t) =>
+        fn(
+          wrap(
+            (q) => {
+              const { sql: text, params } = dialect.sqlToQuery(q);
+              return t.query(text, params);
+            },
+            (s) => t.exec(s),
+          ),
+        ),
+      ),
+    async listen(channel, onNotify, onListen) {
+      // PGlite lives in this process: its listener cannot drop, so onListen runs once.
+      const unlisten = await client.listen(channel, onNotify);
+      onListen();
+      return unlisten;
+    },
+    close: () => client.close(),
+  };
+}
+
+export { sql };

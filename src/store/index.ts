@@ -1,0 +1,80 @@
+// The store: the only module the HTTP layer talks to for data. Everything SQL lives
+// under store/; this facade binds it to one database, schema and notification channel.
+import type { AppendOutcome, AppendRequest } from "./append.ts";
+import { Appender } from "./appender.ts";
+import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
+import type { Db } from "./db.ts";
+import type { StreamRecord } from "./records.ts";
+import {
+  type CreateOutcome,
+  type CreateParams,
+  createStream,
+  deleteStream,
+  findStream,
+  findStreamById,
+  notifyChannel,
+  sweepExpired,
+  touchStream,
+} from "./streams.ts";
+
+export interface StoreOptions {
+  appendBatchMax: number;
+  appendConcurrency?: number;
+}
+
+export class Store {
+  readonly channel: string;
+  private readonly appender: Appender;
+
+  constructor(
+    readonly db: Db,
+    opts: StoreOptions,
+  ) {
+    this.channel = notifyChannel(db.schema);
+    // PGlite has a single connection: one group at a time; Postgres can overlap two.
+    const concurrency = opts.appendConcurrency ?? (db.kind === "pglite" ? 1 : 2);
+    this.appender = new Appender(db, this.channel, opts.appendBatchMax, concurrency);
+  }
+
+  find(path: string): Promise<StreamRecord | undefined> {
+    return findStream(this.db, path);
+  }
+
+  findById(id: number): Promise<StreamRecord | undefined> {
+    return findStreamById(this.db, id);
+  }
+
+  create(params: CreateParams): Promise<CreateOutcome> {
+    return createStream(this.db, params);
+  }
+
+  append(req: AppendRequest): Promise<AppendOutcome> {
+    return this.appender.append(req);
+  }
+
+  delete(path: string): Promise<void> {
+    return deleteStream(this.db, this.channel, path);
+  }
+
+  touch(stream: StreamRecord): Promise<void> {
+    return touchStream(this.db, stream);
+  }
+
+  /** Reads stored units from `from`, stitching fork chains, up to about `maxBytes`. */
+  async read(stream: StreamRecord, from: number, maxBytes: number): Promise<ReadResult> {
+    if (from >= stream.tail) return { units: [], next: from };
+    const chain = await loadForkChain(this.db, stream);
+    return readUnits(this.db, segmentsFor(chain, stream.tail), from, maxBytes);
+  }
+
+  sweep(limit?: number): Promise<number> {
+    return sweepExpired(this.db, limit);
+  }
+
+  /** Waits for queued appends to commit (graceful shutdown). */
+  drained(): Promise<void> {
+    return this.appender.drained();
+  }
+}
+
+export type { StreamRecord, AppendOutcome, AppendRequest, CreateParams, CreateOutcome };

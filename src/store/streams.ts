@@ -1,0 +1,200 @@
+// Stream lifecycle: look-up, create (including forks), delete with soft-delete and
+// cascading clean-up, TTL touches and expiry. Each write is one transaction.
+import { BadRequest, Conflict, StreamGone, StreamNotFound } from "../protocol/errors.ts";
+import { sameContentType } from "../protocol/content-type.ts";
+import { insertChunks, unitsToChunks } from "./chunks.ts";
+import { type Db, type Queryable, sql } from "./db.ts";
+import { STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
+import { resolveForkPoint } from "./fork-point.ts";
+
+export async function findStream(q: Queryable, path: string, forUpdate = false): Promise<StreamRecord | undefined> {
+  const lock = forUpdate ? sql` FOR UPDATE` : sql``;
+  const rows = await q.rows(sql`SELECT ${STREAM_COLUMNS} FROM ds_streams s WHERE s.path = ${path}${lock}`);
+  return rows.length ? toStreamRecord(rows[0]) : undefined;
+}
+
+export async function findStreamById(q: Queryable, id: number): Promise<StreamRecord | undefined> {
+  const rows = await q.rows(sql`SELECT ${STREAM_COLUMNS} FROM ds_streams s WHERE s.id = ${id}`);
+  return rows.length ? toStreamRecord(rows[0]) : undefined;
+}
+
+/** The stream as clients may see it: expired streams are absent, soft-deleted ones gone. */
+export function visible(stream: StreamRecord | undefined): StreamRecord {
+  if (!stream || stream.expired) throw new StreamNotFound();
+  if (stream.deleted) throw new StreamGone();
+  return stream;
+}
+
+export interface StreamConfig {
+  contentType: string;
+  ttlSeconds: number | null;
+  expiresAt: Date | null;
+  closed: boolean;
+}
+
+export interface CreateParams extends StreamConfig {
+  path: string;
+  isJson: boolean;
+  /** Whether the client sent Content-Type (forks inherit the source's otherwise). */
+  contentTypeGiven: boolean;
+  units: Uint8Array[];
+  fork?: { sourcePath: string; offset: number | null; subOffset: number };
+}
+
+export interface CreateOutcome {
+  created: boolean;
+  stream: StreamRecord;
+}
+
+const UNIQUE_VIOLATION = "23505";
+
+export async function createStream(db: Db, p: CreateParams): Promise<CreateOutcome> {
+  try {
+    return await db.tx((q) => createInTx(q, p));
+  } catch (err) {
+    // Two instances raced to create the same path: the loser re-checks against the winner.
+    if ((err as { code?: string })?.code === UNIQUE_VIOLATION || String(err).includes(UNIQUE_VIOLATION)) {
+      return db.tx((q) => createInTx(q, p));
+    }
+    throw err;
+  }
+}
+
+interface Effective extends StreamConfig {
+  isJson: boolean;
+  forkSource: number | null;
+  forkOffset: number | null;
+}
+
+async function createInTx(q: Queryable, p: CreateParams): Promise<CreateOutcome> {
+  const existing = await findStream(q, p.path, true);
+  if (existing?.expired) await retireStream(q, existing);
+  const live = existing && !existing.expired ? existing : undefined;
+  if (live?.deleted) throw new Conflict("a deleted stream that forks still read occupies this path");
+
+  const effective = p.fork ? await resolveFork(q, p, !live) : { ...p, forkSource: null, forkOffset: null };
+  if (live) {
+    if (!sameConfig(live, effective)) throw new Conflict("stream already exists with a different configuration");
+    return { created: false, stream: live };
+  }
+  const tail0 = effective.forkOffset ?? 0;
+  const chunks = unitsToChunks(0, tail0, effective.isJson, p.units);
+  const tail = chunks.length ? chunks[chunks.length - 1].end : tail0;
+  const rows = await q.rows(sql`
+    INSERT INTO ds_streams AS s (path, content_type, is_json, ttl_seconds, expires_at, tail, closed, fork_source, fork_offset)
+    VALUES (${p.path}, ${effective.contentType}, ${effective.isJson}, ${effective.ttlSeconds}, ${effective.expiresAt?.toISOString() ?? null}::timestamptz,
+            ${tail}, ${effective.closed}, ${effective.forkSource}, ${effective.forkOffset})
+    RETURNING ${STREAM_COLUMNS}`);
+  const stream = toStreamRecord(rows[0]);
+  await insertChunks(q, chunks.map((c) => ({ ...c, streamId: stream.id })));
+  if (effective.forkSource !== null) {
+    await q.rows(sql`UPDATE ds_streams SET ref_count = ref_count + 1 WHERE id = ${effective.forkSource}`);
+  }
+  return { created: true, stream };
+}
+
+function sameConfig(s: StreamRecord, e: Effective): boolean {
+  return (
+    sameContentType(s.contentType, e.contentType) &&
+    s.ttlSeconds === e.ttlSeconds &&
+    (s.expiresAt?.getTime() ?? null) === (e.expiresAt?.getTime() ?? null) &&
+    s.closed === e.closed &&
+    s.forkSource === e.forkSource &&
+    s.forkOffset === e.forkOffset
+  );
+}
+
+/** Resolves a fork request against its source (PROTOCOL 4.2): type, point, expiry. */
+async function resolveFork(q: Queryable, p: CreateParams, lock: boolean): Promise<Effective> {
+  const fork = p.fork!;
+  const source = await findStream(q, fork.sourcePath, lock);
+  if (!source || source.expired) throw new StreamNotFound("fork source stream not found");
+  if (source.deleted) throw new Conflict("fork source stream has been deleted");
+  if (p.contentTypeGiven && !sameContentType(p.contentType, source.contentType)) {
+    throw new Conflict("Content-Type differs from the fork source's");
+  }
+  const anchor = fork.offset ?? source.tail;
+  if (anchor > source.tail) throw new BadRequest("Stream-Fork-Offset is beyond the source stream's tail");
+  const point = await resolveForkPoint(q, source, anchor, fork.subOffset);
+  let { ttlSeconds, expiresAt } = p;
+  if (ttlSeconds === null && expiresAt === null) {
+    ttlSeconds = source.ttlSeconds;
+    expiresAt = source.expiresAt;
+  }
+  return {
+    contentType: source.contentType,
+    isJson: source.isJson,
+    ttlSeconds,
+    expiresAt,
+    closed: p.closed,
+    forkSource: source.id,
+    forkOffset: point,
+  };
+}
+
+export async function deleteStream(db: Db, channel: string, path: string): Promise<void> {
+  await db.tx(async (q) => {
+    const s = await findStream(q, path, true);
+    if (s?.expired) await retireStream(q, s);
+    const stream = visible(s);
+    if (stream.refCount > 0) {
+      // Forks still read this data: hide the stream but keep it (soft delete, 4.2).
+      await q.rows(sql`UPDATE ds_streams SET deleted_at = clock_timestamp() WHERE id = ${stream.id}`);
+    } else {
+      await removeStream(q, stream);
+    }
+    await notifyStream(q, channel, [stream.id]);
+  });
+}
+
+/** Takes an expired stream off its path; keeps its data while forks reference it. */
+export async function retireStream(q: Queryable, s: StreamRecord): Promise<void> {
+  if (s.refCount > 0) {
+    await q.rows(sql`UPDATE ds_streams SET path = NULL, deleted_at = coalesce(deleted_at, clock_timestamp()) WHERE id = ${s.id}`);
+  } else {
+    await removeStream(q, s);
+  }
+}
+
+/** Deletes a stream and its data, then releases its fork source, cascading up the chain. */
+async function removeStream(q: Queryable, s: { id: number; forkSource: number | null }): Promise<void> {
+  await q.rows(sql`DELETE FROM ds_chunks WHERE stream_id = ${s.id}`);
+  await q.rows(sql`DELETE FROM ds_producers WHERE stream_id = ${s.id}`);
+  await q.rows(sql`DELETE FROM ds_streams WHERE id = ${s.id}`);
+  if (s.forkSource === null) return;
+  const rows = await q.rows<Record<string, unknown>>(sql`
+    UPDATE ds_streams s SET ref_count = ref_count - 1 WHERE id = ${s.forkSource}
+    RETURNING ${STREAM_COLUMNS}`);
+  const source = rows.length ? toStreamRecord(rows[0]) : undefined;
+  if (source && source.refCount <= 0 && (source.deleted || source.path === null || source.expired)) {
+    await removeStream(q, source);
+  }
+}
+
+/** Resets the sliding TTL window: every read or write that reaches us counts (4, 5.1). */
+export async function touchStream(db: Db, s: StreamRecord): Promise<void> {
+  if (s.ttlSeconds === null) return;
+  await db.rows(sql`UPDATE ds_streams SET last_access = clock_timestamp() WHERE id = ${s.id}`);
+}
+
+/** Removes up to `limit` expired streams; returns how many were handled. */
+export async function sweepExpired(db: Db, limit = 100): Promise<number> {
+  return db.tx(async (q) => {
+    const rows = await q.rows(sql`
+      SELECT ${STREAM_COLUMNS} FROM ds_streams s
+      WHERE s.path IS NOT NULL AND ((s.expires_at IS NOT NULL AND s.expires_at <= clock_timestamp())
+         OR (s.ttl_seconds IS NOT NULL AND s.last_access + s.ttl_seconds * interval '1 second' <= clock_timestamp()))
+      ORDER BY s.id LIMIT ${limit} FOR UPDATE SKIP LOCKED`);
+    for (const r of rows) await retireStream(q, toStreamRecord(r));
+    return rows.length;
+  });
+}
+
+/** The notification channel of one schema's streams (schema-prefixed, like river's topics). */
+export const notifyChannel = (schema: string) => `ds_${schema}_streams`;
+
+/** Wakes live readers of the given streams on every instance once the transaction commits. */
+export async function notifyStream(q: Queryable, channel: string, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await q.rows(sql`SELECT pg_notify(${channel}, ${ids.join(",")})`);
+}

@@ -1,0 +1,33 @@
+// The official conformance suite, run by vitest against our server in a separate process
+// (its fake-timer-free sleeps must not share a clock or event loop with the server).
+//   CONFORMANCE_RUNTIME=bun|deno   which runtime starts the server (default bun)
+//   DATABASE_URL                   Postgres to use (a fresh schema per run); unset → PGlite
+//   CONFORMANCE_URL                test an already running server / load balancer instead
+import { runConformanceTests } from "@durable-streams/server-conformance-tests";
+import { afterAll, beforeAll } from "vitest";
+import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+
+const LONG_POLL_TIMEOUT_MS = 1_000;
+const config = { baseUrl: process.env.CONFORMANCE_URL ?? "", longPollTimeoutMs: LONG_POLL_TIMEOUT_MS };
+let server: SpawnedServer | undefined;
+
+beforeAll(async () => {
+  if (process.env.CONFORMANCE_URL) return;
+  const runtime = (process.env.CONFORMANCE_RUNTIME ?? "bun") as Runtime;
+  const databaseUrl = process.env.DATABASE_URL || undefined;
+  server = await spawnServer({
+    runtime,
+    databaseUrl,
+    schema: databaseUrl ? `conf_${runtime}_${Date.now().toString(36)}` : undefined,
+    env: { LONG_POLL_TIMEOUT_MS: String(LONG_POLL_TIMEOUT_MS), SSE_MAX_LIFETIME_MS: "60000" },
+    quiet: !process.env.CONFORMANCE_VERBOSE,
+  });
+  config.baseUrl = server.url;
+  console.log(`conformance: ${runtime} + ${databaseUrl ? "postgres" : "pglite"} at ${server.url}`);
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+runConformanceTests(config);

@@ -1,0 +1,101 @@
+// Starts the real server as a separate process (Bun or Deno, PGlite or Postgres) and
+// waits for /healthz. Used by the conformance run, the crash test and the multi-instance tests.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = join(ROOT, "node_modules/.bin");
+
+export type Runtime = "bun" | "deno";
+
+export interface SpawnOptions {
+  runtime?: Runtime;
+  /** Postgres URL; omit for embedded PGlite in a fresh temporary folder. */
+  databaseUrl?: string;
+  schema?: string;
+  dataDir?: string;
+  port?: number;
+  env?: Record<string, string>;
+  quiet?: boolean;
+}
+
+export interface SpawnedServer {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  dataDir?: string;
+  /** SIGTERM (graceful) or SIGKILL (crash); resolves when the process is gone. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServer> {
+  const runtime = opts.runtime ?? "bun";
+  const port = opts.port ?? (await freePort());
+  const ownDataDir = !opts.databaseUrl && !opts.dataDir ? mkdtempSync(join(tmpdir(), "ds-pglite-")) : undefined;
+  const dataDir = opts.dataDir ?? ownDataDir;
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+    ...(dataDir ? { DATA_DIR: dataDir } : {}),
+    ...(opts.schema ? { DATABASE_SCHEMA: opts.schema } : {}),
+    ...opts.env,
+  };
+  if (!opts.databaseUrl) delete env.DATABASE_URL;
+  const args = runtime === "bun" ? ["src/main.ts"] : ["run", "-A", "src/main.ts"];
+  const proc = spawn(join(BIN, runtime), args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const collect = (b: Buffer) => {
+    output += b.toString();
+    if (!opts.quiet) process.stderr.write(`[${runtime}:${port}] ${b}`);
+  };
+  proc.stdout!.on("data", collect);
+  proc.stderr!.on("data", collect);
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`server exited during start-up:\n${output}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      proc.kill("SIGKILL");
+      throw new Error(`server did not become healthy:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    port,
+    proc,
+    dataDir,
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill(signal);
+        await exited;
+      }
+      if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
+    },
+  };
+}
