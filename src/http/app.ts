@@ -36,8 +36,8 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
     )
     .put(route, guarded((req, url) => handleCreate(ctx, req, url)), opts)
     .post(route, guarded((req, url) => handleAppend(ctx, req, url)), opts)
-    .get(route, guarded((req, url) => handleRead(ctx, req, url)), opts)
-    .head(route, guarded((_req, url) => handleHead(ctx, url)), opts)
+    // Elysia answers HEAD through the GET route, so the method is told apart here.
+    .get(route, guarded((req, url) => (req.method === "HEAD" ? handleHead(ctx, url) : handleRead(ctx, req, url))), opts)
     .delete(route, guarded((_req, url) => handleDelete(ctx, url)), opts)
     .patch(route, guarded(async () => {
       throw new MethodNotAllowed("method not allowed on a stream");

@@ -20,6 +20,7 @@ export async function handleRead(ctx: AppContext, request: Request, url: URL): P
   if (!offset || offsetParam === "" || offsetParams.length > 1) throw new BadRequest("offset must be -1, now, or an offset returned by this server");
   const live = url.searchParams.get("live");
   if (live !== null && live !== "long-poll" && live !== "sse") throw new BadRequest("live must be long-poll or sse");
+  if (live !== null && offsetParam === null) throw new BadRequest("live reads require an offset");
   const stream = visible(await ctx.store.find(streamPath(url)));
   await ctx.store.touch(stream);
   const from = offset.kind === "position" ? offset.position : offset.kind === "now" ? stream.tail : 0;
