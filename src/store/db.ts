@@ -88,7 +88,8 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
 async function openPglite(opts: DbOptions): Promise<Db> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { mkdirSync } = await import("node:fs");
-  mkdirSync(opts.dataDir, { recursive: true });
+  // "memory://" keeps the database in memory (tests); anything else is a folder.
+  if (!opts.dataDir.startsWith("memory://")) mkdirSync(opts.dataDir, { recursive: true });
   const client = await PGlite.create(opts.dataDir);
   await client.exec(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}; SET search_path TO ${quoteIdent(opts.schema)}`);
   const db = drizzlePglite(client);

@@ -1,0 +1,211 @@
+// Storage behaviour, run against PGlite and (with DATABASE_URL) real Postgres.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { BadRequest, Conflict, ProducerSeqGap, StreamClosedConflict, StreamGone, StreamNotFound } from "../../src/protocol/errors.ts";
+import { type Db, sql } from "../../src/store/db.ts";
+import { Store } from "../../src/store/index.ts";
+import type { CreateParams } from "../../src/store/streams.ts";
+import { visible } from "../../src/store/streams.ts";
+import { backends } from "../support/backends.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (parts: Uint8Array[]) => parts.map((p) => new TextDecoder().decode(p)).join("");
+
+function params(path: string, over: Partial<CreateParams> = {}): CreateParams {
+  return {
+    path,
+    contentType: "text/plain",
+    contentTypeGiven: true,
+    isJson: false,
+    ttlSeconds: null,
+    expiresAt: null,
+    closed: false,
+    units: [],
+    ...over,
+  };
+}
+
+const append = (store: Store, path: string, text: string, over: Record<string, unknown> = {}) =>
+  store.append({ path, contentType: "text/plain", body: enc(text), messages: null, close: false, streamSeq: null, ...over });
+
+async function readAll(store: Store, path: string, cap = 1 << 20): Promise<string> {
+  const s = visible(await store.find(path));
+  let from = 0;
+  let out = "";
+  while (from < s.tail) {
+    const r = await store.read(s, from, cap);
+    out += dec(r.units);
+    from = r.next;
+  }
+  return out;
+}
+
+async function chunkRows(db: Db): Promise<number> {
+  const rows = await db.rows<{ n: unknown }>(sql`SELECT count(*) AS n FROM ds_chunks`);
+  return Number(rows[0].n);
+}
+
+for (const backend of backends) {
+  describe(`store on ${backend.name}`, () => {
+    let db: Db;
+    let store: Store;
+    beforeAll(async () => {
+      db = await backend.open();
+      store = new Store(db, { appendBatchMax: 64 });
+    });
+    afterAll(async () => {
+      await store.drained();
+      await db.close();
+    });
+
+    test("create is idempotent on matching config and conflicts otherwise", async () => {
+      expect((await store.create(params("/s/a"))).created).toBe(true);
+      expect((await store.create(params("/s/a", { contentType: "TEXT/PLAIN" }))).created).toBe(false);
+      await expect(store.create(params("/s/a", { contentType: "application/json", isJson: true }))).rejects.toBeInstanceOf(Conflict);
+      await expect(store.create(params("/s/a", { ttlSeconds: 5 }))).rejects.toBeInstanceOf(Conflict);
+      await expect(store.create(params("/s/a", { closed: true }))).rejects.toBeInstanceOf(Conflict);
+    });
+
+    test("appends land in order and reads page by a byte cap without tearing appends", async () => {
+      await store.create(params("/s/read", { units: [enc("hello ")] }));
+      for (const w of ["big ", "wide ", "world"]) await append(store, "/s/read", w);
+      expect(await readAll(store, "/s/read")).toBe("hello big wide world");
+      expect(await readAll(store, "/s/read", 5)).toBe("hello big wide world");
+      const s = visible(await store.find("/s/read"));
+      const first = await store.read(s, 0, 7);
+      expect(dec(first.units)).toBe("hello big ");
+      expect(first.next).toBe(10);
+    });
+
+    test("concurrent appends share transactions and each gets its own range", async () => {
+      const paths = Array.from({ length: 10 }, (_, i) => `/s/group-${i}`);
+      for (const p of paths) await store.create(params(p));
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => append(store, paths[i % 10], `<${i}>`)),
+      );
+      for (const p of paths) {
+        const text = await readAll(store, p);
+        const seen = text.match(/<\d+>/g) ?? [];
+        expect(seen.length).toBe(20);
+      }
+      const tails = results.map((r) => r.tail);
+      expect(tails.every((t) => t > 0)).toBe(true);
+    });
+
+    test("one bad append in a group fails alone", async () => {
+      await store.create(params("/s/ok"));
+      await store.create(params("/s/closed", { closed: true }));
+      const settled = await Promise.allSettled([
+        append(store, "/s/ok", "a"),
+        append(store, "/s/closed", "x"),
+        append(store, "/s/missing", "y"),
+        append(store, "/s/ok", "b", { contentType: "image/png" }),
+        append(store, "/s/ok", "c"),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected", "fulfilled"]);
+      expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(StreamClosedConflict);
+      expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(StreamNotFound);
+      expect((settled[3] as PromiseRejectedResult).reason).toBeInstanceOf(Conflict);
+      expect(await readAll(store, "/s/ok")).toBe("ac");
+    });
+
+    test("producer state commits with the data: retries are not written twice", async () => {
+      await store.create(params("/s/prod"));
+      const p = (seq: number, text: string) => append(store, "/s/prod", text, { producer: { id: "w", epoch: 0, seq } });
+      expect((await p(0, "a")).status).toBe(200);
+      expect((await p(1, "b")).status).toBe(200);
+      const dup = await p(1, "B");
+      expect(dup.status).toBe(204);
+      expect(dup.producer).toEqual({ epoch: 0, seq: 1 });
+      await expect(p(3, "d")).rejects.toBeInstanceOf(ProducerSeqGap);
+      // pipelined retries of the same request inside one group: written once
+      const burst = await Promise.all([p(2, "c"), p(2, "c"), p(2, "c")]);
+      expect(burst.map((b) => b.status).sort()).toEqual([200, 204, 204]);
+      expect(await readAll(store, "/s/prod")).toBe("abc");
+      const rows = await db.rows<{ last_seq: unknown }>(sql`SELECT last_seq FROM ds_producers WHERE producer_id = 'w'`);
+      expect(Number(rows[0].last_seq)).toBe(2);
+    });
+
+    test("JSON streams store one row per message and read back as the same messages", async () => {
+      await store.create(params("/s/json", { contentType: "application/json", isJson: true, units: [enc("1")] }));
+      await store.append({
+        path: "/s/json", contentType: "application/json", body: enc("[2,3]"), messages: [enc("2"), enc("3")], close: false, streamSeq: null,
+      });
+      const s = visible(await store.find("/s/json"));
+      expect(s.tail).toBe(3);
+      expect((await store.read(s, 1, 1 << 20)).units.map((u) => new TextDecoder().decode(u))).toEqual(["2", "3"]);
+    });
+
+    test("forks point at their source: no data is copied, reads stitch one offset space", async () => {
+      const big = new Uint8Array(256 * 1024).fill(120);
+      await store.create(params("/s/src", { contentType: "application/octet-stream", units: [big] }));
+      for (let i = 0; i < 15; i++) {
+        await store.append({ path: "/s/src", contentType: "application/octet-stream", body: big, messages: null, close: false, streamSeq: null });
+      }
+      const before = await chunkRows(db);
+      const { stream: fork } = await store.create(
+        params("/s/fork", { contentType: "", contentTypeGiven: false, fork: { sourcePath: "/s/src", offset: null, subOffset: 0 } }),
+      );
+      expect(await chunkRows(db)).toBe(before);
+      expect(fork.tail).toBe(16 * big.byteLength);
+      expect(fork.contentType).toBe("application/octet-stream");
+      await store.append({ path: "/s/fork", contentType: "application/octet-stream", body: enc("tail"), messages: null, close: false, streamSeq: null });
+      const r = await store.read(visible(await store.find("/s/fork")), fork.tail - 2, 1 << 20);
+      expect(dec(r.units)).toBe("xxtail");
+    });
+
+    test("a fork sub-offset splits the append at the anchor, and no further", async () => {
+      await store.create(params("/s/sub", { units: [enc("hello")] }));
+      await append(store, "/s/sub", "world");
+      const fork = (path: string, offset: number | null, subOffset: number) =>
+        store.create(params(path, { fork: { sourcePath: "/s/sub", offset, subOffset } }));
+      await fork("/s/sub-a", 0, 3);
+      expect(await readAll(store, "/s/sub-a")).toBe("hel");
+      await fork("/s/sub-b", 5, 5);
+      expect(await readAll(store, "/s/sub-b")).toBe("helloworld");
+      await expect(fork("/s/sub-c", 0, 6)).rejects.toBeInstanceOf(BadRequest);
+      await expect(fork("/s/sub-d", null, 1)).rejects.toBeInstanceOf(BadRequest);
+      await expect(fork("/s/sub-e", 99, 0)).rejects.toBeInstanceOf(BadRequest);
+    });
+
+    test("deleting a source with forks soft-deletes it; the last fork's delete cascades", async () => {
+      await store.create(params("/s/l0", { units: [enc("A")] }));
+      await store.create(params("/s/l1", { fork: { sourcePath: "/s/l0", offset: null, subOffset: 0 } }));
+      await append(store, "/s/l1", "B");
+      await store.create(params("/s/l2", { fork: { sourcePath: "/s/l1", offset: null, subOffset: 0 } }));
+      await append(store, "/s/l2", "C");
+      await store.delete("/s/l0");
+      await store.delete("/s/l1");
+      expect(() => visible(undefined)).toThrow(StreamNotFound);
+      await expect(store.find("/s/l0").then(visible)).rejects.toBeInstanceOf(StreamGone);
+      await expect(store.create(params("/s/l0"))).rejects.toBeInstanceOf(Conflict);
+      expect(await readAll(store, "/s/l2")).toBe("ABC");
+      const ids = [(await store.find("/s/l0"))!.id, (await store.find("/s/l1"))!.id];
+      await store.delete("/s/l2");
+      for (const p of ["/s/l0", "/s/l1", "/s/l2"]) expect(await store.find(p)).toBeUndefined();
+      const left = await db.rows<{ n: unknown }>(
+        sql`SELECT count(*) AS n FROM ds_chunks WHERE stream_id IN (${ids[0]}, ${ids[1]})`,
+      );
+      expect(Number(left[0].n)).toBe(0);
+    });
+
+    test("expired streams are absent, can be re-created, and the sweeper removes them", async () => {
+      await store.create(params("/s/exp", { expiresAt: new Date(Date.now() - 1000), units: [enc("old")] }));
+      await expect(store.find("/s/exp").then(visible)).rejects.toBeInstanceOf(StreamNotFound);
+      await expect(append(store, "/s/exp", "x")).rejects.toBeInstanceOf(StreamNotFound);
+      expect((await store.create(params("/s/exp", { contentType: "application/json", isJson: true }))).created).toBe(true);
+      await store.create(params("/s/exp2", { expiresAt: new Date(Date.now() - 1000), units: [enc("old")] }));
+      expect(await store.sweep()).toBeGreaterThanOrEqual(1);
+      const rows = await db.rows(sql`SELECT id FROM ds_streams WHERE path = '/s/exp2'`);
+      expect(rows.length).toBe(0);
+    });
+
+    test("a fork's expiry releases its reference on the source", async () => {
+      await store.create(params("/s/rsrc", { units: [enc("x")] }));
+      await store.create(params("/s/rfork", { ttlSeconds: 1, fork: { sourcePath: "/s/rsrc", offset: null, subOffset: 0 } }));
+      expect((await store.find("/s/rsrc"))!.refCount).toBe(1);
+      await db.rows(sql`UPDATE ds_streams SET last_access = now() - interval '10 seconds' WHERE path = '/s/rfork'`);
+      await store.sweep();
+      expect((await store.find("/s/rsrc"))!.refCount).toBe(0);
+    });
+  });
+}

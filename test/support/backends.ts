@@ -1,0 +1,58 @@
+// The same store test file runs against embedded PGlite and, when DATABASE_URL is set,
+// real Postgres; each run gets its own schema (or in-memory database) and drops it after.
+import postgres from "postgres";
+import { type Db, openDb } from "../../src/store/db.ts";
+import { migrate } from "../../src/store/migrate.ts";
+
+export interface Backend {
+  name: "pglite" | "postgres";
+  open(): Promise<Db>;
+}
+
+const databaseUrl = process.env.DATABASE_URL || undefined;
+let counter = 0;
+
+export function uniqueSchema(prefix: string): string {
+  return `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter++}`;
+}
+
+export const backends: Backend[] = [
+  {
+    name: "pglite",
+    open: async () => {
+      const db = await openDb({ dataDir: "memory://", schema: "public", poolSize: 1 });
+      await migrate(db);
+      return db;
+    },
+  },
+  ...(databaseUrl
+    ? [
+        {
+          name: "postgres" as const,
+          open: async () => {
+            const schema = uniqueSchema("t");
+            const db = await openDb({ databaseUrl, schema, poolSize: 6 });
+            await migrate(db);
+            const close = db.close.bind(db);
+            db.close = async () => {
+              await close();
+              await dropSchema(schema);
+            };
+            return db;
+          },
+        },
+      ]
+    : []),
+];
+
+export async function dropSchema(schema: string): Promise<void> {
+  if (!databaseUrl) return;
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await sql.end();
+  }
+}
+
+export { databaseUrl };
