@@ -67,8 +67,9 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
   });
   // Every pool connection must see our schema; create it before the first query uses it.
   await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {
-    // Concurrent starters may race on CREATE SCHEMA; the schema existing is all we need.
-    if (!String(err?.message).includes("already exists")) throw err;
+    // Instances starting together race on CREATE SCHEMA (unique violation on the
+    // catalog); the schema existing is all we need.
+    if (err?.code !== "23505" && err?.code !== "42P06") throw err;
   });
   const db = drizzlePostgres(client);
   const base = wrap((q) => db.execute(q), (s) => client.unsafe(s));

@@ -1,0 +1,21 @@
+// Runs the protocol's reference server (@durable-streams/server) in its own Node process,
+// in memory or file-backed, so the benchmark compares servers and not launchers.
+// Usage: node bench/servers/reference.mjs <port> [dataDir]
+import { DurableStreamTestServer } from "@durable-streams/server";
+
+const port = Number(process.argv[2]);
+const dataDir = process.argv[3] || undefined;
+const server = new DurableStreamTestServer({ port, host: "127.0.0.1", dataDir });
+await server.start();
+console.log(`reference server (${dataDir ? "file" : "memory"}) on ${server.url}`);
+
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"]) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    // A hung close (open SSE sockets) must not keep the benchmark waiting.
+    setTimeout(() => process.exit(0), 3000).unref();
+    server.stop().finally(() => process.exit(0));
+  });
+}
