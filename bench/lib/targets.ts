@@ -1,0 +1,100 @@
+// The servers under test. Every one runs in its own process(es); the driver only starts,
+// measures and stops them.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCluster } from "../../test/support/cluster.ts";
+import { freePort, ROOT, spawnServer } from "../../test/support/spawn-server.ts";
+import { databaseUrl, dropSchema } from "./pg.ts";
+import { sleep } from "./proc.ts";
+
+export type TargetKind = "ours-1" | "ours-2" | "ours-3" | "ref-mem" | "ref-file";
+
+export const TARGET_LABELS: Record<TargetKind, string> = {
+  "ours-1": "ours, 1 instance",
+  "ours-2": "ours, 2 instances",
+  "ours-3": "ours, 3 instances + nginx",
+  "ref-mem": "reference, memory",
+  "ref-file": "reference, file",
+};
+
+export interface Target {
+  kind: TargetKind;
+  /** Where clients send requests (the load balancer for ours-3). */
+  url: string;
+  /** Each server instance's own URL (one entry except for clusters). */
+  instanceUrls: string[];
+  /** Server processes whose CPU and memory count (nginx not included). */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+export interface OursOptions {
+  schema: string;
+  /** Keep the schema's data from an earlier target of the same scenario. */
+  keepSchema?: boolean;
+  env?: Record<string, string>;
+}
+
+export async function startOurs(count: 1 | 2 | 3, opts: OursOptions, loadBalancer = count > 1): Promise<Target> {
+  if (!opts.keepSchema) await dropSchema(opts.schema);
+  const url = databaseUrl();
+  if (count === 1) {
+    const s = await spawnServer({ databaseUrl: url, schema: opts.schema, env: opts.env, quiet: true });
+    return { kind: "ours-1", url: s.url, instanceUrls: [s.url], pids: [s.proc.pid!], stop: () => s.stop() };
+  }
+  const c = await startCluster({ databaseUrl: url, schema: opts.schema, count, loadBalancer, env: opts.env, quiet: true });
+  return {
+    kind: count === 3 ? "ours-3" : "ours-2",
+    url: c.lb?.url ?? c.instances[0].url,
+    instanceUrls: c.instances.map((i) => i.url),
+    pids: c.instances.map((i) => i.proc.pid!),
+    stop: () => c.stop(),
+  };
+}
+
+export async function startReference(mode: "memory" | "file"): Promise<Target> {
+  const port = await freePort();
+  const dataDir = mode === "file" ? mkdtempSync(join(tmpdir(), "ds-ref-")) : undefined;
+  const args = [join(ROOT, "bench/servers/reference.mjs"), String(port), ...(dataDir ? [dataDir] : [])];
+  const proc = spawn("node", args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  proc.stdout.on("data", (b) => (output += b));
+  proc.stderr.on("data", (b) => (output += b));
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (!output.includes("reference server")) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill("SIGKILL");
+      throw new Error(`reference server did not start:\n${output}`);
+    }
+    await sleep(50);
+  }
+  return {
+    kind: mode === "memory" ? "ref-mem" : "ref-file",
+    url,
+    instanceUrls: [url],
+    pids: [proc.pid!],
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill("SIGTERM");
+        await Promise.race([exited, sleep(5000)]);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+        await exited;
+      }
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts a target, runs fn against it and always stops it. */
+export async function withTarget<T>(start: () => Promise<Target>, fn: (t: Target) => Promise<T>): Promise<T> {
+  const target = await start();
+  try {
+    return await fn(target);
+  } finally {
+    await target.stop();
+  }
+}
