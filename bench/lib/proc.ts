@@ -27,17 +27,24 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** CPU seconds of every running postgres process (backends come from pools, so they persist). */
-export function postgresCpuSeconds(): number {
-  let total = 0;
+/** CPU seconds of each running postgres process, by pid. */
+export function postgresCpu(): Map<number, number> {
+  const out = new Map<number, number>();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/comm`, "utf8").trim() === "postgres") total += cpuSeconds(Number(name));
+      if (readFileSync(`/proc/${name}/comm`, "utf8").trim() === "postgres") out.set(Number(name), cpuSeconds(Number(name)));
     } catch {
       // exited while we looked
     }
   }
+  return out;
+}
+
+/** CPU postgres used between two samples; backends that exited in between are not counted. */
+function postgresDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
   return total;
 }
 
@@ -51,14 +58,14 @@ export function machineBusySeconds(): number {
 
 /** Samples CPU use of the given pids, postgres and the machine over an interval. */
 export class CpuMeter {
-  private start: { pids: number; pg: number; machine: number; at: number };
+  private start: { pids: number; pg: Map<number, number>; machine: number; at: number };
   constructor(private readonly pids: number[]) {
     this.start = this.sample();
   }
   private sample() {
     return {
       pids: this.pids.reduce((s, p) => s + cpuSeconds(p), 0),
-      pg: postgresCpuSeconds(),
+      pg: postgresCpu(),
       machine: machineBusySeconds(),
       at: performance.now() / 1000,
     };
@@ -69,7 +76,7 @@ export class CpuMeter {
     const dt = end.at - this.start.at;
     return {
       serverCores: round((end.pids - this.start.pids) / dt, 2),
-      postgresCores: round((end.pg - this.start.pg) / dt, 2),
+      postgresCores: round(postgresDelta(this.start.pg, end.pg) / dt, 2),
       machineCores: round((end.machine - this.start.machine) / dt, 2),
       seconds: round(dt, 1),
     };

@@ -89,12 +89,22 @@ export async function startReference(mode: "memory" | "file"): Promise<Target> {
   };
 }
 
+const running = new Set<Target>();
+
 /** Starts a target, runs fn against it and always stops it. */
 export async function withTarget<T>(start: () => Promise<Target>, fn: (t: Target) => Promise<T>): Promise<T> {
   const target = await start();
+  running.add(target);
   try {
     return await fn(target);
   } finally {
+    running.delete(target);
     await target.stop();
   }
+}
+
+/** Stops whatever is still running (the driver was interrupted). */
+export async function stopAll(): Promise<void> {
+  await Promise.allSettled([...running].map((t) => t.stop()));
+  running.clear();
 }

@@ -89,12 +89,15 @@ async function longPoll(
   clientCursor: string | null,
 ): Promise<Response> {
   const deadline = Date.now() + ctx.config.LONG_POLL_TIMEOUT_MS;
+  // Shutdown answers a waiting long-poll at once (the client retries elsewhere); a client
+  // that went away stops waiting too.
+  const stop = AbortSignal.any([ctx.shutdown, request.signal]);
   let current = stream;
   for (;;) {
     if (from < current.tail) return catchUp(ctx, request, current, from, nextCursor(clientCursor));
     if (current.closed) return timeoutResponse(current, undefined);
     const remaining = deadline - Date.now();
-    if (remaining <= 0 || ctx.shutdown.aborted || request.signal.aborted) {
+    if (remaining <= 0 || stop.aborted) {
       return timeoutResponse(current, nextCursor(clientCursor));
     }
     // Register first, then re-check the tail, so an append between the two still wakes us.
@@ -105,7 +108,8 @@ async function longPoll(
         current = fresh;
         continue;
       }
-      await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS));
+      await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS), stop);
+      if (stop.aborted) return timeoutResponse(current, nextCursor(clientCursor));
     } finally {
       waiter.cancel();
     }

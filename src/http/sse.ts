@@ -32,37 +32,33 @@ export function handleSse(
   clientCursor: string | null,
 ): Response {
   const text = isTextForSse(stream.contentType);
-  let stopped = false;
-  let stopWaiting: (() => void) | undefined;
-  const stop = () => {
-    stopped = true;
-    stopWaiting?.();
-  };
+  // The pump stops on shutdown (the client reconnects elsewhere), on client disconnect,
+  // or when the consumer cancels the body.
+  const cancelled = new AbortController();
+  const stop = AbortSignal.any([ctx.shutdown, request.signal, cancelled.signal]);
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       const send = (s: string) => {
-        if (!stopped) controller.enqueue(encoder.encode(s));
+        if (!stop.aborted) controller.enqueue(encoder.encode(s));
       };
-      const onShutdown = () => stop();
-      ctx.shutdown.addEventListener("abort", onShutdown);
-      request.signal.addEventListener("abort", onShutdown);
       try {
-        await pump(ctx, stream, from, clientCursor, text, send, () => stopped, (f) => (stopWaiting = f));
+        await pump(ctx, stream, from, clientCursor, text, send, stop);
       } catch (err) {
         // The stream vanished or the database failed mid-stream: end the response; the
         // client reconnects and gets a proper status.
         if (!(err instanceof ProtocolError)) console.error("sse read failed", err);
       } finally {
-        ctx.shutdown.removeEventListener("abort", onShutdown);
-        request.signal.removeEventListener("abort", onShutdown);
-        if (!stopped) {
-          stopped = true;
-          controller.close();
+        if (!cancelled.signal.aborted) {
+          try {
+            controller.close();
+          } catch {
+            // already closed by the runtime
+          }
         }
       }
     },
     cancel() {
-      stop();
+      cancelled.abort();
     },
   });
   const headers: Record<string, string> = {
@@ -81,8 +77,7 @@ async function pump(
   clientCursor: string | null,
   text: boolean,
   send: (s: string) => void,
-  isStopped: () => boolean,
-  onWait: (cancel: () => void) => void,
+  stop: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + ctx.config.SSE_MAX_LIFETIME_MS;
   let stream = initial;
@@ -90,7 +85,7 @@ async function pump(
   let cursor = clientCursor;
   let announced = -1;
   let lastWrite = Date.now();
-  while (!isStopped()) {
+  while (!stop.aborted) {
     // A data event and its control event go out in one write.
     let out = "";
     if (pos < stream.tail) {
@@ -113,20 +108,23 @@ async function pump(
       if (closed) control.streamClosed = true;
       out += sseEvent("control", JSON.stringify(control));
       announced = pos;
+    }
+    if (out) {
+      send(out);
       lastWrite = Date.now();
     }
-    if (out) send(out);
     if (closed) return;
     if (!upToDate) continue;
     const remaining = deadline - Date.now();
     if (remaining <= 0) return;
+    // Register, then re-check, then wait: no append can slip between check and wait.
     const waiter = ctx.notifier.subscribe(stream.id);
-    onWait(() => waiter.cancel());
     try {
       const fresh = await ctx.store.findById(stream.id);
       if (!fresh || fresh.expired || fresh.deleted) return;
       if (fresh.tail === stream.tail && fresh.closed === stream.closed) {
-        await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS, KEEPALIVE_MS));
+        await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS, KEEPALIVE_MS), stop);
+        if (stop.aborted) return;
         const again = await ctx.store.findById(stream.id);
         if (!again || again.expired || again.deleted) return;
         stream = again;

@@ -4,8 +4,8 @@
 import type { Db } from "../store/db.ts";
 
 export interface Waiter {
-  /** Resolves true when woken, false when `ms` passed first. */
-  wait(ms: number): Promise<boolean>;
+  /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
+  wait(ms: number, signal?: AbortSignal): Promise<boolean>;
   cancel(): void;
 }
 
@@ -78,18 +78,18 @@ export class Notifier {
     };
     return {
       cancel,
-      wait: (ms) =>
+      wait: (ms, signal) =>
         new Promise<boolean>((resolve) => {
-          if (woken) return resolve(true);
-          const timer = setTimeout(() => {
-            release = undefined;
-            resolve(false);
-          }, Math.max(0, ms));
-          release = () => {
+          if (woken || signal?.aborted) return resolve(woken);
+          const done = () => {
             clearTimeout(timer);
+            signal?.removeEventListener("abort", done);
             release = undefined;
             resolve(woken);
           };
+          const timer = setTimeout(done, Math.max(0, ms));
+          signal?.addEventListener("abort", done);
+          release = done;
         }).then((r) => {
           woken = false;
           return r;

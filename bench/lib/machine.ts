@@ -1,0 +1,47 @@
+// What the numbers were measured on, and the file-descriptor room the idle scenario needs.
+import { spawnSync } from "node:child_process";
+import { cpus, totalmem } from "node:os";
+import { readFileSync } from "node:fs";
+import { serverVersion } from "./pg.ts";
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  kernel: string;
+  bun: string;
+  node: string;
+  postgres: string;
+  wrk: string;
+  nginx: string;
+  reference: string;
+  openFilesLimit: number;
+}
+
+const firstLine = (cmd: string, args: string[]) => {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n").find((l) => l.trim())?.trim() ?? "not found";
+};
+
+export function openFilesLimit(): { soft: number; hard: number } {
+  const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files")) ?? "";
+  const [soft, hard] = line.replace("Max open files", "").trim().split(/\s+/).map((v) => (v === "unlimited" ? Infinity : Number(v)));
+  return { soft, hard };
+}
+
+export async function machineInfo(): Promise<MachineInfo> {
+  const ref = JSON.parse(readFileSync(new URL("../../node_modules/@durable-streams/server/package.json", import.meta.url), "utf8"));
+  return {
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
+    bun: typeof Bun !== "undefined" ? Bun.version : "n/a",
+    node: firstLine("node", ["--version"]),
+    postgres: await serverVersion(),
+    wrk: firstLine(process.env.WRK_BIN ?? "wrk", ["--version"]).replace(/ Copyright.*/, ""),
+    nginx: firstLine(process.env.NGINX_BIN ?? "/usr/sbin/nginx", ["-v"]),
+    reference: `@durable-streams/server ${ref.version} on Node`,
+    openFilesLimit: openFilesLimit().soft,
+  };
+}

@@ -1,0 +1,44 @@
+// One wrk measurement against a running target: a short warm-up (JIT, pools, prepared
+// statements), then the measured run with the servers' CPU and memory sampled around it.
+import type { Cell } from "./results.ts";
+import { CpuMeter, round, rssMiB } from "./proc.ts";
+import type { Target } from "./targets.ts";
+import { perSecond, runWrk, type WrkOptions, type WrkResult } from "./wrk.ts";
+
+export interface Measured {
+  wrk: WrkResult;
+  perSecond: number;
+  cpu: ReturnType<CpuMeter["stop"]>;
+  rssMiB: number;
+}
+
+export async function measureWrk(
+  target: Target,
+  opts: Omit<WrkOptions, "url">,
+  warmupSeconds: number,
+  warmupEnv: Record<string, string> = {},
+): Promise<Measured> {
+  if (warmupSeconds > 0) await runWrk({ ...opts, url: target.url, seconds: warmupSeconds, env: { ...opts.env, ...warmupEnv } });
+  const meter = new CpuMeter(target.pids);
+  const wrk = await runWrk({ ...opts, url: target.url });
+  const cpu = meter.stop();
+  return { wrk, perSecond: perSecond(wrk), cpu, rssMiB: round(target.pids.reduce((s, p) => s + rssMiB(p), 0)) };
+}
+
+/** A table cell for a requests-per-second measurement, with the evidence kept alongside. */
+export function rateCell(m: Measured, value = m.perSecond, extra: Record<string, unknown> = {}): Cell {
+  const ms = (us: number) => round(us / 1000, 2);
+  const serverCpuUsPerRequest = m.wrk.requests > 0 ? round((m.cpu.serverCores * m.cpu.seconds * 1e6) / m.wrk.requests, 0) : NaN;
+  return {
+    value: round(value, 0),
+    detail: {
+      requests: m.wrk.requests,
+      latencyMs: { p50: ms(m.wrk.latency_us.p50), p90: ms(m.wrk.latency_us.p90), p99: ms(m.wrk.latency_us.p99), max: ms(m.wrk.latency_us.max) },
+      errors: m.wrk.errors,
+      cpuCores: { server: m.cpu.serverCores, postgres: m.cpu.postgresCores, machine: m.cpu.machineCores },
+      serverCpuUsPerRequest,
+      rssMiB: m.rssMiB,
+      ...extra,
+    },
+  };
+}
