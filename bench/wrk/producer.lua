@@ -1,6 +1,8 @@
 -- Idempotent-producer appends to one stream. Run with as many threads as connections:
 -- wrk gives a script no handle on its connection, so one connection per thread is what
--- keeps each producer's sequence numbers arriving in order.
+-- keeps each producer's sequence numbers arriving in order. The sequence number only
+-- moves on when an answer comes back: wrk calls request() once on thread 1 just to
+-- inspect it, and a request lost with its connection is retried as a producer would.
 local report = require("report")
 setup = report.setup
 done = report.done
@@ -22,13 +24,13 @@ function request()
     ["Producer-Epoch"] = "0",
     ["Producer-Seq"] = tostring(seq),
   }
-  seq = seq + 1
   return wrk.format("POST", path, h, body)
 end
 
 -- 200 is new data, 204 a duplicate the server recognised; both count, but only 200
 -- shows the appends really went through the producer path.
 function response(status, headers, body)
+  if status < 300 then seq = seq + 1 end
   if status == 200 then accepted = accepted + 1
   elseif status == 204 then duplicates = duplicates + 1
   else rejected = rejected + 1 end
