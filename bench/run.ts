@@ -13,8 +13,9 @@ import type { Ctx, Scenario } from "./lib/scenario.ts";
 import { stopAll } from "./lib/targets.ts";
 import { appendScenario } from "./scenarios/append.ts";
 import { hotScenario } from "./scenarios/hot.ts";
+import { readScenario } from "./scenarios/read.ts";
 
-const SCENARIOS: Scenario[] = [appendScenario, hotScenario];
+const SCENARIOS: Scenario[] = [appendScenario, hotScenario, readScenario];
 const RESULTS = join(ROOT, "bench/results");
 /** The idle scenario holds 10,000 sockets in one process (client and server alike). */
 const NEEDED_FDS = 12_000;

@@ -3,6 +3,7 @@
 import type { Config } from "./config.ts";
 import { buildApp } from "./http/app.ts";
 import { Notifier } from "./live/notifier.ts";
+import { SharedReads } from "./live/shared-reads.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
 import { Store } from "./store/index.ts";
@@ -29,7 +30,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;
-  const app = buildApp({ store, notifier, config, shutdown: shutdown.signal }, () => ({
+  const reads = new SharedReads(store, notifier);
+  const app = buildApp({ store, notifier, reads, config, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy,
     detail: { database: db.kind, listener: notifier.healthy ? "connected" : "down", draining },
   }));

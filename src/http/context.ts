@@ -1,11 +1,14 @@
 import type { Config } from "../config.ts";
 import type { Notifier } from "../live/notifier.ts";
+import type { SharedReads } from "../live/shared-reads.ts";
 import type { Store } from "../store/index.ts";
 
 /** What every handler needs: the store, the live notifier, and the limits. */
 export interface AppContext {
   store: Store;
   notifier: Notifier;
+  /** Single-flight look-ups and range reads shared by concurrent readers. */
+  reads: SharedReads;
   config: Pick<
     Config,
     "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES" | "BACKSTOP_MS"

@@ -10,7 +10,10 @@ import { type AppContext, streamPath } from "./context.ts";
 import { respond } from "./respond.ts";
 import { handleSse } from "./sse.ts";
 import { maybeCompress } from "./compress.ts";
+import { memo } from "../live/shared-reads.ts";
+import type { ReadResult } from "../store/chunks.ts";
 
+const bodies = new WeakMap<ReadResult, Uint8Array>();
 const CACHEABLE = "public, max-age=60, stale-while-revalidate=300";
 
 export async function handleRead(ctx: AppContext, request: Request, url: URL): Promise<Response> {
@@ -54,7 +57,8 @@ async function catchUp(
   from: number,
   cursor: string | undefined,
 ): Promise<Response> {
-  const { units, next } = await ctx.store.read(stream, from, ctx.config.READ_CHUNK_BYTES);
+  const result = await ctx.reads.read(stream, from, ctx.config.READ_CHUNK_BYTES);
+  const { next } = result;
   const atTail = next >= stream.tail;
   const closedNow = stream.closed && atTail;
   // The ETag names the exact range and changes when the stream closes (10.1).
@@ -69,7 +73,7 @@ async function catchUp(
   if (closedNow) headers["Stream-Closed"] = "true";
   if (cursor !== undefined && !closedNow) headers["Stream-Cursor"] = cursor;
   if (matchesEtag(request.headers.get("if-none-match"), etag)) return respond(304, headers);
-  const body = concatBytes(stream.isJson ? jsonArrayParts(units) : units.length ? units : [new Uint8Array(0)]);
+  const body = memo(bodies, result, () => concatBytes(stream.isJson ? jsonArrayParts(result.units) : result.units.length ? result.units : [new Uint8Array(0)]));
   return maybeCompress(request, respond(200, headers, body), body.byteLength);
 }
 
@@ -103,17 +107,17 @@ async function longPoll(
     // Register first, then re-check the tail, so an append between the two still wakes us.
     const waiter = ctx.notifier.subscribe(current.id);
     try {
-      const fresh = visible(await ctx.store.findById(current.id));
+      const fresh = visible(await ctx.reads.fresh(current.id, waiter.since));
       if (fresh.tail > from || fresh.closed) {
         current = fresh;
         continue;
       }
       await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS), stop);
       if (stop.aborted) return timeoutResponse(current, nextCursor(clientCursor));
+      current = visible(await ctx.reads.fresh(current.id, waiter.since));
     } finally {
       waiter.cancel();
     }
-    current = visible(await ctx.store.findById(current.id));
   }
 }
 

@@ -27,11 +27,11 @@ export function baseHeaders(): Headers {
   return h;
 }
 
-export function respond(status: number, extra: HeaderMap | Headers = {}, body: BodyInit | null = null): Response {
+export function respond(status: number, extra: HeaderMap | Headers = {}, body: BodyInit | Uint8Array | null = null): Response {
   const h = baseHeaders();
   const entries = extra instanceof Headers ? extra.entries() : Object.entries(extra);
   for (const [k, v] of entries) h.set(k, v);
-  return new Response(status === 204 || status === 304 ? null : body, { status, headers: h });
+  return new Response(status === 204 || status === 304 ? null : (body as BodyInit | null), { status, headers: h });
 }
 
 export function errorResponse(err: unknown, method = "GET"): Response {

@@ -9,11 +9,15 @@ import { concatBytes, jsonArrayParts } from "../protocol/json.ts";
 import { formatOffset } from "../protocol/offsets.ts";
 import type { StreamRecord } from "../store/records.ts";
 import type { AppContext } from "./context.ts";
+import { memo } from "../live/shared-reads.ts";
+import type { ReadResult } from "../store/chunks.ts";
 import { respond } from "./respond.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const KEEPALIVE_MS = 15_000;
+// Encoded data events per shared read result (all readers of one range send the same event).
+const dataEvents = new WeakMap<ReadResult, string>();
 
 /**
  * Formats one SSE event. Every payload line (split on CR, LF and CRLF) gets its own
@@ -89,12 +93,14 @@ async function pump(
     // A data event and its control event go out in one write.
     let out = "";
     if (pos < stream.tail) {
-      const { units, next } = await ctx.store.read(stream, pos, ctx.config.READ_CHUNK_BYTES);
-      if (units.length > 0) {
-        const bytes = concatBytes(stream.isJson ? jsonArrayParts(units) : units);
-        out += sseEvent("data", text ? decoder.decode(bytes) : toBase64(bytes));
+      const result = await ctx.reads.read(stream, pos, ctx.config.READ_CHUNK_BYTES);
+      if (result.units.length > 0) {
+        out += memo(dataEvents, result, () => {
+          const bytes = concatBytes(stream.isJson ? jsonArrayParts(result.units) : result.units);
+          return sseEvent("data", text ? decoder.decode(bytes) : toBase64(bytes));
+        });
       }
-      pos = next;
+      pos = result.next;
     }
     const upToDate = pos >= stream.tail;
     const closed = stream.closed && upToDate;
@@ -120,12 +126,12 @@ async function pump(
     // Register, then re-check, then wait: no append can slip between check and wait.
     const waiter = ctx.notifier.subscribe(stream.id);
     try {
-      const fresh = await ctx.store.findById(stream.id);
+      const fresh = await ctx.reads.fresh(stream.id, waiter.since);
       if (!fresh || fresh.expired || fresh.deleted) return;
       if (fresh.tail === stream.tail && fresh.closed === stream.closed) {
         await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS, KEEPALIVE_MS), stop);
         if (stop.aborted) return;
-        const again = await ctx.store.findById(stream.id);
+        const again = await ctx.reads.fresh(stream.id, waiter.since);
         if (!again || again.expired || again.deleted) return;
         stream = again;
       } else {

@@ -7,6 +7,11 @@ export interface Waiter {
   /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
   wait(ms: number, signal?: AbortSignal): Promise<boolean>;
   cancel(): void;
+  /**
+   * A read that starts after this tick sees everything that woke (or could have woken)
+   * this waiter: the registration tick, then the tick of the latest wake.
+   */
+  readonly since: number;
 }
 
 const PING = "ping";
@@ -17,6 +22,7 @@ export class Notifier {
   private pingTimer?: ReturnType<typeof setInterval>;
   private lastHeard = 0;
   private listening = false;
+  private clock = 0;
 
   constructor(
     private readonly db: Db,
@@ -60,12 +66,19 @@ export class Notifier {
     this.wakeAll();
   }
 
+  /** Logical time: bumped by registrations, wake-ups and shared reads (live/shared-reads.ts). */
+  tick(): number {
+    return ++this.clock;
+  }
+
   /** Registers interest in a stream before the caller's final tail check (no lost wake-ups). */
   subscribe(streamId: number): Waiter {
     let woken = false;
+    let since = this.tick();
     let release: (() => void) | undefined;
     const wake = () => {
       woken = true;
+      since = this.tick();
       release?.();
     };
     let set = this.waiters.get(streamId);
@@ -78,6 +91,9 @@ export class Notifier {
     };
     return {
       cancel,
+      get since() {
+        return since;
+      },
       wait: (ms, signal) =>
         new Promise<boolean>((resolve) => {
           if (woken || signal?.aborted) return resolve(woken);

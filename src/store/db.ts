@@ -29,7 +29,8 @@ export interface Db extends Queryable {
 
 export interface DbOptions {
   databaseUrl?: string;
-  dataDir: string;
+  /** PGlite folder (or "memory://") when databaseUrl is unset. */
+  dataDir?: string;
   schema: string;
   poolSize: number;
 }
@@ -90,8 +91,9 @@ async function openPglite(opts: DbOptions): Promise<Db> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { mkdirSync } = await import("node:fs");
   // "memory://" keeps the database in memory (tests); anything else is a folder.
-  if (!opts.dataDir.startsWith("memory://")) mkdirSync(opts.dataDir, { recursive: true });
-  const client = await PGlite.create(opts.dataDir);
+  const dataDir = opts.dataDir ?? "./data";
+  if (!dataDir.startsWith("memory://")) mkdirSync(dataDir, { recursive: true });
+  const client = await PGlite.create(dataDir);
   await client.exec(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}; SET search_path TO ${quoteIdent(opts.schema)}`);
   const db = drizzlePglite(client);
   const base = wrap((q) => db.execute(q), (s) => client.exec(s));

@@ -1,0 +1,62 @@
+// Reads shared by live readers. When one append wakes a thousand readers of a stream, they
+// should cost one stream look-up and one range read, not a thousand of each.
+//  - fresh(): single-flight look-up of a stream row. A caller joins a look-up only if it
+//    started after the caller's `since` tick (see Notifier.subscribe), so a joined result
+//    always reflects every append that could have woken the caller.
+//  - read(): single-flight range read. Stored data never changes by position, so the same
+//    (stream, from, tail, cap) always yields the same bytes and can be shared freely.
+import type { ReadResult } from "../store/chunks.ts";
+import type { Store } from "../store/index.ts";
+import type { StreamRecord } from "../store/records.ts";
+import type { Notifier } from "./notifier.ts";
+
+interface InFlight<T> {
+  started: number;
+  promise: Promise<T>;
+}
+
+export class SharedReads {
+  private readonly lookups = new Map<number, InFlight<StreamRecord | undefined>>();
+  private readonly reads = new Map<string, Promise<ReadResult>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly notifier: Notifier,
+  ) {}
+
+  fresh(streamId: number, since: number): Promise<StreamRecord | undefined> {
+    const current = this.lookups.get(streamId);
+    if (current && current.started > since) return current.promise;
+    const entry: InFlight<StreamRecord | undefined> = {
+      started: this.notifier.tick(),
+      promise: this.store.findById(streamId),
+    };
+    this.lookups.set(streamId, entry);
+    const clear = () => {
+      if (this.lookups.get(streamId) === entry) this.lookups.delete(streamId);
+    };
+    entry.promise.then(clear, clear);
+    return entry.promise;
+  }
+
+  read(stream: StreamRecord, from: number, maxBytes: number): Promise<ReadResult> {
+    const key = `${stream.id}:${from}:${stream.tail}:${maxBytes}`;
+    const current = this.reads.get(key);
+    if (current) return current;
+    const promise = this.store.read(stream, from, maxBytes);
+    this.reads.set(key, promise);
+    const clear = () => this.reads.delete(key);
+    promise.then(clear, clear);
+    return promise;
+  }
+}
+
+/** Per-result memo for derived encodings (response bodies, SSE payloads) shared by readers. */
+export function memo<T>(cache: WeakMap<ReadResult, T>, result: ReadResult, make: () => T): T {
+  let v = cache.get(result);
+  if (v === undefined) {
+    v = make();
+    cache.set(result, v);
+  }
+  return v;
+}
