@@ -14,8 +14,10 @@ import { stopAll } from "./lib/targets.ts";
 import { appendScenario } from "./scenarios/append.ts";
 import { hotScenario } from "./scenarios/hot.ts";
 import { readScenario } from "./scenarios/read.ts";
+import { fanoutScenario } from "./scenarios/fanout.ts";
+import { idleScenario } from "./scenarios/idle.ts";
 
-const SCENARIOS: Scenario[] = [appendScenario, hotScenario, readScenario];
+const SCENARIOS: Scenario[] = [appendScenario, hotScenario, readScenario, fanoutScenario, idleScenario];
 const RESULTS = join(ROOT, "bench/results");
 /** The idle scenario holds 10,000 sockets in one process (client and server alike). */
 const NEEDED_FDS = 12_000;
