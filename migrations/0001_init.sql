@@ -23,10 +23,11 @@ CREATE TABLE ds_streams (
   ref_count       integer     NOT NULL DEFAULT 0,
   -- set when DELETE hit a stream that still has forks (410 Gone for direct access)
   deleted_at      timestamptz
-);
+) WITH (fillfactor = 50); -- room for HOT updates: every append rewrites the row's tail
 CREATE UNIQUE INDEX ds_streams_path ON ds_streams (path) WHERE path IS NOT NULL;
 CREATE INDEX ds_streams_expiry ON ds_streams (expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX ds_streams_ttl ON ds_streams (last_access) WHERE ttl_seconds IS NOT NULL;
+-- Not on last_access: an indexed column that every touch changes would defeat HOT updates.
+CREATE INDEX ds_streams_ttl ON ds_streams (id) WHERE ttl_seconds IS NOT NULL;
 CREATE INDEX ds_streams_fork_source ON ds_streams (fork_source) WHERE fork_source IS NOT NULL;
 
 -- Chunks: one row per accepted append (binary) or per message (JSON), keyed by

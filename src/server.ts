@@ -33,7 +33,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const reads = new SharedReads(store, notifier);
   const app = buildApp({ store, notifier, reads, config, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy,
-    detail: { database: db.kind, listener: notifier.healthy ? "connected" : "down", draining },
+    detail: {
+      database: db.kind,
+      listener: notifier.healthy ? "connected" : "down",
+      draining,
+      liveWaiters: notifier.waiterCount,
+      appends: store.appendStats,
+    },
   }));
   const sweeper =
     config.SWEEP_INTERVAL_MS > 0

@@ -1,14 +1,19 @@
-// Appends, committed in groups: every append waiting on this instance joins one
-// transaction that locks the streams it touches, decides each append in order with
-// protocol/append-rules.ts, writes chunks + stream state + producer state together
-// and notifies readers. A 2xx is only sent after that transaction commits.
+// Appends, committed in groups. A group reads the state of the streams it touches,
+// decides every append in arrival order with protocol/append-rules.ts, and then ONE
+// statement writes chunks, stream state and producer state and notifies readers. That
+// statement only applies a stream's writes if the stream still has the tail and closed
+// state the decisions were based on (compare-and-set), so no row lock and no explicit
+// transaction are needed: two round trips per group, and the statement's own commit is
+// what every 2xx waits for. A stream whose state moved underneath (another instance
+// appended) is retried by the caller under row locks, which always makes progress.
 import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
-import { chunkValues, type ChunkRow, unitsToChunks } from "./chunks.ts";
+import { type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
-import { STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
-import { notifyStream, visible } from "./streams.ts";
+import { pgArray } from "./pg-array.ts";
+import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
+import { visible } from "./streams.ts";
 
 export interface AppendRequest extends AppendInput {
   path: string;
@@ -22,7 +27,8 @@ export interface AppendOutcome {
   producer?: { epoch: number; seq: number };
 }
 
-type Settled = { ok: true; value: AppendOutcome } | { ok: false; error: unknown };
+/** Per append: settled, or `retry` when its stream changed between read and write. */
+export type GroupResult = { ok: true; value: AppendOutcome } | { ok: false; error: unknown } | { retry: true };
 
 interface StreamWork {
   record: StreamRecord;
@@ -31,22 +37,24 @@ interface StreamWork {
   wrote: boolean;
 }
 
-/** Runs a group of appends in one transaction; per-append protocol errors don't abort the rest. */
-export async function appendGroup(db: Db, channel: string, batch: AppendRequest[]): Promise<Settled[]> {
-  return db.tx(async (q) => {
-    const streams = await lockStreams(q, [...new Set(batch.map((b) => b.path))]);
-    await loadProducers(q, streams, batch);
+/**
+ * Runs a group of appends. Optimistic by default (read, decide, compare-and-set write);
+ * with `lock`, inside a transaction that locks the streams first, so nothing can move.
+ */
+export async function appendGroup(db: Db, channel: string, batch: AppendRequest[], lock = false): Promise<GroupResult[]> {
+  const run = async (q: Queryable) => {
+    const streams = await readStreams(q, batch, lock);
     const chunks: ChunkRow[] = [];
     const producerRows = new Map<string, { streamId: number; id: string; state: ProducerState }>();
-    const results = batch.map((req): Settled => {
+    const decided = batch.map((req): { path: string; result: GroupResult } => {
+      const work = streams.get(req.path);
       try {
-        const work = streams.get(req.path);
         const record = visible(work?.record);
         const w = work!;
         w.touched = true;
         const decision: AppendDecision = decideAppend(w.state, req);
         if (decision.kind === "noop") {
-          return { ok: true, value: outcome(204, w.state, req, decision.producerState) };
+          return { path: req.path, result: { ok: true, value: outcome(204, w.state, req, decision.producerState) } };
         }
         chunks.push(...unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units));
         applyWrite(w.state, req, decision);
@@ -59,15 +67,20 @@ export async function appendGroup(db: Db, channel: string, batch: AppendRequest[
           });
         }
         const status = req.producer && decision.units.length > 0 ? 200 : 204;
-        return { ok: true, value: outcome(status, w.state, req, decision.producer?.next) };
+        return { path: req.path, result: { ok: true, value: outcome(status, w.state, req, decision.producer?.next) } };
       } catch (error) {
-        if (error instanceof ProtocolError) return { ok: false, error };
+        if (error instanceof ProtocolError) return { path: req.path, result: { ok: false, error } };
         throw error;
       }
     });
-    await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
-    return results;
-  });
+    const applied = await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
+    // Decisions on a stream whose compare-and-set failed were made on stale state.
+    return decided.map(({ path, result }) => {
+      const w = streams.get(path);
+      return w && w.touched && !applied.has(w.record.id) ? { retry: true as const } : result;
+    });
+  };
+  return lock ? db.tx(run) : run(db);
 }
 
 function outcome(status: 200 | 204, s: WriterState, req: AppendRequest, p?: ProducerState): AppendOutcome {
@@ -79,15 +92,26 @@ function outcome(status: 200 | 204, s: WriterState, req: AppendRequest, p?: Prod
   };
 }
 
-async function lockStreams(q: Queryable, paths: string[]): Promise<Map<string, StreamWork>> {
+/** Stream rows (and the producer state the group needs) in one statement. */
+async function readStreams(q: Queryable, batch: AppendRequest[], lock: boolean): Promise<Map<string, StreamWork>> {
+  const paths = [...new Set(batch.map((b) => b.path))];
+  const producerIds = [...new Set(batch.flatMap((b) => (b.producer ? [b.producer.id] : [])))];
   // Locking in id order keeps concurrent groups on other instances from deadlocking.
-  const rows = await q.rows(sql`
-    SELECT ${STREAM_COLUMNS} FROM ds_streams s
-    WHERE s.path IN (${sql.join(paths.map((p) => sql`${p}`), sql`, `)})
-    ORDER BY s.id FOR UPDATE`);
+  const rows = await q.rows(
+    sql`SELECT ${STREAM_COLUMNS},
+      (SELECT coalesce(json_agg(json_build_array(p.producer_id, p.epoch, p.last_seq)), '[]')
+         FROM ds_producers p WHERE p.stream_id = s.id AND p.producer_id = ANY(${pgArray(producerIds)}::text[])) AS producers
+    FROM ds_streams s WHERE s.path = ANY(${pgArray(paths)}::text[])
+    ORDER BY s.id ${lock ? sql`FOR UPDATE` : sql``}`,
+    { prepare: true },
+  );
   const out = new Map<string, StreamWork>();
   for (const r of rows) {
     const record = toStreamRecord(r);
+    const raw = typeof r.producers === "string" ? JSON.parse(r.producers) : r.producers;
+    const producers = new Map<string, ProducerState>(
+      (raw as [string, unknown, unknown][]).map(([id, epoch, lastSeq]) => [id, { epoch: Number(epoch), lastSeq: Number(lastSeq) }]),
+    );
     out.set(record.path!, {
       record,
       touched: false,
@@ -99,68 +123,64 @@ async function lockStreams(q: Queryable, paths: string[]): Promise<Map<string, S
         closed: record.closed,
         closedBy: record.closedBy,
         lastSeq: record.lastSeq,
-        producers: new Map(),
+        producers,
       },
     });
   }
   return out;
 }
 
-async function loadProducers(q: Queryable, streams: Map<string, StreamWork>, batch: AppendRequest[]): Promise<void> {
-  const keys = new Map<string, { streamId: number; id: string }>();
-  for (const req of batch) {
-    const w = streams.get(req.path);
-    if (w && req.producer) keys.set(`${w.record.id}\u0000${req.producer.id}`, { streamId: w.record.id, id: req.producer.id });
-  }
-  if (keys.size === 0) return;
-  const rows = await q.rows<Record<string, unknown>>(sql`
-    SELECT stream_id, producer_id, epoch, last_seq FROM ds_producers
-    WHERE (stream_id, producer_id) IN (${sql.join([...keys.values()].map((k) => sql`(${k.streamId}::int8, ${k.id})`), sql`, `)})`);
-  const byId = new Map([...streams.values()].map((w) => [w.record.id, w]));
-  for (const r of rows) {
-    byId.get(Number(r.stream_id))?.state.producers.set(r.producer_id as string, {
-      epoch: Number(r.epoch),
-      lastSeq: Number(r.last_seq),
-    });
-  }
-}
-
-/** One statement writes chunks, stream state and producer state, then notifies. */
+/**
+ * One statement of constant text: update each stream whose tail and closed state are
+ * still what was read (and which has not expired meanwhile), then insert the chunks and
+ * producer state of exactly those streams, and notify their readers. Postgres delivers
+ * the notification only on commit. Returns the ids of the streams that were applied.
+ */
 async function writeGroup(
   q: Queryable,
   channel: string,
   streams: StreamWork[],
   chunks: ChunkRow[],
   producers: { streamId: number; id: string; state: ProducerState }[],
-): Promise<void> {
-  const touched = streams.filter((w) => w.touched && !w.record.expired);
-  if (touched.length === 0) return;
-  const parts = [];
-  if (chunks.length) {
-    parts.push(sql`c AS (INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data) VALUES ${chunkValues(chunks)})`);
-  }
-  const streamValues = sql.join(
-    touched.map((w) => {
-      const s = w.state;
-      return sql`(${w.record.id}::int8, ${s.tail}::int8, ${s.closed}::bool, ${s.closedBy?.id ?? null}::text,
-        ${s.closedBy?.epoch ?? null}::int8, ${s.closedBy?.seq ?? null}::int8, ${s.lastSeq}::text)`;
-    }),
-    sql`, `,
-  );
-  parts.push(sql`s AS (UPDATE ds_streams t SET tail = v.tail, closed = v.closed, closed_by_id = v.cid,
-      closed_by_epoch = v.cepoch, closed_by_seq = v.cseq, last_seq = v.last_seq, last_access = clock_timestamp()
-    FROM (VALUES ${streamValues}) AS v(id, tail, closed, cid, cepoch, cseq, last_seq) WHERE t.id = v.id)`);
-  if (producers.length) {
-    const values = sql.join(
-      producers.map((p) => sql`(${p.streamId}::int8, ${p.id}::text, ${p.state.epoch}::int8, ${p.state.lastSeq}::int8)`),
-      sql`, `,
-    );
-    parts.push(sql`p AS (INSERT INTO ds_producers (stream_id, producer_id, epoch, last_seq) VALUES ${values}
-      ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, last_seq = EXCLUDED.last_seq, updated_at = now())`);
-  }
+): Promise<Set<number>> {
+  const touched = streams.filter((w) => w.touched);
+  if (touched.length === 0) return new Set();
+  const st = touched.map((w) => w.state);
+  const rec = touched.map((w) => w.record);
   const woken = touched.filter((w) => w.wrote).map((w) => w.record.id);
-  const notify = woken.length ? sql`SELECT pg_notify(${channel}, ${woken.join(",")})` : sql`SELECT 1`;
-  await q.rows(sql`WITH ${sql.join(parts, sql`, `)} ${notify}`);
+  const chunkInsert = chunks.length
+    ? sql`, c AS (${insertChunksSql(chunks, sql`sid IN (SELECT id FROM s)`)})`
+    : sql``;
+  const producerUpsert = producers.length
+    ? sql`, p AS (INSERT INTO ds_producers (stream_id, producer_id, epoch, last_seq)
+        SELECT * FROM unnest(${pgArray(producers.map((p) => p.streamId))}::int8[], ${pgArray(producers.map((p) => p.id))}::text[],
+                             ${pgArray(producers.map((p) => p.state.epoch))}::int8[], ${pgArray(producers.map((p) => p.state.lastSeq))}::int8[])
+               AS y(sid, pid, epoch, seq)
+        WHERE sid IN (SELECT id FROM s)
+        ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, last_seq = EXCLUDED.last_seq, updated_at = now())`
+    : sql``;
+  const rows = await q.rows<{ applied: unknown }>(
+    sql`
+    WITH s AS (
+      UPDATE ds_streams t SET tail = v.tail, closed = v.closed, closed_by_id = v.cid, closed_by_epoch = v.cepoch,
+             closed_by_seq = v.cseq, last_seq = v.last_seq,
+             -- only TTL streams need the access time; leaving it alone keeps updates HOT
+             last_access = CASE WHEN t.ttl_seconds IS NULL THEN t.last_access ELSE clock_timestamp() END
+      FROM unnest(${pgArray(rec.map((r) => r.id))}::int8[], ${pgArray(rec.map((r) => r.tail))}::int8[],
+                  ${pgArray(rec.map((r) => r.closed))}::bool[], ${pgArray(st.map((s) => s.tail))}::int8[],
+                  ${pgArray(st.map((s) => s.closed))}::bool[], ${pgArray(st.map((s) => s.closedBy?.id ?? null))}::text[],
+                  ${pgArray(st.map((s) => s.closedBy?.epoch ?? null))}::int8[], ${pgArray(st.map((s) => s.closedBy?.seq ?? null))}::int8[],
+                  ${pgArray(st.map((s) => s.lastSeq))}::text[])
+           AS v(id, old_tail, old_closed, tail, closed, cid, cepoch, cseq, last_seq)
+      WHERE t.id = v.id AND t.tail = v.old_tail AND t.closed = v.old_closed AND NOT ${EXPIRED_SQL("t")}
+      RETURNING t.id)
+    ${chunkInsert} ${producerUpsert}
+    SELECT array_to_string(array(SELECT id FROM s), ',') AS applied,
+      (SELECT pg_notify(${channel}, ids) FROM (
+         SELECT string_agg(id::text, ',') AS ids FROM s WHERE id = ANY(${pgArray(woken)}::int8[])) z
+       WHERE ids IS NOT NULL) AS notified`,
+    { prepare: true },
+  );
+  const applied = String(rows[0]?.applied ?? "");
+  return new Set(applied ? applied.split(",").map(Number) : []);
 }
-
-export { notifyStream };

@@ -1,5 +1,7 @@
-// Group commit: appends that arrive while a transaction is in flight wait and then share
-// the next one, so the commit rate of Postgres no longer caps the append rate.
+// Group commit: appends that arrive while groups are in flight wait and share the next
+// group, so the commit rate of Postgres no longer caps the append rate. A stream is in at
+// most one in-flight group at a time, which keeps this instance's appends to a stream in
+// arrival order and its optimistic writes free of self-inflicted conflicts.
 import type { Db } from "./db.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup } from "./append.ts";
 
@@ -12,13 +14,17 @@ interface Pending {
 export class Appender {
   private queue: Pending[] = [];
   private running = 0;
+  private readonly busy = new Set<string>();
   private idle: (() => void)[] = [];
+  /** Counters for operators (/healthz) and tests. */
+  readonly stats = { groups: 0, appends: 0, lockedRetries: 0 };
 
   constructor(
     private readonly db: Db,
     private readonly channel: string,
     private readonly maxBatch: number,
     private readonly concurrency: number,
+    private readonly maxBatchBytes = 16 * 1024 * 1024,
   ) {}
 
   append(req: AppendRequest): Promise<AppendOutcome> {
@@ -36,9 +42,13 @@ export class Appender {
 
   private pump(): void {
     while (this.running < this.concurrency && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      const batch = this.take();
+      if (batch.length === 0) return; // everything queued waits on a stream in flight
+      const paths = new Set(batch.map((p) => p.req.path));
+      for (const p of paths) this.busy.add(p);
       this.running++;
       this.run(batch).finally(() => {
+        for (const p of paths) this.busy.delete(p);
         this.running--;
         this.pump();
         if (this.running === 0 && this.queue.length === 0) this.idle.splice(0).forEach((r) => r());
@@ -46,18 +56,48 @@ export class Appender {
     }
   }
 
-  private async run(batch: Pending[]): Promise<void> {
+  /** Takes queued appends, in order, whose streams are not in another in-flight group. */
+  private take(): Pending[] {
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    let bytes = 0;
+    for (const p of this.queue) {
+      const size = p.req.body.byteLength;
+      const fits = batch.length < this.maxBatch && (batch.length === 0 || bytes + size <= this.maxBatchBytes);
+      if (fits && !this.busy.has(p.req.path)) {
+        batch.push(p);
+        bytes += size;
+      } else {
+        rest.push(p);
+      }
+    }
+    this.queue = rest;
+    return batch;
+  }
+
+  private async run(batch: Pending[], lock = false): Promise<void> {
     try {
-      const settled = await appendGroup(this.db, this.channel, batch.map((p) => p.req));
-      settled.forEach((s, i) => (s.ok ? batch[i].resolve(s.value) : batch[i].reject(s.error)));
+      this.stats.groups++;
+      this.stats.appends += batch.length;
+      if (lock) this.stats.lockedRetries += batch.length;
+      const results = await appendGroup(this.db, this.channel, batch.map((p) => p.req), lock);
+      const retry: Pending[] = [];
+      results.forEach((r, i) => {
+        if ("retry" in r) retry.push(batch[i]);
+        else if (r.ok) batch[i].resolve(r.value);
+        else batch[i].reject(r.error);
+      });
+      // Another instance moved these streams between our read and write: redo them
+      // under row locks, where nothing can move.
+      if (retry.length > 0) await this.run(retry, true);
     } catch (err) {
       if (batch.length === 1) {
         batch[0].reject(err);
         return;
       }
       // A database error fails the whole group; retry each append alone so one bad
-      // append (or a transient conflict) does not fail its neighbours.
-      for (const p of batch) await this.run([p]);
+      // append (or a transient error) does not fail its neighbours.
+      for (const p of batch) await this.run([p], lock);
     }
   }
 }

@@ -1,6 +1,8 @@
 // Stored data: one chunk row per binary append or per JSON message, addressed by
 // position. Reads stitch a fork's inherited range and its own range in one offset space.
+import { concatBytes } from "../protocol/json.ts";
 import { type Queryable, sql } from "./db.ts";
+import { pgArray } from "./pg-array.ts";
 
 export interface ChunkRow {
   streamId: number;
@@ -23,16 +25,28 @@ export function unitsToChunks(streamId: number, tail: number, isJson: boolean, u
   return rows;
 }
 
-export function chunkValues(rows: ChunkRow[]) {
-  return sql.join(
-    rows.map((r) => sql`(${r.streamId}::int8, ${r.start}::int8, ${r.end}::int8, ${r.batchEnd}::int8, ${r.data}::bytea)`),
-    sql`, `,
-  );
+/**
+ * The INSERT for many chunk rows as one statement of constant text: the bytes travel as
+ * one bytea parameter and are cut apart in SQL, the positions as arrays.
+ */
+export function insertChunksSql(rows: ChunkRow[], where = sql`true`) {
+  const offsets: number[] = [];
+  let at = 1; // substring() counts from 1
+  for (const r of rows) {
+    offsets.push(at);
+    at += r.data.byteLength;
+  }
+  return sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data)
+    SELECT sid, s, e, b, substring(${concatBytes(rows.map((r) => r.data))}::bytea FROM o FOR n)
+    FROM unnest(${pgArray(rows.map((r) => r.streamId))}::int8[], ${pgArray(rows.map((r) => r.start))}::int8[],
+                ${pgArray(rows.map((r) => r.end))}::int8[], ${pgArray(rows.map((r) => r.batchEnd))}::int8[],
+                ${pgArray(offsets)}::int4[], ${pgArray(rows.map((r) => r.data.byteLength))}::int4[]) AS t(sid, s, e, b, o, n)
+    WHERE ${where}`;
 }
 
 export async function insertChunks(q: Queryable, rows: ChunkRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await q.rows(sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data) VALUES ${chunkValues(rows)}`);
+  await q.rows(insertChunksSql(rows));
 }
 
 /** A piece of a stream's offset space that lives in one stream's own chunks. */

@@ -8,8 +8,13 @@ import postgres from "postgres";
 
 export type Row = Record<string, unknown>;
 
+export interface QueryOptions {
+  /** Keep a server-side prepared statement (constant-text hot queries only). */
+  prepare?: boolean;
+}
+
 export interface Queryable {
-  rows<T = Row>(query: SQL): Promise<T[]>;
+  rows<T = Row>(query: SQL, opts?: QueryOptions): Promise<T[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(script: string): Promise<void>;
 }
@@ -41,9 +46,9 @@ function normalize<T>(result: unknown): T[] {
   return ((result as { rows?: T[] }).rows ?? []) as T[];
 }
 
-function wrap(run: (q: SQL) => Promise<unknown>, exec: (script: string) => Promise<unknown>): Queryable {
+function wrap(run: (q: SQL, opts?: QueryOptions) => Promise<unknown>, exec: (script: string) => Promise<unknown>): Queryable {
   return {
-    rows: async <T>(q: SQL) => normalize<T>(await run(q)),
+    rows: async <T>(q: SQL, opts?: QueryOptions) => normalize<T>(await run(q, opts)),
     exec: async (script) => {
       await exec(script);
     },
@@ -73,12 +78,19 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     if (err?.code !== "23505" && err?.code !== "42P06") throw err;
   });
   const db = drizzlePostgres(client);
-  const base = wrap((q) => db.execute(q), (s) => client.unsafe(s));
+  // Hot statements are rendered by drizzle's dialect and run as prepared statements
+  // (drizzle's execute() never prepares); everything else goes through drizzle.
+  const run = (c: postgres.Sql | postgres.TransactionSql, q: SQL, prepare: boolean) => {
+    const { sql: text, params } = dialect.sqlToQuery(q);
+    return c.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare });
+  };
+  const base = wrap((q, o) => (o?.prepare ? run(client, q, true) : db.execute(q)), (s) => client.unsafe(s));
   return {
     kind: "postgres",
     schema: opts.schema,
     ...base,
-    tx: (fn) => db.transaction((t) => fn(wrap((q) => t.execute(q), (s) => t.execute(sql.raw(s))))),
+    tx: (fn) =>
+      client.begin((t) => fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s)))) as Promise<never>,
     async listen(channel, onNotify, onListen) {
       const sub = await client.listen(channel, (payload) => onNotify(payload), onListen);
       return () => sub.unlisten();

@@ -71,6 +71,10 @@ export class Store {
     return sweepExpired(this.db, limit);
   }
 
+  get appendStats(): Readonly<Appender["stats"]> {
+    return this.appender.stats;
+  }
+
   /** Waits for queued appends to commit (graceful shutdown). */
   drained(): Promise<void> {
     return this.appender.drained();

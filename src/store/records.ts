@@ -19,12 +19,14 @@ export interface StreamRecord {
   expired: boolean;
 }
 
-// `expired` is computed by Postgres so every instance agrees on one clock.
-export const STREAM_COLUMNS = sql.raw(`s.id, s.path, s.content_type, s.is_json, s.ttl_seconds, s.expires_at,
+// Expiry is computed by Postgres so every instance agrees on one clock.
+export const EXPIRED_SQL = (t: string) =>
+  sql.raw(`((${t}.expires_at IS NOT NULL AND ${t}.expires_at <= clock_timestamp())
+    OR (${t}.ttl_seconds IS NOT NULL AND ${t}.last_access + ${t}.ttl_seconds * interval '1 second' <= clock_timestamp()))`);
+
+export const STREAM_COLUMNS = sql`s.id, s.path, s.content_type, s.is_json, s.ttl_seconds, s.expires_at,
   s.tail, s.closed, s.closed_by_id, s.closed_by_epoch, s.closed_by_seq, s.last_seq,
-  s.fork_source, s.fork_offset, s.ref_count, s.deleted_at IS NOT NULL AS deleted,
-  ((s.expires_at IS NOT NULL AND s.expires_at <= clock_timestamp())
-    OR (s.ttl_seconds IS NOT NULL AND s.last_access + s.ttl_seconds * interval '1 second' <= clock_timestamp())) AS expired`);
+  s.fork_source, s.fork_offset, s.ref_count, s.deleted_at IS NOT NULL AS deleted, ${EXPIRED_SQL("s")} AS expired`;
 
 const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
