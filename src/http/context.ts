@@ -1,4 +1,5 @@
 import type { Config } from "../config.ts";
+import { BadRequest, NotImplemented } from "../protocol/errors.ts";
 import type { Notifier } from "../live/notifier.ts";
 import type { SharedReads } from "../live/shared-reads.ts";
 import type { Store } from "../store/index.ts";
@@ -19,7 +20,17 @@ export interface AppContext {
 
 export const STREAM_PREFIX = "/v1/stream/";
 
+const MAX_PATH_BYTES = 1024;
+// PROTOCOL 6: the first segment __ds is reserved for control APIs, never a stream.
+const RESERVED = `${STREAM_PREFIX}__ds`;
+
 /** The stream's key is its URL path exactly as sent (not decoded). */
 export function streamPath(url: URL): string {
-  return url.pathname;
+  const path = url.pathname;
+  if (path.length <= STREAM_PREFIX.length) throw new BadRequest("stream name is empty");
+  if (path.length > MAX_PATH_BYTES) throw new BadRequest(`stream path is longer than ${MAX_PATH_BYTES} bytes`);
+  if (path === RESERVED || path.startsWith(`${RESERVED}/`)) {
+    throw new NotImplemented("the reserved __ds control APIs (subscriptions) are not supported by this server");
+  }
+  return path;
 }

@@ -63,3 +63,7 @@ export class PayloadTooLarge extends ProtocolError {
 export class MethodNotAllowed extends ProtocolError {
   readonly status = 405;
 }
+
+export class NotImplemented extends ProtocolError {
+  readonly status = 501;
+}

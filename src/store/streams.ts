@@ -2,6 +2,7 @@
 // cascading clean-up, TTL touches and expiry. Each write is one transaction.
 import { BadRequest, Conflict, StreamGone, StreamNotFound } from "../protocol/errors.ts";
 import { sameContentType } from "../protocol/content-type.ts";
+import { concatBytes, splitJsonMessages } from "../protocol/json.ts";
 import { insertChunks, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
@@ -48,12 +49,19 @@ export interface CreateOutcome {
 
 const UNIQUE_VIOLATION = "23505";
 
+/** The SQLSTATE of a database error, through drizzle's wrapper if there is one. */
+function sqlState(err: unknown): string | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
 export async function createStream(db: Db, p: CreateParams): Promise<CreateOutcome> {
   try {
     return await db.tx((q) => createInTx(q, p));
   } catch (err) {
     // Two instances raced to create the same path: the loser re-checks against the winner.
-    if ((err as { code?: string })?.code === UNIQUE_VIOLATION || String(err).includes(UNIQUE_VIOLATION)) {
+    if (sqlState(err) === UNIQUE_VIOLATION) {
       return db.tx((q) => createInTx(q, p));
     }
     throw err;
@@ -78,7 +86,11 @@ async function createInTx(q: Queryable, p: CreateParams): Promise<CreateOutcome>
     return { created: false, stream: live };
   }
   const tail0 = effective.forkOffset ?? 0;
-  const chunks = unitsToChunks(0, tail0, effective.isJson, p.units);
+  // A fork that inherits JSON mode gets its initial body split into messages here, since
+  // the request itself did not say it was JSON.
+  const units =
+    effective.isJson && !p.isJson && p.units.length ? splitJsonMessages(concatBytes(p.units), { allowEmptyArray: true }) : p.units;
+  const chunks = unitsToChunks(0, tail0, effective.isJson, units);
   const tail = chunks.length ? chunks[chunks.length - 1].end : tail0;
   const rows = await q.rows(sql`
     INSERT INTO ds_streams AS s (path, content_type, is_json, ttl_seconds, expires_at, tail, closed, fork_source, fork_offset)

@@ -54,6 +54,9 @@ describe("bad input gets a 4xx and changes nothing", () => {
     ["fork of a missing source", () => put("fork-x", { "Stream-Forked-From": "/v1/stream/nope" }), 404],
     ["malformed fork offset", () => put("fork-y", { "Stream-Forked-From": `/v1/stream/${name}`, "Stream-Fork-Offset": "zzz" }), 400],
     ["PATCH", () => fetch(`${base}/${name}`, { method: "PATCH", body: "x" }), 405],
+    ["empty stream name", () => put("", { "Content-Type": "text/plain" }), 400],
+    ["overlong stream path", () => put("x".repeat(1100), { "Content-Type": "text/plain" }), 400],
+    ["reserved __ds prefix", () => put("__ds/subscriptions/s1", { "Content-Type": "application/json" }, "{}"), 501],
   ];
 
   for (const [label, send, status] of cases) {
@@ -73,6 +76,13 @@ describe("bad input gets a 4xx and changes nothing", () => {
       expect((await post("json-guard", { "Content-Type": "application/json" }, body)).status).toBe(400);
     }
     expect(await (await read("json-guard")).json()).toEqual([{ a: 1 }]);
+  });
+
+  test("a fork that inherits JSON mode validates and splits its initial body", async () => {
+    await put("json-src", { "Content-Type": "application/json" }, "[1,2]");
+    expect((await put("json-fork-bad", { "Stream-Forked-From": "/v1/stream/json-src" }, "{nope")).status).toBe(400);
+    expect((await put("json-fork", { "Stream-Forked-From": "/v1/stream/json-src" }, "[3,4]")).status).toBe(201);
+    expect(await (await read("json-fork")).json()).toEqual([1, 2, 3, 4]);
   });
 
   test("missing streams are 404 for every method", async () => {
