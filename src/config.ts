@@ -17,7 +17,7 @@ export const ConfigSchema = Type.Object({
   SSE_MAX_LIFETIME_MS: Int(1, 60_000, "SSE connections are closed after this long so clients reconnect"),
   MAX_BODY_BYTES: Int(1, 64 * 1024 * 1024, "largest accepted request body (413 above)"),
   READ_CHUNK_BYTES: Int(1, 4 * 1024 * 1024, "most bytes returned by one catch-up read"),
-  BACKSTOP_MS: Int(50, 5_000, "a live reader re-checks its stream at least this often"),
+  BACKSTOP_MS: Int(50, 5_000, "how often one query re-checks every stream with live readers, notification or not"),
   SWEEP_INTERVAL_MS: Int(0, 60_000, "how often expired streams are removed (0 disables)"),
   SHUTDOWN_GRACE_MS: Int(0, 10_000, "how long shutdown waits for in-flight requests"),
   APPEND_BATCH_MAX: Int(1, 256, "most appends committed in one shared transaction"),

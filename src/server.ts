@@ -26,7 +26,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   await migrate(db);
   const store = new Store(db, { appendBatchMax: config.APPEND_BATCH_MAX });
-  const notifier = new Notifier(db, store.channel);
+  const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;

@@ -12,7 +12,7 @@ export interface AppContext {
   reads: SharedReads;
   config: Pick<
     Config,
-    "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES" | "BACKSTOP_MS"
+    "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES"
   >;
   /** Aborted when the server shuts down: live reads end so clients reconnect elsewhere. */
   shutdown: AbortSignal;

@@ -105,14 +105,14 @@ async function longPoll(
       return timeoutResponse(current, nextCursor(clientCursor));
     }
     // Register first, then re-check the tail, so an append between the two still wakes us.
-    const waiter = ctx.notifier.subscribe(current.id);
+    const waiter = ctx.notifier.subscribe(current.id, { tail: current.tail, closed: current.closed });
     try {
       const fresh = visible(await ctx.reads.fresh(current.id, waiter.since));
       if (fresh.tail > from || fresh.closed) {
         current = fresh;
         continue;
       }
-      await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS), stop);
+      await waiter.wait(remaining, stop);
       if (stop.aborted) return timeoutResponse(current, nextCursor(clientCursor));
       current = visible(await ctx.reads.fresh(current.id, waiter.since));
     } finally {

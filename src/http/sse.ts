@@ -4,7 +4,7 @@
 import { Buffer } from "node:buffer";
 import { ProtocolError } from "../protocol/errors.ts";
 import { isTextForSse } from "../protocol/content-type.ts";
-import { nextCursor } from "../protocol/cursor.ts";
+import { currentInterval, nextCursor } from "../protocol/cursor.ts";
 import { concatBytes, jsonArrayParts } from "../protocol/json.ts";
 import { formatOffset } from "../protocol/offsets.ts";
 import type { StreamRecord } from "../store/records.ts";
@@ -16,8 +16,23 @@ import { respond } from "./respond.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const KEEPALIVE_MS = 15_000;
-// Encoded data events per shared read result (all readers of one range send the same event).
-const dataEvents = new WeakMap<ReadResult, string>();
+const KEEPALIVE = encoder.encode(": keep-alive\n\n");
+// Encoded events per shared read result and control event (all readers of one range send
+// the same bytes).
+const encoded = new WeakMap<ReadResult, Map<string, Uint8Array>>();
+
+function eventBytes(result: ReadResult | undefined, control: string, stream: StreamRecord, text: boolean): Uint8Array {
+  const controlEvent = sseEvent("control", control);
+  if (!result || result.units.length === 0) return encoder.encode(controlEvent);
+  const byControl = memo(encoded, result, () => new Map<string, Uint8Array>());
+  let bytes = byControl.get(control);
+  if (!bytes) {
+    const data = concatBytes(stream.isJson ? jsonArrayParts(result.units) : result.units);
+    bytes = encoder.encode(sseEvent("data", text ? decoder.decode(data) : toBase64(data)) + controlEvent);
+    byControl.set(control, bytes);
+  }
+  return bytes;
+}
 
 /**
  * Formats one SSE event. Every payload line (split on CR, LF and CRLF) gets its own
@@ -42,8 +57,8 @@ export function handleSse(
   const stop = AbortSignal.any([ctx.shutdown, request.signal, cancelled.signal]);
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
-      const send = (s: string) => {
-        if (!stop.aborted) controller.enqueue(encoder.encode(s));
+      const send = (b: Uint8Array) => {
+        if (!stop.aborted) controller.enqueue(b);
       };
       try {
         await pump(ctx, stream, from, clientCursor, text, send, stop);
@@ -80,43 +95,34 @@ async function pump(
   from: number,
   clientCursor: string | null,
   text: boolean,
-  send: (s: string) => void,
+  send: (b: Uint8Array) => void,
   stop: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + ctx.config.SSE_MAX_LIFETIME_MS;
   let stream = initial;
   let pos = from;
-  let cursor = clientCursor;
+  // Cursors never go backwards for this client (10.1); within the connection they follow
+  // the clock, so readers of one stream share identical control events.
+  const cursorBase = Number(nextCursor(clientCursor));
   let announced = -1;
   let lastWrite = Date.now();
   while (!stop.aborted) {
-    // A data event and its control event go out in one write.
-    let out = "";
+    let result: ReadResult | undefined;
     if (pos < stream.tail) {
-      const result = await ctx.reads.read(stream, pos, ctx.config.READ_CHUNK_BYTES);
-      if (result.units.length > 0) {
-        out += memo(dataEvents, result, () => {
-          const bytes = concatBytes(stream.isJson ? jsonArrayParts(result.units) : result.units);
-          return sseEvent("data", text ? decoder.decode(bytes) : toBase64(bytes));
-        });
-      }
+      result = await ctx.reads.read(stream, pos, ctx.config.READ_CHUNK_BYTES);
       pos = result.next;
     }
     const upToDate = pos >= stream.tail;
     const closed = stream.closed && upToDate;
     if (pos !== announced || closed) {
       const control: Record<string, unknown> = { streamNextOffset: formatOffset(pos) };
-      if (!closed) {
-        cursor = nextCursor(cursor);
-        control.streamCursor = cursor;
-      }
+      if (!closed) control.streamCursor = String(Math.max(cursorBase, currentInterval(Date.now())));
       if (upToDate) control.upToDate = true;
       if (closed) control.streamClosed = true;
-      out += sseEvent("control", JSON.stringify(control));
+      // A data event and its control event go out in one write; readers of the same range
+      // with the same control share the encoded bytes.
+      send(eventBytes(result, JSON.stringify(control), stream, text));
       announced = pos;
-    }
-    if (out) {
-      send(out);
       lastWrite = Date.now();
     }
     if (closed) return;
@@ -124,12 +130,12 @@ async function pump(
     const remaining = deadline - Date.now();
     if (remaining <= 0) return;
     // Register, then re-check, then wait: no append can slip between check and wait.
-    const waiter = ctx.notifier.subscribe(stream.id);
+    const waiter = ctx.notifier.subscribe(stream.id, { tail: stream.tail, closed: stream.closed });
     try {
       const fresh = await ctx.reads.fresh(stream.id, waiter.since);
       if (!fresh || fresh.expired || fresh.deleted) return;
       if (fresh.tail === stream.tail && fresh.closed === stream.closed) {
-        await waiter.wait(Math.min(remaining, ctx.config.BACKSTOP_MS, KEEPALIVE_MS), stop);
+        await waiter.wait(Math.min(remaining, KEEPALIVE_MS), stop);
         if (stop.aborted) return;
         const again = await ctx.reads.fresh(stream.id, waiter.since);
         if (!again || again.expired || again.deleted) return;
@@ -141,7 +147,7 @@ async function pump(
       waiter.cancel();
     }
     if (Date.now() - lastWrite >= KEEPALIVE_MS) {
-      send(": keep-alive\n\n");
+      send(KEEPALIVE);
       lastWrite = Date.now();
     }
   }

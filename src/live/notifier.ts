@@ -1,7 +1,14 @@
 // Wakes live readers. ONE listener connection per instance receives the stream ids that
 // append transactions notify after commit; an in-process map finds the waiters of each
 // stream. A notification is only a hint: woken readers re-read the table.
-import type { Db } from "../store/db.ts";
+//
+// Two safety nets, both O(1) per instance rather than per reader:
+//  - after the listener (re)connects, every waiter is woken (notifications may be lost);
+//  - every `backstopMs`, one query reads the state of all streams that have waiters and
+//    wakes those whose state differs from what their waiters last saw, so a dead or
+//    silently broken listener costs latency, never correctness.
+import { type Db, sql } from "../store/db.ts";
+import { pgArray } from "../store/pg-array.ts";
 
 export interface Waiter {
   /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
@@ -14,12 +21,25 @@ export interface Waiter {
   readonly since: number;
 }
 
+/** What a waiter knows of its stream; the backstop wakes it when the table says otherwise. */
+export interface Seen {
+  tail: number;
+  closed: boolean;
+}
+
+interface Entry {
+  wake: () => void;
+  seen?: Seen;
+}
+
 const PING = "ping";
+const BACKSTOP_BATCH = 5_000;
 
 export class Notifier {
-  private readonly waiters = new Map<number, Set<() => void>>();
+  private readonly waiters = new Map<number, Set<Entry>>();
   private unlisten?: () => Promise<void>;
   private pingTimer?: ReturnType<typeof setInterval>;
+  private backstopTimer?: ReturnType<typeof setInterval>;
   private lastHeard = 0;
   private listening = false;
   private clock = 0;
@@ -27,6 +47,7 @@ export class Notifier {
   constructor(
     private readonly db: Db,
     private readonly channel: string,
+    private readonly backstopMs = 5_000,
     private readonly pingMs = 10_000,
   ) {}
 
@@ -43,9 +64,12 @@ export class Notifier {
     );
     // A quiet listener may be dead without knowing it: ping ourselves through Postgres.
     this.pingTimer = setInterval(() => {
-      this.db.rows(sqlPing(this.channel)).catch(() => {});
+      this.db.rows(sql`SELECT pg_notify(${this.channel}, ${PING})`).catch(() => {});
     }, this.pingMs);
-    (this.pingTimer as { unref?: () => void }).unref?.();
+    this.backstopTimer = setInterval(() => {
+      this.backstop().catch(() => {});
+    }, this.backstopMs);
+    for (const t of [this.pingTimer, this.backstopTimer]) (t as { unref?: () => void }).unref?.();
   }
 
   /** Healthy when the listener is up and has heard from Postgres recently. */
@@ -61,6 +85,7 @@ export class Notifier {
 
   async stop(): Promise<void> {
     clearInterval(this.pingTimer);
+    clearInterval(this.backstopTimer);
     this.listening = false;
     await this.unlisten?.().catch(() => {});
     this.wakeAll();
@@ -71,22 +96,28 @@ export class Notifier {
     return ++this.clock;
   }
 
-  /** Registers interest in a stream before the caller's final tail check (no lost wake-ups). */
-  subscribe(streamId: number): Waiter {
+  /**
+   * Registers interest in a stream before the caller's final tail check (no lost
+   * wake-ups). `seen` is the state the caller acts on, for the backstop to compare.
+   */
+  subscribe(streamId: number, seen?: Seen): Waiter {
     let woken = false;
     let since = this.tick();
     let release: (() => void) | undefined;
-    const wake = () => {
-      woken = true;
-      since = this.tick();
-      release?.();
+    const entry: Entry = {
+      seen,
+      wake: () => {
+        woken = true;
+        since = this.tick();
+        release?.();
+      },
     };
     let set = this.waiters.get(streamId);
     if (!set) this.waiters.set(streamId, (set = new Set()));
-    set.add(wake);
+    set.add(entry);
     const cancel = () => {
       const s = this.waiters.get(streamId);
-      if (s?.delete(wake) && s.size === 0) this.waiters.delete(streamId);
+      if (s?.delete(entry) && s.size === 0) this.waiters.delete(streamId);
       release?.();
     };
     return {
@@ -113,16 +144,42 @@ export class Notifier {
     };
   }
 
-  /** Wakes the waiters of the given streams on this instance only. */
+  /** Wakes the waiters of one stream on this instance. */
   wake(streamId: number): void {
     const set = this.waiters.get(streamId);
     if (!set) return;
     this.waiters.delete(streamId);
-    for (const w of set) w();
+    for (const e of set) e.wake();
   }
 
   wakeAll(): void {
     for (const id of [...this.waiters.keys()]) this.wake(id);
+  }
+
+  /** One query for every stream with waiters; wakes the waiters whose view is stale. */
+  async backstop(): Promise<void> {
+    const ids = [...this.waiters.keys()];
+    for (let i = 0; i < ids.length; i += BACKSTOP_BATCH) {
+      const batch = ids.slice(i, i + BACKSTOP_BATCH);
+      const rows = await this.db.rows<{ id: unknown; tail: unknown; closed: boolean; gone: boolean }>(sql`
+        SELECT s.id, s.tail, s.closed, (s.deleted_at IS NOT NULL OR s.path IS NULL) AS gone
+        FROM ds_streams s WHERE s.id = ANY(${pgArray(batch)}::int8[])`);
+      const state = new Map(rows.map((r) => [Number(r.id), r]));
+      for (const id of batch) {
+        const row = state.get(id);
+        const set = this.waiters.get(id);
+        if (!set) continue;
+        for (const e of [...set]) {
+          const stale =
+            !row || row.gone || !e.seen || Number(row.tail) !== e.seen.tail || Boolean(row.closed) !== e.seen.closed;
+          if (stale) {
+            set.delete(e);
+            e.wake();
+          }
+        }
+        if (set.size === 0) this.waiters.delete(id);
+      }
+    }
   }
 
   private onNotify(payload: string): void {
@@ -130,9 +187,4 @@ export class Notifier {
     if (payload === PING) return;
     for (const id of payload.split(",")) this.wake(Number(id));
   }
-}
-
-import { sql } from "../store/db.ts";
-function sqlPing(channel: string) {
-  return sql`SELECT pg_notify(${channel}, ${PING})`;
 }

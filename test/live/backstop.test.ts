@@ -1,0 +1,39 @@
+// With no notification at all (here: a notifier listening on a channel nobody uses), the
+// shared backstop poll still wakes exactly the waiters whose stream changed.
+import { describe, expect, test } from "bun:test";
+import { Notifier } from "../../src/live/notifier.ts";
+import { Store } from "../../src/store/index.ts";
+import { backends } from "../support/backends.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+for (const backend of backends) {
+  describe(`backstop on ${backend.name}`, () => {
+    test("wakes stale waiters without any notification, and only them", async () => {
+      const db = await backend.open();
+      const store = new Store(db, { appendBatchMax: 16 });
+      const notifier = new Notifier(db, "ds_nobody_listens_here", 100);
+      await notifier.start();
+      try {
+        const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [] };
+        const a = (await store.create({ ...base, path: "/b/a" })).stream;
+        const b = (await store.create({ ...base, path: "/b/b" })).stream;
+        const wa = notifier.subscribe(a.id, { tail: 0, closed: false });
+        const wb = notifier.subscribe(b.id, { tail: 0, closed: false });
+        const started = Date.now();
+        await store.append({ path: "/b/a", contentType: "text/plain", body: enc("x"), messages: null, close: false, streamSeq: null });
+        expect(await wa.wait(3_000)).toBe(true);
+        expect(Date.now() - started).toBeLessThan(1_000);
+        // b did not change: its waiter sleeps through several backstop rounds
+        expect(await wb.wait(400)).toBe(false);
+        wa.cancel();
+        wb.cancel();
+        expect(notifier.waiterCount).toBe(0);
+      } finally {
+        await notifier.stop();
+        await store.drained();
+        await db.close();
+      }
+    });
+  });
+}
