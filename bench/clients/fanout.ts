@@ -7,7 +7,7 @@
 // Readers print {"ready":n} once connected and a summary when stdin says "stop".
 import { Http1Connection } from "./http1.ts";
 
-const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
 const [role, ...args] = process.argv.slice(2);
 
 if (role === "writer") await writer(args[0], args[1], Number(args[2]), Number(args[3]), Number(args[4]));
@@ -25,7 +25,7 @@ async function writer(base: string, stream: string, perSecond: number, warmupS: 
   let next = performance.now();
   while (Date.now() < end) {
     const marker = Date.now() < warmEnd ? "W" : "T";
-    const body = Buffer.from(`${marker}${nowUs()};`.padEnd(100, "."));
+    const body = Buffer.from(`${marker}${Math.round(nowUs())};`.padEnd(100, "."));
     const status = await new Promise<number>((resolve) => {
       conn.request("POST", path, { onEnd: (h) => resolve(h.status) }, { "Content-Type": "text/plain" }, body);
     });
@@ -48,19 +48,25 @@ async function readers(mode: "sse" | "long-poll", base: string, stream: string, 
   let reconnects = 0;
   let stopping = false;
 
-  // Markers may arrive split across reads: keep the unmatched end for the next read.
-  const MARKER = /T(\d{13,});/g;
+  // Scans raw bytes for "T<µs>;" (no string decoding: this runs once per delivery per
+  // reader). A marker split across two reads is carried over to the next one.
   const scanner = () => {
-    let carry = "";
-    return (chunk: Buffer) => {
-      const text = carry + chunk.toString("latin1");
+    let carry: Uint8Array | undefined;
+    return (chunk: Uint8Array) => {
       const at = nowUs();
-      let end = 0;
-      for (const m of text.matchAll(MARKER)) {
-        latencies.push((at - Number(m[1])) / 1000);
-        end = m.index + m[0].length;
+      const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
+      carry = undefined;
+      for (let i = buf.indexOf(0x54); i >= 0; i = buf.indexOf(0x54, i)) {
+        let value = 0;
+        let j = i + 1;
+        while (j < buf.length && buf[j] >= 0x30 && buf[j] <= 0x39) value = value * 10 + buf[j++] - 0x30;
+        if (j === buf.length) {
+          if (j - i < 24) carry = buf.slice(i);
+          break;
+        }
+        if (buf[j] === 0x3b && j - i > 13) latencies.push((at - value) / 1000);
+        i = j;
       }
-      carry = text.slice(Math.max(end, text.length - 32));
     };
   };
 
@@ -68,6 +74,7 @@ async function readers(mode: "sse" | "long-poll", base: string, stream: string, 
     const conn = Http1Connection.fromUrl(base);
     const scan = scanner();
     conn.request("GET", `${path}?offset=${offset}&live=sse`, {
+      raw: true,
       onHead: (h) => {
         if (h.status !== 200) errors++;
         else if (first) connected++;

@@ -1,8 +1,8 @@
-// A minimal HTTP/1.1 client connection over a raw socket: one request at a time,
+// A minimal HTTP/1.1 client connection on Bun's native sockets: one request at a time,
 // keep-alive, Content-Length / chunked / empty bodies, body handed over as it arrives.
 // Thousands of these cost far less than a general-purpose client, so the load generator
-// does not become the latency being measured.
-import { connect, type Socket } from "node:net";
+// does not become the latency being measured (run with bun).
+import type { Socket } from "bun";
 
 export interface Head {
   status: number;
@@ -11,33 +11,72 @@ export interface Head {
 
 export interface ResponseHandler {
   onHead?(head: Head): void;
-  onBody?(chunk: Buffer): void;
+  /** Body bytes as they arrive; with `raw`, still chunk-framed (cheaper for endless SSE). */
+  onBody?(chunk: Uint8Array): void;
   onEnd?(head: Head): void;
+  raw?: boolean;
 }
 
 type State = "head" | "length" | "chunk-size" | "chunk-data" | "chunk-crlf" | "trailer" | "until-close";
 
-const CRLF = Buffer.from("\r\n");
-const HEAD_END = Buffer.from("\r\n\r\n");
+const EMPTY = new Uint8Array(0);
+const latin1 = new TextDecoder("latin1");
+
+function indexOfCrlf(buf: Uint8Array, from = 0): number {
+  for (let i = buf.indexOf(13, from); i >= 0 && i < buf.length - 1; i = buf.indexOf(13, i + 1)) {
+    if (buf[i + 1] === 10) return i;
+  }
+  return -1;
+}
+
+function indexOfHeadEnd(buf: Uint8Array): number {
+  for (let i = indexOfCrlf(buf); i >= 0; i = indexOfCrlf(buf, i + 2)) {
+    if (buf[i + 2] === 13 && buf[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
 
 export class Http1Connection {
-  private readonly socket: Socket;
-  private buf = Buffer.alloc(0);
+  private socket?: Socket<undefined>;
+  private pendingWrite: Uint8Array = EMPTY;
+  private buf: Uint8Array = EMPTY;
   private state: State = "head";
   private remaining = 0;
   private head?: Head;
   private handler?: ResponseHandler;
   private closedCallbacks: ((err?: Error) => void)[] = [];
+  private readonly ready: Promise<void>;
   closed = false;
 
   constructor(
     private readonly host: string,
     private readonly port: number,
   ) {
-    this.socket = connect({ host, port, noDelay: true });
-    this.socket.on("data", (d) => this.onData(d));
-    this.socket.on("error", (e) => this.onClose(e));
-    this.socket.on("close", () => this.onClose());
+    this.ready = Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        data: (_s, d) => this.onData(d),
+        drain: () => this.flush(),
+        close: () => this.onClose(),
+        error: (_s, e) => this.onClose(e),
+        connectError: (_s, e) => this.onClose(e),
+      },
+    }).then(
+      (s) => {
+        this.socket = s;
+        s.setNoDelay(true);
+        this.flush();
+      },
+      (e) => this.onClose(e),
+    );
   }
 
   static fromUrl(url: string): Http1Connection {
@@ -45,22 +84,36 @@ export class Http1Connection {
     return new Http1Connection(u.hostname, Number(u.port || 80));
   }
 
+  /** Resolves once connected (or failed: see onClosed). */
+  connected(): Promise<void> {
+    return this.ready;
+  }
+
   onClosed(cb: (err?: Error) => void): void {
     this.closedCallbacks.push(cb);
   }
 
-  request(method: string, path: string, handler: ResponseHandler, headers: Record<string, string> = {}, body?: Buffer): void {
+  request(method: string, path: string, handler: ResponseHandler, headers: Record<string, string> = {}, body?: Uint8Array): void {
     this.handler = handler;
     this.state = "head";
     let head = `${method} ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n`;
     for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
     if (body) head += `Content-Length: ${body.byteLength}\r\n`;
     head += "\r\n";
-    this.socket.write(body ? Buffer.concat([Buffer.from(head, "latin1"), body]) : head);
+    const bytes = Buffer.from(head, "latin1");
+    this.pendingWrite = concat(this.pendingWrite, body ? concat(bytes, body) : bytes);
+    this.flush();
   }
 
   close(): void {
-    this.socket.destroy();
+    this.socket?.end();
+    this.onClose();
+  }
+
+  private flush(): void {
+    if (!this.socket || this.pendingWrite.length === 0) return;
+    const n = this.socket.write(this.pendingWrite);
+    this.pendingWrite = n >= this.pendingWrite.length ? EMPTY : this.pendingWrite.subarray(Math.max(0, n));
   }
 
   private onClose(err?: Error): void {
@@ -71,13 +124,24 @@ export class Http1Connection {
     for (const cb of this.closedCallbacks) cb(err);
   }
 
-  private onData(data: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+  private onData(data: Uint8Array): void {
+    // Endless raw bodies (SSE) skip all buffering: the common case costs one callback.
+    if (this.state === "until-close") {
+      this.handler?.onBody?.(data);
+      return;
+    }
+    this.buf = this.buf.length ? concat(this.buf, data) : data;
+    this.parse();
+    // Whatever waits for more bytes must not point into a buffer the runtime may reuse.
+    if (this.buf.length && this.buf.buffer === data.buffer) this.buf = this.buf.slice();
+  }
+
+  private parse(): void {
     for (;;) {
       if (this.state === "head") {
-        const end = this.buf.indexOf(HEAD_END);
+        const end = indexOfHeadEnd(this.buf);
         if (end < 0) return;
-        const lines = this.buf.toString("latin1", 0, end).split("\r\n");
+        const lines = latin1.decode(this.buf.subarray(0, end)).split("\r\n");
         this.buf = this.buf.subarray(end + 4);
         const status = Number(lines[0].split(" ")[1]);
         const headers = new Map<string, string>();
@@ -88,6 +152,7 @@ export class Http1Connection {
         this.head = { status, headers };
         this.handler?.onHead?.(this.head);
         if (status === 204 || status === 304 || (status >= 100 && status < 200)) this.finish();
+        else if (this.handler?.raw) this.state = "until-close";
         else if (headers.get("transfer-encoding")?.includes("chunked")) this.state = "chunk-size";
         else if (headers.has("content-length")) {
           this.remaining = Number(headers.get("content-length"));
@@ -95,6 +160,11 @@ export class Http1Connection {
           if (this.remaining === 0) this.finish();
         } else this.state = "until-close";
         continue;
+      }
+      if (this.state === "until-close") {
+        if (this.buf.length) this.handler?.onBody?.(this.buf);
+        this.buf = EMPTY;
+        return;
       }
       if (this.state === "length" || this.state === "chunk-data") {
         if (this.buf.length === 0) return;
@@ -107,15 +177,10 @@ export class Http1Connection {
         else this.state = "chunk-crlf";
         continue;
       }
-      if (this.state === "until-close") {
-        if (this.buf.length) this.handler?.onBody?.(this.buf);
-        this.buf = Buffer.alloc(0);
-        return;
-      }
       // chunk-size, chunk-crlf and trailer lines
-      const eol = this.buf.indexOf(CRLF);
+      const eol = indexOfCrlf(this.buf);
       if (eol < 0) return;
-      const line = this.buf.toString("latin1", 0, eol);
+      const line = latin1.decode(this.buf.subarray(0, eol));
       this.buf = this.buf.subarray(eol + 2);
       if (this.state === "chunk-crlf") this.state = "chunk-size";
       else if (this.state === "chunk-size") {

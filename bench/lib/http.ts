@@ -14,7 +14,7 @@ export async function createStream(base: string, name: string, contentType: stri
   await res.arrayBuffer();
 }
 
-export async function append(base: string, name: string, contentType: string, body: Uint8Array | string): Promise<void> {
+export async function append(base: string, name: string, contentType: string, body: Uint8Array<ArrayBuffer> | string): Promise<void> {
   const res = await fetch(streamUrl(base, name), { method: "POST", headers: { "Content-Type": contentType }, body });
   await expectOk(res, `append ${name}`);
   await res.arrayBuffer();

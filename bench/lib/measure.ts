@@ -22,6 +22,8 @@ export async function measureWrk(
   const meter = new CpuMeter(target.pids);
   const wrk = await runWrk({ ...opts, url: target.url });
   const cpu = meter.stop();
+  const gone = target.exited();
+  if (gone) throw new Error(`${target.kind}: server died during the measurement: ${gone}`);
   return { wrk, perSecond: perSecond(wrk), cpu, rssMiB: round(target.pids.reduce((s, p) => s + rssMiB(p), 0)) };
 }
 

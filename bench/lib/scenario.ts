@@ -1,6 +1,6 @@
 // What run.ts hands a scenario, and the standard line-up of servers it measures.
 import type { Column, ScenarioResult } from "./results.ts";
-import { startOurs, startReference, type Target } from "./targets.ts";
+import { startOurs, startReference, type Target, withTarget } from "./targets.ts";
 
 export interface Ctx {
   quick: boolean;
@@ -35,3 +35,33 @@ export function standardLineup(schema: string, opts: { env?: Record<string, stri
 }
 
 export const seconds = (ctx: Ctx, full: number, quick: number) => (ctx.quick ? quick : full);
+
+/**
+ * Runs fn against each server of the line-up in turn. A server that fails (or dies) costs
+ * its own cell, noted in the results, not the whole scenario.
+ */
+export async function eachTarget(
+  ctx: Ctx,
+  scenario: string,
+  lineup: Lineup[],
+  notes: string[],
+  fn: (column: Column, target: Target) => Promise<void>,
+): Promise<void> {
+  for (const { column, start } of lineup) {
+    ctx.log(`${scenario}: ${column}`);
+    try {
+      await withTarget(start, async (t) => {
+        await fn(column, t);
+        const gone = t.exited();
+        if (gone) throw new Error(`server died during the measurement: ${gone}`);
+      });
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      ctx.log(`${scenario}: ${column} failed: ${message}`);
+      notes.push(`${column} failed: ${message.split("\n").slice(0, 3).join(" ")}`);
+    }
+  }
+}
+
+/** A cell's value, NaN when that server failed. */
+export const valueOf = (row: { cells: Partial<Record<Column, { value: number }>> }, c: Column) => row.cells[c]?.value ?? NaN;

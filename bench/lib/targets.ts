@@ -1,6 +1,6 @@
 // The servers under test. Every one runs in its own process(es); the driver only starts,
 // measures and stops them.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,7 +9,7 @@ import { freePort, ROOT, spawnServer } from "../../test/support/spawn-server.ts"
 import { databaseUrl, dropSchema } from "./pg.ts";
 import { sleep } from "./proc.ts";
 
-export type TargetKind = "ours-1" | "ours-2" | "ours-3" | "ref-mem" | "ref-file";
+export type TargetKind = "ours-1" | "ours-2" | "ours-3" | "ref-mem" | "ref-file" | "floor";
 
 export const TARGET_LABELS: Record<TargetKind, string> = {
   "ours-1": "ours, 1 instance",
@@ -17,6 +17,7 @@ export const TARGET_LABELS: Record<TargetKind, string> = {
   "ours-3": "ours, 3 instances + nginx",
   "ref-mem": "reference, memory",
   "ref-file": "reference, file",
+  floor: "floor: minimal Bun broadcaster",
 };
 
 export interface Target {
@@ -27,7 +28,27 @@ export interface Target {
   instanceUrls: string[];
   /** Server processes whose CPU and memory count (nginx not included). */
   pids: number[];
+  /** Why a server process is gone, if one is (crashed or killed mid-measurement). */
+  exited(): string | undefined;
   stop(): Promise<void>;
+}
+
+/** Keeps the last few KiB a server printed, to explain a crash. */
+function tail(proc: ChildProcess): () => string {
+  let out = "";
+  const keep = (b: Buffer) => (out = (out + b.toString()).slice(-2000));
+  proc.stdout?.on("data", keep);
+  proc.stderr?.on("data", keep);
+  return () => out;
+}
+
+function watch(procs: ChildProcess[]): () => string | undefined {
+  const logs = procs.map(tail);
+  return () => {
+    const gone = procs.map((p, i) => ({ p, log: logs[i] })).filter(({ p }) => p.exitCode !== null || p.signalCode !== null);
+    if (gone.length === 0) return undefined;
+    return gone.map(({ p, log }) => `pid ${p.pid} exited (${p.signalCode ?? `code ${p.exitCode}`}): ${log().trim().split("\n").slice(-5).join(" | ")}`).join("; ");
+  };
 }
 
 export interface OursOptions {
@@ -42,7 +63,7 @@ export async function startOurs(count: 1 | 2 | 3, opts: OursOptions, loadBalance
   const url = databaseUrl();
   if (count === 1) {
     const s = await spawnServer({ databaseUrl: url, schema: opts.schema, env: opts.env, quiet: true });
-    return { kind: "ours-1", url: s.url, instanceUrls: [s.url], pids: [s.proc.pid!], stop: () => s.stop() };
+    return { kind: "ours-1", url: s.url, instanceUrls: [s.url], pids: [s.proc.pid!], exited: watch([s.proc]), stop: () => s.stop() };
   }
   const c = await startCluster({ databaseUrl: url, schema: opts.schema, count, loadBalancer, env: opts.env, quiet: true });
   return {
@@ -50,6 +71,7 @@ export async function startOurs(count: 1 | 2 | 3, opts: OursOptions, loadBalance
     url: c.lb?.url ?? c.instances[0].url,
     instanceUrls: c.instances.map((i) => i.url),
     pids: c.instances.map((i) => i.proc.pid!),
+    exited: watch(c.instances.map((i) => i.proc)),
     stop: () => c.stop(),
   };
 }
@@ -58,7 +80,17 @@ export async function startReference(mode: "memory" | "file"): Promise<Target> {
   const port = await freePort();
   const dataDir = mode === "file" ? mkdtempSync(join(tmpdir(), "ds-ref-")) : undefined;
   const args = [join(ROOT, "bench/servers/reference.mjs"), String(port), ...(dataDir ? [dataDir] : [])];
-  const proc = spawn("node", args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  return startProcess(mode === "memory" ? "ref-mem" : "ref-file", "node", args, port, dataDir);
+}
+
+/** The fan-out floor (bench/servers/floor.ts): not a protocol server, a yardstick. */
+export async function startFloor(): Promise<Target> {
+  const port = await freePort();
+  return startProcess("floor", join(ROOT, "node_modules/.bin/bun"), [join(ROOT, "bench/servers/floor.ts"), String(port)], port);
+}
+
+async function startProcess(kind: TargetKind, cmd: string, args: string[], port: number, dataDir?: string): Promise<Target> {
+  const proc = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   proc.stdout.on("data", (b) => (output += b));
   proc.stderr.on("data", (b) => (output += b));
@@ -68,15 +100,16 @@ export async function startReference(mode: "memory" | "file"): Promise<Target> {
   while (!output.includes("reference server")) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill("SIGKILL");
-      throw new Error(`reference server did not start:\n${output}`);
+      throw new Error(`${kind} server did not start:\n${output}`);
     }
     await sleep(50);
   }
   return {
-    kind: mode === "memory" ? "ref-mem" : "ref-file",
+    kind,
     url,
     instanceUrls: [url],
     pids: [proc.pid!],
+    exited: watch([proc]),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill("SIGTERM");

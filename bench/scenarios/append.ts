@@ -4,8 +4,7 @@ import { createStreams } from "../lib/http.ts";
 import { measureWrk, rateCell } from "../lib/measure.ts";
 import { runPgbench } from "../lib/pgbench.ts";
 import { type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
-import { type Ctx, type Scenario, seconds, standardLineup } from "../lib/scenario.ts";
-import { withTarget } from "../lib/targets.ts";
+import { type Ctx, eachTarget, type Scenario, seconds, standardLineup, valueOf } from "../lib/scenario.ts";
 import { errorCount } from "../lib/wrk.ts";
 
 const STREAMS = 1000;
@@ -21,9 +20,7 @@ export const appendScenario: Scenario = {
     const names = Array.from({ length: STREAMS }, (_, i) => `s${i}`);
     const row: MetricRow = { metric: "Append throughput", unit: "appends/s", cells: {}, extraLabel: "pgbench ceiling" };
     const notes: string[] = [];
-    for (const { column, start } of standardLineup("bench_append")) {
-      ctx.log(`append: ${column}`);
-      row.cells[column] = await withTarget(start, async (t) => {
+    await eachTarget(ctx, "append", standardLineup("bench_append"), notes, async (column, t) => {
         await createStreams(t.url, names, "application/octet-stream");
         const m = await measureWrk(
           t,
@@ -32,17 +29,16 @@ export const appendScenario: Scenario = {
         );
         if (errorCount(m.wrk) > 0) notes.push(`${column}: ${errorCount(m.wrk)} failed requests (${JSON.stringify(m.wrk.errors)}); only successes count`);
         const ok = m.wrk.requests - m.wrk.errors.status;
-        return rateCell(m, (ok / m.wrk.duration_us) * 1e6);
-      });
-    }
+        row.cells[column] = rateCell(m, (ok / m.wrk.duration_us) * 1e6);
+    });
     ctx.log("append: pgbench ceiling");
     const pg = await runPgbench({ clients: CONNECTIONS, seconds: duration, streams: STREAMS, bodyBytes: BODY_BYTES });
     row.cells.extra = { value: Math.round(pg.tps), detail: { ...pg, script: "one INSERT of a 100-byte row per transaction, 64 clients" } };
 
-    const ours = row.cells["ours-1"]!.value;
+    const ours = valueOf(row, "ours-1");
     const checks = [
-      ratioCheck("Appends/s vs reference in memory", ours, row.cells["ref-mem"]!.value, 1.2, "appends/s"),
-      ratioCheck("Appends/s vs reference file-backed", ours, row.cells["ref-file"]!.value, 3, "appends/s"),
+      ratioCheck("Appends/s vs reference in memory", ours, valueOf(row, "ref-mem"), 1.2, "appends/s"),
+      ratioCheck("Appends/s vs reference file-backed", ours, valueOf(row, "ref-file"), 3, "appends/s"),
       ratioCheck("Appends/s vs pgbench single-append ceiling", ours, pg.tps, 3, "appends/s"),
     ];
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: [row], checks, notes };

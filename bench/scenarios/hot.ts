@@ -3,8 +3,7 @@
 import { createStream } from "../lib/http.ts";
 import { measureWrk, rateCell } from "../lib/measure.ts";
 import { type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
-import { type Ctx, type Scenario, seconds, standardLineup } from "../lib/scenario.ts";
-import { withTarget } from "../lib/targets.ts";
+import { type Ctx, eachTarget, type Scenario, seconds, standardLineup, valueOf } from "../lib/scenario.ts";
 import { errorCount } from "../lib/wrk.ts";
 
 const WRITERS = 64;
@@ -19,9 +18,7 @@ export const hotScenario: Scenario = {
     const plain: MetricRow = { metric: "Hot stream, plain appends", unit: "appends/s", cells: {} };
     const producer: MetricRow = { metric: "Hot stream, idempotent producers", unit: "appends/s", cells: {} };
     const notes: string[] = [];
-    for (const { column, start } of standardLineup("bench_hot")) {
-      ctx.log(`hot: ${column}`);
-      await withTarget(start, async (t) => {
+    await eachTarget(ctx, "hot", standardLineup("bench_hot"), notes, async (column, t) => {
         await createStream(t.url, "hot0", "application/octet-stream");
         await createStream(t.url, "hotp", "application/octet-stream");
         // Both variants use one wrk thread per connection: the producer variant needs it
@@ -40,11 +37,10 @@ export const hotScenario: Scenario = {
           notes.push(`${column} producer: ${q.wrk.duplicates} duplicates, ${q.wrk.rejected} rejected, ${JSON.stringify(q.wrk.errors)}`);
         }
         producer.cells[column] = rateCell(q, (accepted / q.wrk.duration_us) * 1e6, { accepted, duplicates: q.wrk.duplicates, rejected: q.wrk.rejected });
-      });
-    }
+    });
     const checks = [plain, producer].flatMap((row) => [
-      ratioCheck(`${row.metric} vs reference in memory`, row.cells["ours-1"]!.value, row.cells["ref-mem"]!.value, 1.2, "appends/s"),
-      ratioCheck(`${row.metric} vs reference file-backed`, row.cells["ours-1"]!.value, row.cells["ref-file"]!.value, 3, "appends/s"),
+      ratioCheck(`${row.metric} vs reference in memory`, valueOf(row, "ours-1"), valueOf(row, "ref-mem"), 1.2, "appends/s"),
+      ratioCheck(`${row.metric} vs reference file-backed`, valueOf(row, "ours-1"), valueOf(row, "ref-file"), 3, "appends/s"),
     ]);
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: [plain, producer], checks, notes };
   },

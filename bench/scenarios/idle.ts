@@ -3,9 +3,9 @@
 import { JsonLineChild } from "../lib/child.ts";
 import { createStreams } from "../lib/http.ts";
 import { CpuMeter, round, rssMiB, sleep } from "../lib/proc.ts";
-import { type Column, limitCheck, type MetricRow, type ScenarioResult } from "../lib/results.ts";
-import { type Ctx, type Scenario, seconds } from "../lib/scenario.ts";
-import { startOurs, startReference, type Target, withTarget } from "../lib/targets.ts";
+import { limitCheck, type MetricRow, type ScenarioResult } from "../lib/results.ts";
+import { type Ctx, eachTarget, type Lineup, type Scenario, seconds, valueOf } from "../lib/scenario.ts";
+import { startOurs, startReference } from "../lib/targets.ts";
 
 const STREAMS = 100;
 const RSS_LIMIT_MIB = 300;
@@ -18,7 +18,7 @@ export const idleScenario: Scenario = {
     const hold = seconds(ctx, 15, 3);
     // No connection may be recycled while we count them.
     const env = { SSE_MAX_LIFETIME_MS: "600000" };
-    const lineup: { column: Column; start: () => Promise<Target> }[] = [
+    const lineup: Lineup[] = [
       { column: "ours-1", start: () => startOurs(1, { schema: "bench_idle", env }) },
       { column: "ref-mem", start: () => startReference("memory") },
       { column: "ref-file", start: () => startReference("file") },
@@ -27,9 +27,7 @@ export const idleScenario: Scenario = {
     const perConn: MetricRow = { metric: "Memory per idle SSE reader", unit: "KiB", cells: {} };
     const cpu: MetricRow = { metric: "CPU while the readers idle", unit: "% of a core", cells: {} };
     const notes: string[] = [];
-    for (const { column, start } of lineup) {
-      ctx.log(`idle: ${column}`);
-      await withTarget(start, async (t) => {
+    await eachTarget(ctx, "idle", lineup, notes, async (column, t) => {
         const pid = t.pids[0];
         const names = Array.from({ length: STREAMS }, (_, i) => `idle${i}`);
         await createStreams(t.url, names, "text/plain");
@@ -60,11 +58,9 @@ export const idleScenario: Scenario = {
         } finally {
           await client.stop();
         }
-      });
-    }
-    const ours = rss.cells["ours-1"]!;
+    });
     const checks = [
-      limitCheck(`RSS with ${readers.toLocaleString("en-US")} idle SSE readers`, ours.value, "<=", RSS_LIMIT_MIB, "MiB", `ours, 1 instance: peak VmRSS, ${perConn.cells["ours-1"]!.value} KiB per reader`),
+      limitCheck(`RSS with ${readers.toLocaleString("en-US")} idle SSE readers`, valueOf(rss, "ours-1"), "<=", RSS_LIMIT_MIB, "MiB", `ours, 1 instance: peak VmRSS, ${valueOf(perConn, "ours-1")} KiB per reader`),
     ];
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: [rss, perConn, cpu], checks, notes };
   },

@@ -4,8 +4,8 @@ import { randomFillSync } from "node:crypto";
 import { append, createStream, parallel } from "../lib/http.ts";
 import { measureWrk, rateCell } from "../lib/measure.ts";
 import { type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
-import { type Ctx, type Scenario, seconds, standardLineup } from "../lib/scenario.ts";
-import { type Target, withTarget } from "../lib/targets.ts";
+import { type Ctx, eachTarget, type Scenario, seconds, standardLineup, valueOf } from "../lib/scenario.ts";
+import type { Target } from "../lib/targets.ts";
 
 const MiB = 1024 * 1024;
 /** Appends of 64 KiB: big enough to fill quickly, small enough to be an ordinary write. */
@@ -33,9 +33,7 @@ export const readScenario: Scenario = {
     const notes: string[] = [];
     let oursFilled = false;
     // ours-1 and ours-3 share one schema, so the stream is written once.
-    for (const { column, start } of standardLineup("bench_read", { shareSchema: true })) {
-      ctx.log(`read: ${column}`);
-      row.cells[column] = await withTarget(start, async (t) => {
+    await eachTarget(ctx, "read", standardLineup("bench_read", { shareSchema: true }), notes, async (column, t) => {
         const isOurs = column.startsWith("ours");
         if (!isOurs || !oursFilled) {
           const began = performance.now();
@@ -47,11 +45,10 @@ export const readScenario: Scenario = {
         const bytes = Number(m.wrk.body_bytes);
         if (Number(m.wrk.bad) > 0) notes.push(`${column}: ${m.wrk.bad} reads answered other than 200`);
         const mibPerSecond = bytes / MiB / (m.wrk.duration_us / 1e6);
-        return rateCell(m, mibPerSecond, { passes: m.wrk.passes, bodyMiB: Math.round(bytes / MiB), streamMiB: size / MiB });
-      });
-      row.cells[column]!.value = Math.round(row.cells[column]!.value * 10) / 10;
-    }
-    const checks = [ratioCheck("Catch-up MiB/s vs reference in memory", row.cells["ours-1"]!.value, row.cells["ref-mem"]!.value, 0.5, "MiB/s")];
+        const cell = rateCell(m, mibPerSecond, { passes: m.wrk.passes, bodyMiB: Math.round(bytes / MiB), streamMiB: size / MiB });
+        row.cells[column] = { ...cell, value: Math.round(mibPerSecond * 10) / 10 };
+    });
+    const checks = [ratioCheck("Catch-up MiB/s vs reference in memory", valueOf(row, "ours-1"), valueOf(row, "ref-mem"), 0.5, "MiB/s")];
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: [row], checks, notes };
   },
 };
