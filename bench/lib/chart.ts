@@ -3,9 +3,9 @@
 import { checkText, orderedScenarios, type RunReport } from "./report.ts";
 import { type Check, COLUMN_TITLES, type Column, fmt } from "./results.ts";
 
-const W = 960;
-const LABEL_W = 330;
-const BAR_W = 400;
+const W = 1000;
+const LABEL_W = 390;
+const BAR_W = 360;
 const ROW_H = 24;
 const COLORS: Record<Column, string> = {
   "ours-1": "#2563eb",
@@ -48,26 +48,31 @@ export function chartSvg(r: RunReport): string {
   parts.push(text(targetX, y + 14, "target", `text-anchor="middle" font-size="11"`));
   y += 40;
 
-  parts.push(text(10, y, "Measured values (longest bar = best of the row)", `font-weight="bold" font-size="15"`));
+  parts.push(text(10, y, "Measured values (each row scaled to its largest value; ↓ lower is better)", `font-weight="bold" font-size="15"`));
   y += 10;
   const legend: Column[] = ["ours-1", "ours-3", "ref-mem", "ref-file", "extra"];
   legend.forEach((c, i) => {
     const lx = 10 + i * 185;
     parts.push(`<rect x="${lx}" y="${y + 6}" width="12" height="12" fill="${COLORS[c]}"/>`);
-    parts.push(text(lx + 16, y + 16, c === "extra" ? "other (pgbench ceiling…)" : COLUMN_TITLES[c], `font-size="12"`));
+    parts.push(text(lx + 16, y + 16, c === "extra" ? "pgbench ceiling / fan-out floor" : COLUMN_TITLES[c], `font-size="12"`));
   });
   y += 30;
   for (const s of scenarios) {
     for (const row of s.rows) {
       const cols = legend.filter((c) => row.cells[c]);
       if (cols.length === 0) continue;
-      const lowerIsBetter = /ms|MiB per|KiB/.test(row.unit);
-      const values = cols.map((c) => row.cells[c]!.value).filter(Number.isFinite);
+      const lowerIsBetter = /^(ms|MiB|KiB|% of a core)$/.test(row.unit);
+      const values = cols.map((c) => row.cells[c]!.value).filter((v) => Number.isFinite(v) && v > 0);
       const max = Math.max(...values, 1e-9);
-      parts.push(text(x0 - 8, y + 13, `${row.metric} (${row.unit})${lowerIsBetter ? " ↓" : ""}`, `text-anchor="end" font-size="12" font-weight="bold"`));
+      // Spreads of 30× and more (a file store next to memory) go on a log scale.
+      const log = values.length > 1 && max / Math.min(...values) >= 30;
+      const min = log ? Math.min(...values) / 2 : 0;
+      const width = (v: number) => (log ? (Math.log(v / min) / Math.log(max / min)) * BAR_W : (v / max) * BAR_W);
+      const label = `${row.metric} (${row.unit})${lowerIsBetter ? " ↓" : ""}${log ? ", log scale" : ""}`;
+      parts.push(text(x0 - 8, y + 13, label, `text-anchor="end" font-size="12" font-weight="bold"`));
       for (const c of cols) {
         const cell = row.cells[c]!;
-        const w = Number.isFinite(cell.value) ? Math.max(1, (cell.value / max) * BAR_W) : 0;
+        const w = Number.isFinite(cell.value) && cell.value > 0 ? Math.max(1, width(cell.value)) : 0;
         parts.push(`<rect x="${x0}" y="${y + 3}" width="${w.toFixed(1)}" height="14" fill="${COLORS[c]}"/>`);
         parts.push(text(x0 + w + 6, y + 14, cell.text ?? fmt(cell.value), `font-size="11"`));
         y += 18;

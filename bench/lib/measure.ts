@@ -1,5 +1,6 @@
 // One wrk measurement against a running target: a short warm-up (JIT, pools, prepared
 // statements), then the measured run with the servers' CPU and memory sampled around it.
+import { committedTransactions } from "./pg.ts";
 import type { Cell } from "./results.ts";
 import { CpuMeter, round, rssMiB } from "./proc.ts";
 import type { Target } from "./targets.ts";
@@ -8,6 +9,8 @@ import { perSecond, runWrk, type WrkOptions, type WrkResult } from "./wrk.ts";
 export interface Measured {
   wrk: WrkResult;
   perSecond: number;
+  /** Postgres transactions committed during the run (ours only): group-commit batch size. */
+  transactions?: number;
   cpu: ReturnType<CpuMeter["stop"]>;
   rssMiB: number;
 }
@@ -19,18 +22,22 @@ export async function measureWrk(
   warmupEnv: Record<string, string> = {},
 ): Promise<Measured> {
   if (warmupSeconds > 0) await runWrk({ ...opts, url: target.url, seconds: warmupSeconds, env: { ...opts.env, ...warmupEnv } });
+  const ours = target.kind.startsWith("ours");
+  const commitsBefore = ours ? await committedTransactions() : 0;
   const meter = new CpuMeter(target.pids);
   const wrk = await runWrk({ ...opts, url: target.url });
   const cpu = meter.stop();
+  // Counts a few stray transactions (pings, this query's neighbours): fine for a ratio.
+  const transactions = ours ? (await committedTransactions()) - commitsBefore : undefined;
   const gone = target.exited();
   if (gone) throw new Error(`${target.kind}: server died during the measurement: ${gone}`);
-  return { wrk, perSecond: perSecond(wrk), cpu, rssMiB: round(target.pids.reduce((s, p) => s + rssMiB(p), 0)) };
+  return { wrk, perSecond: perSecond(wrk), transactions, cpu, rssMiB: round(target.pids.reduce((s, p) => s + rssMiB(p), 0)) };
 }
 
 /** A table cell for a requests-per-second measurement, with the evidence kept alongside. */
 export function rateCell(m: Measured, value = m.perSecond, extra: Record<string, unknown> = {}): Cell {
   const ms = (us: number) => round(us / 1000, 2);
-  const serverCpuUsPerRequest = m.wrk.requests > 0 ? round((m.cpu.serverCores * m.cpu.seconds * 1e6) / m.wrk.requests, 0) : NaN;
+  const perRequest = (cores: number) => (m.wrk.requests > 0 ? round((cores * m.cpu.seconds * 1e6) / m.wrk.requests, 0) : NaN);
   return {
     value: round(value, 0),
     detail: {
@@ -38,7 +45,8 @@ export function rateCell(m: Measured, value = m.perSecond, extra: Record<string,
       latencyMs: { p50: ms(m.wrk.latency_us.p50), p90: ms(m.wrk.latency_us.p90), p99: ms(m.wrk.latency_us.p99), max: ms(m.wrk.latency_us.max) },
       errors: m.wrk.errors,
       cpuCores: { server: m.cpu.serverCores, postgres: m.cpu.postgresCores, machine: m.cpu.machineCores },
-      serverCpuUsPerRequest,
+      cpuUsPerRequest: { server: perRequest(m.cpu.serverCores), postgres: perRequest(m.cpu.postgresCores) },
+      ...(m.transactions !== undefined ? { requestsPerTransaction: round(m.wrk.requests / Math.max(1, m.transactions), 1) } : {}),
       rssMiB: m.rssMiB,
       ...extra,
     },

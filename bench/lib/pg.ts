@@ -45,3 +45,9 @@ export async function serverVersion(): Promise<string> {
     return `PostgreSQL ${row.v} (synchronous_commit=${row.sc}, fsync=${row.fs}, shared_buffers=${row.sb})`;
   });
 }
+
+/** Transactions committed in the benchmark database so far (pg_stat_database). */
+export async function committedTransactions(): Promise<number> {
+  const [row] = await query<{ n: string }>(`SELECT xact_commit AS n FROM pg_stat_database WHERE datname = '${BENCH_DB}'`);
+  return Number(row?.n ?? NaN);
+}
