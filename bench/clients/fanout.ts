@@ -133,7 +133,7 @@ async function readers(mode: "sse" | "long-poll", base: string, stream: string, 
     else startLongPoll(pathOf(i));
     if (i % 100 === 99) await new Promise((r) => setTimeout(r, 20));
   }
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   while (connected + errors < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   console.log(JSON.stringify({ ready: connected, errors }));
 

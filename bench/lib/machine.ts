@@ -16,6 +16,8 @@ export interface MachineInfo {
   nginx: string;
   reference: string;
   openFilesLimit: number;
+  /** The server code measured: commit, and whether src/ had uncommitted changes. */
+  serverCode: string;
 }
 
 const firstLine = (cmd: string, args: string[]) => {
@@ -43,5 +45,13 @@ export async function machineInfo(): Promise<MachineInfo> {
     nginx: firstLine(process.env.NGINX_BIN ?? "/usr/sbin/nginx", ["-v"]),
     reference: `@durable-streams/server ${ref.version} on Node`,
     openFilesLimit: openFilesLimit().soft,
+    serverCode: serverCode(),
   };
+}
+
+function serverCode(): string {
+  const root = new URL("../..", import.meta.url).pathname;
+  const rev = spawnSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout?.trim() || "unknown";
+  const dirty = spawnSync("git", ["-C", root, "status", "--porcelain", "--", "src", "migrations"], { encoding: "utf8" }).stdout?.trim();
+  return dirty ? `${rev} + uncommitted changes in src/` : rev;
 }

@@ -27,7 +27,8 @@ export function markdown(r: RunReport, chartFile = "chart.svg"): string {
   const out: string[] = [];
   out.push(`# Benchmark results${r.quick ? " (quick smoke run: short and small, not comparable)" : ""}`, "");
   out.push(`${r.date} · ${r.machine.cores} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB · ${r.machine.postgres}`);
-  out.push(`Bun ${r.machine.bun} · reference ${r.machine.reference} ${r.machine.node} · ${r.machine.wrk} · ${r.machine.nginx}`, "");
+  out.push(`Bun ${r.machine.bun} · reference ${r.machine.reference} ${r.machine.node} · ${r.machine.wrk} · ${r.machine.nginx}`);
+  out.push(`Server code: ${r.machine.serverCode}`, "");
   out.push(`![chart](${chartFile})`, "");
   const scenarios = orderedScenarios(r);
 

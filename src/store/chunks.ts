@@ -1,7 +1,8 @@
 // Stored data: one chunk row per binary append or per JSON message, addressed by
 // position. Reads stitch a fork's inherited range and its own range in one offset space.
 import { concatBytes } from "../protocol/json.ts";
-import { type Queryable, sql } from "./db.ts";
+import { type Db, type Queryable, sql } from "./db.ts";
+import { int8, parseCopyBinary } from "./copy-binary.ts";
 import { pgArray } from "./pg-array.ts";
 
 export interface ChunkRow {
@@ -102,12 +103,49 @@ export interface ReadResult {
 
 const ROWS_PER_QUERY = 4096;
 
+interface RangeRow {
+  start: number;
+  end: number;
+  data: Uint8Array;
+}
+
+/**
+ * The chunk rows of one segment from `lo`, up to about `budget` bytes (always at least
+ * one row). The running byte total is computed by Postgres from octet_length, which reads
+ * no TOAST data, so rows past the budget are never fetched.
+ */
+async function fetchRange(q: Queryable & Pick<Db, "copyOut">, seg: Segment, lo: number, budget: number): Promise<RangeRow[]> {
+  // Integers only (validated), so the same text can be inlined into COPY, which takes no parameters.
+  for (const n of [seg.streamId, seg.hi, lo, budget]) {
+    if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
+  }
+  const n = (v: number) => sql.raw(String(v));
+  const select = sql`SELECT start_pos, end_pos, data FROM (
+      SELECT start_pos, end_pos, data,
+             sum(octet_length(data)) OVER (ORDER BY start_pos ROWS UNBOUNDED PRECEDING) - octet_length(data) AS before
+      FROM (
+        SELECT start_pos, end_pos, data FROM ds_chunks
+        WHERE stream_id = ${n(seg.streamId)}
+          AND start_pos >= (SELECT coalesce(max(start_pos), 0) FROM ds_chunks
+                            WHERE stream_id = ${n(seg.streamId)} AND start_pos <= ${n(lo)})
+          AND start_pos < ${n(seg.hi)}
+        ORDER BY start_pos LIMIT ${n(ROWS_PER_QUERY)}
+      ) c
+    ) w WHERE before < ${n(budget)} ORDER BY start_pos`;
+  if (q.copyOut) {
+    const payload = await q.copyOut(sql`COPY (${select}) TO STDOUT (FORMAT binary)`);
+    return parseCopyBinary(payload).map(([s, e, d]) => ({ start: int8(s), end: int8(e), data: d! }));
+  }
+  const rows = await q.rows<{ start_pos: unknown; end_pos: unknown; data: Uint8Array }>(select);
+  return rows.map((r) => ({ start: Number(r.start_pos), end: Number(r.end_pos), data: r.data }));
+}
+
 /**
  * Reads units from position `from` up to `tail`, stopping once `maxBytes` is reached
  * (always at least one unit, so a huge append is still readable).
  */
 export async function readUnits(
-  q: Queryable,
+  q: Queryable & Pick<Db, "copyOut">,
   segments: Segment[],
   from: number,
   maxBytes: number,
@@ -119,23 +157,10 @@ export async function readUnits(
     if (seg.hi <= next) continue;
     while (next < seg.hi && budget > 0) {
       const lo = Math.max(next, seg.lo);
-      const rows = await q.rows<{ start_pos: unknown; end_pos: unknown; data: Uint8Array }>(sql`
-        SELECT start_pos, end_pos, data FROM (
-          SELECT start_pos, end_pos, data,
-                 sum(octet_length(data)) OVER (ORDER BY start_pos ROWS UNBOUNDED PRECEDING) - octet_length(data) AS before
-          FROM (
-            SELECT start_pos, end_pos, data FROM ds_chunks
-            WHERE stream_id = ${seg.streamId}
-              AND start_pos >= (SELECT coalesce(max(start_pos), 0) FROM ds_chunks
-                                WHERE stream_id = ${seg.streamId} AND start_pos <= ${lo})
-              AND start_pos < ${seg.hi}
-            ORDER BY start_pos LIMIT ${ROWS_PER_QUERY}
-          ) c
-        ) w WHERE before < ${budget} ORDER BY start_pos`);
+      const rows = await fetchRange(q, seg, lo, budget);
       const before = next;
       for (const r of rows) {
-        const start = Number(r.start_pos);
-        const end = Number(r.end_pos);
+        const { start, end } = r;
         if (end <= lo) continue;
         let data = r.data;
         // Trim a chunk that straddles the range (fork points inside a binary append).

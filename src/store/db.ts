@@ -5,6 +5,7 @@ import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import postgres from "postgres";
+import { Buffer } from "node:buffer";
 
 export type Row = Record<string, unknown>;
 
@@ -21,6 +22,11 @@ export interface Queryable {
 
 export interface Db extends Queryable {
   readonly kind: "postgres" | "pglite";
+  /**
+   * Runs `COPY (...) TO STDOUT (FORMAT binary)` and returns the raw bytes, when the driver
+   * supports it (postgres.js). Bulk bytea then travels without hex text encoding.
+   */
+  copyOut?(query: SQL): Promise<Uint8Array>;
   readonly schema: string;
   /** Runs fn in one transaction; commits when fn resolves, rolls back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
@@ -91,6 +97,20 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     ...base,
     tx: (fn) =>
       client.begin((t) => fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s)))) as Promise<never>,
+    async copyOut(q) {
+      const { sql: text, params } = dialect.sqlToQuery(q);
+      if (params.length > 0) throw new Error("COPY takes no parameters; inline validated integers");
+      const readable = await client.unsafe(text).readable();
+      // Flowing mode: with an async iterator, postgres.js pauses the socket when the
+      // stream's buffer fills and may never resume it after the last row, which leaves
+      // the connection stuck for the next query.
+      return new Promise<Uint8Array>((resolve, reject) => {
+        const parts: Uint8Array[] = [];
+        readable.on("data", (part: Uint8Array) => parts.push(part));
+        readable.once("end", () => resolve(Buffer.concat(parts)));
+        readable.once("error", reject);
+      });
+    },
     async listen(channel, onNotify, onListen) {
       const sub = await client.listen(channel, (payload) => onNotify(payload), onListen);
       return () => sub.unlisten();
