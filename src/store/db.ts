@@ -101,14 +101,24 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
       const { sql: text, params } = dialect.sqlToQuery(q);
       if (params.length > 0) throw new Error("COPY takes no parameters; inline validated integers");
       const readable = await client.unsafe(text).readable();
-      // Flowing mode: with an async iterator, postgres.js pauses the socket when the
-      // stream's buffer fills and may never resume it after the last row, which leaves
-      // the connection stuck for the next query.
+      // postgres.js pauses the connection's socket whenever the COPY stream's buffer is
+      // full and resumes it only from the stream's read(); rows pushed before we attach,
+      // or a last row that filled the buffer, can leave the socket paused and the pooled
+      // connection stuck for its next query. So drain in flowing mode and poke read()
+      // (which only resumes the socket) after every chunk and at the end.
+      const resume = () => (readable as unknown as { _read?: (n: number) => void })._read?.(0);
       return new Promise<Uint8Array>((resolve, reject) => {
         const parts: Uint8Array[] = [];
-        readable.on("data", (part: Uint8Array) => parts.push(part));
-        readable.once("end", () => resolve(Buffer.concat(parts)));
+        readable.on("data", (part: Uint8Array) => {
+          parts.push(part);
+          resume();
+        });
+        readable.once("end", () => {
+          resume();
+          resolve(Buffer.concat(parts));
+        });
         readable.once("error", reject);
+        resume();
       });
     },
     async listen(channel, onNotify, onListen) {
