@@ -22,7 +22,8 @@ export async function measureWrk(
   warmupEnv: Record<string, string> = {},
 ): Promise<Measured> {
   if (warmupSeconds > 0) await runWrk({ ...opts, url: target.url, seconds: warmupSeconds, env: { ...opts.env, ...warmupEnv } });
-  const ours = target.kind.startsWith("ours");
+  // Transactions per request only mean something for appends (group commit batch size).
+  const ours = target.kind.startsWith("ours") && opts.script !== "catchup";
   const commitsBefore = ours ? await committedTransactions() : 0;
   const meter = new CpuMeter(target.pids);
   const wrk = await runWrk({ ...opts, url: target.url });
