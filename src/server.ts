@@ -25,7 +25,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     poolSize: config.DATABASE_POOL_SIZE,
   });
   await migrate(db);
-  const store = new Store(db, { appendBatchMax: config.APPEND_BATCH_MAX });
+  const store = new Store(db, { appendBatchMax: config.APPEND_BATCH_MAX, appendConcurrency: config.APPEND_CONCURRENCY });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   await notifier.start();
   const shutdown = new AbortController();

@@ -31,8 +31,8 @@ export class Store {
     opts: StoreOptions,
   ) {
     this.channel = notifyChannel(db.schema);
-    // PGlite has a single connection: one group at a time; Postgres can overlap two.
-    const concurrency = opts.appendConcurrency ?? (db.kind === "pglite" ? 1 : 2);
+    // PGlite has a single connection: one group at a time; Postgres overlaps several.
+    const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? 4);
     this.appender = new Appender(db, this.channel, opts.appendBatchMax, concurrency);
   }
 
