@@ -24,9 +24,15 @@ export async function handleRead(ctx: AppContext, request: Request, url: URL): P
   const live = url.searchParams.get("live");
   if (live !== null && live !== "long-poll" && live !== "sse") throw new BadRequest("live must be long-poll or sse");
   if (live !== null && offsetParam === null) throw new BadRequest("live reads require an offset");
-  const stream = visible(await ctx.store.find(streamPath(url)));
+  const path = streamPath(url);
+  // Live reads may use the notification-invalidated cache; catch-up reads always read the
+  // table, so a write acknowledged by another instance is visible at once.
+  let stream = visible(await (live ? ctx.reads.lookup(path) : ctx.store.find(path)));
+  const position = offset.kind === "position" ? offset.position : 0;
+  // A cached tail may lag a write whose notification is still on its way: ask the table.
+  if (live && position > stream.tail) stream = visible(await ctx.reads.lookupFresh(path));
   await ctx.store.touch(stream);
-  const from = offset.kind === "position" ? offset.position : offset.kind === "now" ? stream.tail : 0;
+  const from = offset.kind === "now" ? stream.tail : position;
   if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
   const cursor = url.searchParams.get("cursor");
   if (live === "sse") return handleSse(ctx, request, stream, from, cursor);
@@ -107,10 +113,13 @@ async function longPoll(
     // Register first, then re-check the tail, so an append between the two still wakes us.
     const waiter = ctx.notifier.subscribe(current.id, { tail: current.tail, closed: current.closed });
     try {
-      const fresh = visible(await ctx.reads.fresh(current.id, waiter.since));
-      if (fresh.tail > from || fresh.closed) {
-        current = fresh;
-        continue;
+      // Same tick as subscribe: if the cache vouches for `current`, no query is needed.
+      if (!ctx.reads.unchanged(current)) {
+        const fresh = visible(await ctx.reads.fresh(current.id, waiter.since));
+        if (fresh.tail > from || fresh.closed) {
+          current = fresh;
+          continue;
+        }
       }
       await waiter.wait(remaining, stop);
       if (stop.aborted) return timeoutResponse(current, nextCursor(clientCursor));

@@ -132,7 +132,8 @@ async function pump(
     // Register, then re-check, then wait: no append can slip between check and wait.
     const waiter = ctx.notifier.subscribe(stream.id, { tail: stream.tail, closed: stream.closed });
     try {
-      const fresh = await ctx.reads.fresh(stream.id, waiter.since);
+      // Same tick as subscribe: if the cache vouches for `stream`, skip the re-check query.
+      const fresh = ctx.reads.unchanged(stream) ? stream : await ctx.reads.fresh(stream.id, waiter.since);
       if (!fresh || fresh.expired || fresh.deleted) return;
       if (fresh.tail === stream.tail && fresh.closed === stream.closed) {
         await waiter.wait(Math.min(remaining, KEEPALIVE_MS), stop);

@@ -43,6 +43,8 @@ export class Notifier {
   private lastHeard = 0;
   private listening = false;
   private clock = 0;
+  private readonly changeHooks: ((id: number) => void)[] = [];
+  private readonly resetHooks: (() => void)[] = [];
 
   constructor(
     private readonly db: Db,
@@ -56,9 +58,11 @@ export class Notifier {
       this.channel,
       (payload) => this.onNotify(payload),
       () => {
-        // (Re)connected: anything notified while we were away is lost, so every waiter re-checks.
+        // (Re)connected: anything notified while we were away is lost, so caches reset and
+        // every waiter re-checks.
         this.listening = true;
         this.lastHeard = Date.now();
+        for (const h of this.resetHooks) h();
         this.wakeAll();
       },
     );
@@ -89,6 +93,16 @@ export class Notifier {
     this.listening = false;
     await this.unlisten?.().catch(() => {});
     this.wakeAll();
+  }
+
+  /** Runs before the waiters of a changed stream are woken (cache invalidation). */
+  onChange(hook: (id: number) => void): void {
+    this.changeHooks.push(hook);
+  }
+
+  /** Runs when notifications may have been missed (listener reconnect). */
+  onReset(hook: () => void): void {
+    this.resetHooks.push(hook);
   }
 
   /** Logical time: bumped by registrations, wake-ups and shared reads (live/shared-reads.ts). */
@@ -173,6 +187,7 @@ export class Notifier {
           const stale =
             !row || row.gone || !e.seen || Number(row.tail) !== e.seen.tail || Boolean(row.closed) !== e.seen.closed;
           if (stale) {
+            for (const h of this.changeHooks) h(id);
             set.delete(e);
             e.wake();
           }
@@ -185,6 +200,10 @@ export class Notifier {
   private onNotify(payload: string): void {
     this.lastHeard = Date.now();
     if (payload === PING) return;
-    for (const id of payload.split(",")) this.wake(Number(id));
+    for (const part of payload.split(",")) {
+      const id = Number(part);
+      for (const h of this.changeHooks) h(id);
+      this.wake(id);
+    }
   }
 }

@@ -9,6 +9,7 @@ import type { ReadResult } from "../store/chunks.ts";
 import type { Store } from "../store/index.ts";
 import type { StreamRecord } from "../store/records.ts";
 import type { Notifier } from "./notifier.ts";
+import { StreamCache } from "./stream-cache.ts";
 
 interface InFlight<T> {
   started: number;
@@ -18,18 +19,44 @@ interface InFlight<T> {
 export class SharedReads {
   private readonly lookups = new Map<number, InFlight<StreamRecord | undefined>>();
   private readonly reads = new Map<string, Promise<ReadResult>>();
+  private readonly cache: StreamCache;
 
   constructor(
     private readonly store: Store,
     private readonly notifier: Notifier,
-  ) {}
+  ) {
+    this.cache = new StreamCache(store, notifier);
+  }
+
+  /** Stream look-up for a live read (cached; see stream-cache.ts). */
+  lookup(path: string): Promise<StreamRecord | undefined> {
+    return this.cache.lookup(path);
+  }
+
+  /** The same look-up straight from the table, dropping any cached entry first. */
+  lookupFresh(path: string): Promise<StreamRecord | undefined> {
+    this.cache.forget(path);
+    return this.cache.lookup(path);
+  }
+
+  /**
+   * True when the cache vouches that `s` is still the stream's state: call it in the same
+   * tick as Notifier.subscribe, and no change can fall between the check and the wait.
+   */
+  unchanged(s: StreamRecord): boolean {
+    return this.cache.unchanged(s);
+  }
 
   fresh(streamId: number, since: number): Promise<StreamRecord | undefined> {
     const current = this.lookups.get(streamId);
     if (current && current.started > since) return current.promise;
+    const started = this.notifier.tick();
     const entry: InFlight<StreamRecord | undefined> = {
-      started: this.notifier.tick(),
-      promise: this.store.findById(streamId),
+      started,
+      promise: this.store.findById(streamId).then((r) => {
+        if (r) this.cache.offer(r, started);
+        return r;
+      }),
     };
     this.lookups.set(streamId, entry);
     const clear = () => {

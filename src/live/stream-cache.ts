@@ -1,0 +1,103 @@
+// Stream rows for live reads, cached in process and kept honest by the notifications every
+// instance already receives: an append, close or delete anywhere notifies the stream's id,
+// and the listener drops the entry before it wakes any waiter. So an entry always reflects
+// every change whose notification this instance has processed, which is all a live reader
+// needs: it registers its waiter in the same tick it reads the entry, and any later change
+// wakes it. When a thousand long-polls come back after an append, they cost one query.
+//
+// Only live reads use it; catch-up reads go to the table (read-your-writes across
+// instances must not depend on notification latency). Streams with a TTL or an expiry
+// time are never cached, since they can expire without any notification.
+import type { Store } from "../store/index.ts";
+import type { StreamRecord } from "../store/records.ts";
+import type { Notifier } from "./notifier.ts";
+
+const MAX_ENTRIES = 10_000;
+
+export class StreamCache {
+  private readonly byPath = new Map<string, StreamRecord>();
+  private readonly pathById = new Map<number, string>();
+  /** Tick of the latest invalidation per stream id, and of the latest full reset. */
+  private readonly invalidated = new Map<number, number>();
+  private resetAt = 0;
+  private readonly inflight = new Map<string, Promise<StreamRecord | undefined>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly notifier: Notifier,
+  ) {
+    notifier.onChange((id) => this.invalidate(id));
+    notifier.onReset(() => this.reset());
+  }
+
+  /** The stream at `path` as of every notification processed so far. */
+  lookup(path: string): Promise<StreamRecord | undefined> {
+    const hit = this.notifier.healthy ? this.byPath.get(path) : undefined;
+    if (hit) return Promise.resolve(hit);
+    let pending = this.inflight.get(path);
+    if (!pending) {
+      const started = this.notifier.tick();
+      pending = this.store.find(path).then((record) => {
+        this.inflight.delete(path);
+        if (record && this.cacheable(record, started)) this.put(path, record);
+        return record;
+      }, (err) => {
+        this.inflight.delete(path);
+        throw err;
+      });
+      this.inflight.set(path, pending);
+    }
+    return pending;
+  }
+
+  /** A fresher row read elsewhere (for example after a wake-up) may refresh the entry. */
+  offer(record: StreamRecord, started: number): void {
+    if (record.path && this.byPath.has(record.path) && this.cacheable(record, started)) this.put(record.path, record);
+  }
+
+  /** Whether the cached entry says the stream is exactly as `s` describes it. */
+  unchanged(s: StreamRecord): boolean {
+    const hit = s.path !== null && this.notifier.healthy ? this.byPath.get(s.path) : undefined;
+    return hit !== undefined && hit.id === s.id && hit.tail === s.tail && hit.closed === s.closed;
+  }
+
+  /** Drops a path's entry, e.g. when a reader found the cached tail behind its offset. */
+  forget(path: string): void {
+    const r = this.byPath.get(path);
+    if (r) this.pathById.delete(r.id);
+    this.byPath.delete(path);
+  }
+
+  private cacheable(r: StreamRecord, started: number): boolean {
+    // A row read by a query that started before the latest change notification for its
+    // stream (or before a reset) may miss that change: never cache it.
+    return (
+      this.notifier.healthy &&
+      r.ttlSeconds === null && r.expiresAt === null && !r.expired && !r.deleted &&
+      started > this.resetAt && started > (this.invalidated.get(r.id) ?? 0)
+    );
+  }
+
+  private put(path: string, r: StreamRecord): void {
+    if (this.byPath.size >= MAX_ENTRIES) this.reset();
+    this.byPath.set(path, r);
+    this.pathById.set(r.id, path);
+  }
+
+  private invalidate(id: number): void {
+    this.invalidated.set(id, this.notifier.tick());
+    if (this.invalidated.size > MAX_ENTRIES * 4) this.reset();
+    const path = this.pathById.get(id);
+    if (path !== undefined) {
+      this.byPath.delete(path);
+      this.pathById.delete(id);
+    }
+  }
+
+  private reset(): void {
+    this.resetAt = this.notifier.tick();
+    this.byPath.clear();
+    this.pathById.clear();
+    this.invalidated.clear();
+  }
+}
