@@ -21,7 +21,7 @@ export const ConfigSchema = Type.Object({
   SWEEP_INTERVAL_MS: Int(0, 60_000, "how often expired streams are removed (0 disables)"),
   SHUTDOWN_GRACE_MS: Int(0, 10_000, "how long shutdown waits for in-flight requests"),
   APPEND_BATCH_MAX: Int(1, 256, "most appends committed in one shared transaction"),
-  APPEND_CONCURRENCY: Int(1, 4, "append groups in flight at once per instance (PGlite always uses 1)"),
+  APPEND_CONCURRENCY: Int(1, 1, "append groups in flight at once per instance; raise it for a distant Postgres (PGlite always uses 1)"),
 });
 
 export type Config = Static<typeof ConfigSchema>;

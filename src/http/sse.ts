@@ -105,7 +105,6 @@ async function pump(
   // the clock, so readers of one stream share identical control events.
   const cursorBase = Number(nextCursor(clientCursor));
   let announced = -1;
-  let lastWrite = Date.now();
   while (!stop.aborted) {
     let result: ReadResult | undefined;
     if (pos < stream.tail) {
@@ -123,7 +122,6 @@ async function pump(
       // with the same control share the encoded bytes.
       send(eventBytes(result, JSON.stringify(control), stream, text));
       announced = pos;
-      lastWrite = Date.now();
     }
     if (closed) return;
     if (!upToDate) continue;
@@ -136,8 +134,16 @@ async function pump(
       const fresh = ctx.reads.unchanged(stream) ? stream : await ctx.reads.fresh(stream.id, waiter.since);
       if (!fresh || fresh.expired || fresh.deleted) return;
       if (fresh.tail === stream.tail && fresh.closed === stream.closed) {
-        await waiter.wait(Math.min(remaining, KEEPALIVE_MS), stop);
-        if (stop.aborted) return;
+        // Idle: keep the connection warm without touching the database; a change that a
+        // lost notification would hide is still caught by the notifier's backstop.
+        for (;;) {
+          const left = deadline - Date.now();
+          if (left <= 0) return;
+          const woke = await waiter.wait(Math.min(left, KEEPALIVE_MS), stop);
+          if (stop.aborted) return;
+          if (woke) break;
+          send(KEEPALIVE);
+        }
         const again = await ctx.reads.fresh(stream.id, waiter.since);
         if (!again || again.expired || again.deleted) return;
         stream = again;
@@ -146,10 +152,6 @@ async function pump(
       }
     } finally {
       waiter.cancel();
-    }
-    if (Date.now() - lastWrite >= KEEPALIVE_MS) {
-      send(KEEPALIVE);
-      lastWrite = Date.now();
     }
   }
 }

@@ -50,9 +50,9 @@ export class StreamCache {
     return pending;
   }
 
-  /** A fresher row read elsewhere (for example after a wake-up) may refresh the entry. */
+  /** A row read elsewhere (for example after a wake-up) fills the entry, if still current. */
   offer(record: StreamRecord, started: number): void {
-    if (record.path && this.byPath.has(record.path) && this.cacheable(record, started)) this.put(record.path, record);
+    if (record.path && this.cacheable(record, started)) this.put(record.path, record);
   }
 
   /** Whether the cached entry says the stream is exactly as `s` describes it. */

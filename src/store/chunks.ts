@@ -2,7 +2,7 @@
 // position. Reads stitch a fork's inherited range and its own range in one offset space.
 import { concatBytes } from "../protocol/json.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
-import { int8, parseCopyBinary } from "./copy-binary.ts";
+import { int8, parseCopyBinaryParts } from "./copy-binary.ts";
 import { pgArray } from "./pg-array.ts";
 
 export interface ChunkRow {
@@ -134,7 +134,7 @@ async function fetchRange(q: Queryable & Pick<Db, "copyOut">, seg: Segment, lo: 
     ) w WHERE before < ${n(budget)} ORDER BY start_pos`;
   if (q.copyOut) {
     const payload = await q.copyOut(sql`COPY (${select}) TO STDOUT (FORMAT binary)`);
-    return parseCopyBinary(payload).map(([s, e, d]) => ({ start: int8(s), end: int8(e), data: d! }));
+    return parseCopyBinaryParts(payload).map(([s, e, d]) => ({ start: int8(s), end: int8(e), data: d! }));
   }
   const rows = await q.rows<{ start_pos: unknown; end_pos: unknown; data: Uint8Array }>(select);
   return rows.map((r) => ({ start: Number(r.start_pos), end: Number(r.end_pos), data: r.data }));

@@ -5,7 +5,6 @@ import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import postgres from "postgres";
-import { Buffer } from "node:buffer";
 
 export type Row = Record<string, unknown>;
 
@@ -26,7 +25,7 @@ export interface Db extends Queryable {
    * Runs `COPY (...) TO STDOUT (FORMAT binary)` and returns the raw bytes, when the driver
    * supports it (postgres.js). Bulk bytea then travels without hex text encoding.
    */
-  copyOut?(query: SQL): Promise<Uint8Array>;
+  copyOut?(query: SQL): Promise<Uint8Array[]>;
   readonly schema: string;
   /** Runs fn in one transaction; commits when fn resolves, rolls back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
@@ -107,7 +106,7 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
       // connection stuck for its next query. So drain in flowing mode and poke read()
       // (which only resumes the socket) after every chunk and at the end.
       const resume = () => (readable as unknown as { _read?: (n: number) => void })._read?.(0);
-      return new Promise<Uint8Array>((resolve, reject) => {
+      return new Promise<Uint8Array[]>((resolve, reject) => {
         const parts: Uint8Array[] = [];
         readable.on("data", (part: Uint8Array) => {
           parts.push(part);
@@ -115,7 +114,7 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
         });
         readable.once("end", () => {
           resume();
-          resolve(Buffer.concat(parts));
+          resolve(parts);
         });
         readable.once("error", reject);
         resume();

@@ -31,8 +31,10 @@ export class Store {
     opts: StoreOptions,
   ) {
     this.channel = notifyChannel(db.schema);
-    // PGlite has a single connection: one group at a time; Postgres overlaps several.
-    const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? 4);
+    // PGlite has a single connection: one group at a time. On Postgres one group in flight
+    // makes the largest groups, which measured best with Postgres on the same machine; more
+    // pays off when round trips are long.
+    const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? 1);
     this.appender = new Appender(db, this.channel, opts.appendBatchMax, concurrency);
   }
 
