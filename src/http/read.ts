@@ -1,8 +1,7 @@
 // GET: catch-up reads (PROTOCOL 5.6) and long-poll (5.7); SSE lives in sse.ts.
-import { isJsonType } from "../protocol/content-type.ts";
 import { nextCursor } from "../protocol/cursor.ts";
 import { BadRequest } from "../protocol/errors.ts";
-import { concatBytes, jsonArrayParts } from "../protocol/json.ts";
+import { jsonArrayParts } from "../protocol/json.ts";
 import { formatOffset, parseOffset } from "../protocol/offsets.ts";
 import type { StreamRecord } from "../store/records.ts";
 import { visible } from "../store/streams.ts";
@@ -13,7 +12,9 @@ import { maybeCompress } from "./compress.ts";
 import { memo } from "../live/shared-reads.ts";
 import type { ReadResult } from "../store/chunks.ts";
 
-const bodies = new WeakMap<ReadResult, Uint8Array>();
+// A Blob over the stored units: the runtime sends the parts without joining them in JS,
+// and readers of the same range share it.
+const bodies = new WeakMap<ReadResult, Blob>();
 const CACHEABLE = "public, max-age=60, stale-while-revalidate=300";
 
 export async function handleRead(ctx: AppContext, request: Request, url: URL): Promise<Response> {
@@ -79,8 +80,8 @@ async function catchUp(
   if (closedNow) headers["Stream-Closed"] = "true";
   if (cursor !== undefined && !closedNow) headers["Stream-Cursor"] = cursor;
   if (matchesEtag(request.headers.get("if-none-match"), etag)) return respond(304, headers);
-  const body = memo(bodies, result, () => concatBytes(stream.isJson ? jsonArrayParts(result.units) : result.units.length ? result.units : [new Uint8Array(0)]));
-  return maybeCompress(request, respond(200, headers, body), body.byteLength);
+  const body = memo(bodies, result, () => new Blob((stream.isJson ? jsonArrayParts(result.units) : result.units) as BlobPart[]));
+  return maybeCompress(request, respond(200, headers, body), body.size);
 }
 
 function matchesEtag(header: string | null, etag: string): boolean {
@@ -141,4 +142,3 @@ function timeoutResponse(stream: StreamRecord, cursor: string | undefined): Resp
   return respond(204, h);
 }
 
-export { isJsonType };
