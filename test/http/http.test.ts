@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { gunzipSync } from "node:zlib";
 import { loadConfig } from "../../src/config.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
+import { errorResponse } from "../../src/http/respond.ts";
 
 let server: RunningServer;
 let base: string;
@@ -90,6 +91,20 @@ describe("bad input gets a 4xx and changes nothing", () => {
     expect((await fetch(`${base}/never`, { method: "HEAD" })).status).toBe(404);
     expect((await post("never", { "Content-Type": "text/plain" }, "x")).status).toBe(404);
     expect((await fetch(`${base}/never`, { method: "DELETE" })).status).toBe(404);
+  });
+});
+
+describe("error mapping", () => {
+  test("an unreachable database is a 503 with Retry-After, other surprises a 500", async () => {
+    const down = Object.assign(new Error("write CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED" });
+    const wrapped = Object.assign(new Error("Failed query"), { cause: Object.assign(new Error("terminating"), { code: "57P01" }) });
+    for (const err of [down, wrapped]) {
+      const res = errorResponse(err);
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("1");
+    }
+    expect(errorResponse(new TypeError("bug")).status).toBe(500);
+    expect(errorResponse(Object.assign(new Error("unique"), { code: "23505" })).status).toBe(500);
   });
 });
 
