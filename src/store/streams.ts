@@ -5,7 +5,7 @@ import { sameContentType } from "../protocol/content-type.ts";
 import { concatBytes, splitJsonMessages } from "../protocol/json.ts";
 import { insertChunks, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
-import { STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
+import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { resolveForkPoint } from "./fork-point.ts";
 
 export async function findStream(q: Queryable, path: string, forUpdate = false): Promise<StreamRecord | undefined> {
@@ -194,8 +194,7 @@ export async function sweepExpired(db: Db, limit = 100): Promise<number> {
   return db.tx(async (q) => {
     const rows = await q.rows(sql`
       SELECT ${STREAM_COLUMNS} FROM ds_streams s
-      WHERE s.path IS NOT NULL AND ((s.expires_at IS NOT NULL AND s.expires_at <= clock_timestamp())
-         OR (s.ttl_seconds IS NOT NULL AND s.last_access + s.ttl_seconds * interval '1 second' <= clock_timestamp()))
+      WHERE s.path IS NOT NULL AND ${EXPIRED_SQL("s")}
       ORDER BY s.id LIMIT ${limit} FOR UPDATE SKIP LOCKED`);
     for (const r of rows) await retireStream(q, toStreamRecord(r));
     return rows.length;
