@@ -6,6 +6,8 @@
 // transaction are needed: two round trips per group, and the statement's own commit is
 // what every 2xx waits for. A stream whose state moved underneath (another instance
 // appended) is retried by the caller under row locks, which always makes progress.
+// After a group, the state it committed is remembered (WriterCache), so the next group on
+// a busy stream skips the read: one round trip, still guarded by the compare-and-set.
 import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
@@ -41,9 +43,15 @@ interface StreamWork {
  * Runs a group of appends. Optimistic by default (read, decide, compare-and-set write);
  * with `lock`, inside a transaction that locks the streams first, so nothing can move.
  */
-export async function appendGroup(db: Db, channel: string, batch: AppendRequest[], lock = false): Promise<GroupResult[]> {
+export async function appendGroup(
+  db: Db,
+  channel: string,
+  batch: AppendRequest[],
+  lock = false,
+  cache?: WriterCache,
+): Promise<GroupResult[]> {
   const run = async (q: Queryable) => {
-    const streams = await readStreams(q, batch, lock);
+    const streams = await readStreams(q, batch, lock, lock ? undefined : cache);
     const chunks: ChunkRow[] = [];
     const producerRows = new Map<string, { streamId: number; id: string; state: ProducerState }>();
     const decided = batch.map((req): { path: string; result: GroupResult } => {
@@ -74,6 +82,11 @@ export async function appendGroup(db: Db, channel: string, batch: AppendRequest[
       }
     });
     const applied = await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
+    for (const [path, w] of streams) {
+      if (!w.touched) continue;
+      if (applied.has(w.record.id)) cache?.remember(path, w);
+      else cache?.forget(path);
+    }
     // Decisions on a stream whose compare-and-set failed were made on stale state.
     return decided.map(({ path, result }) => {
       const w = streams.get(path);
@@ -92,10 +105,52 @@ function outcome(status: 200 | 204, s: WriterState, req: AppendRequest, p?: Prod
   };
 }
 
-/** Stream rows (and the producer state the group needs) in one statement. */
-async function readStreams(q: Queryable, batch: AppendRequest[], lock: boolean): Promise<Map<string, StreamWork>> {
-  const paths = [...new Set(batch.map((b) => b.path))];
-  const producerIds = [...new Set(batch.flatMap((b) => (b.producer ? [b.producer.id] : [])))];
+/** What this instance last committed to a stream: the starting state of its next group. */
+export class WriterCache {
+  private readonly entries = new Map<string, { record: StreamRecord; state: WriterState }>();
+
+  constructor(private readonly maxEntries = 10_000, private readonly maxProducers = 1_000) {}
+
+  /** A private copy of the remembered state, if it covers every producer the group names. */
+  take(path: string, producerIds: string[]): StreamWork | undefined {
+    const e = this.entries.get(path);
+    if (!e || producerIds.some((id) => !e.state.producers.has(id))) return undefined;
+    return { record: e.record, touched: false, wrote: false, state: { ...e.state, producers: new Map(e.state.producers) } };
+  }
+
+  remember(path: string, w: StreamWork): void {
+    if (w.state.producers.size > this.maxProducers) return this.forget(path);
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    // The compare-and-set of the next group checks against the state committed now.
+    this.entries.set(path, { record: { ...w.record, tail: w.state.tail, closed: w.state.closed }, state: w.state });
+  }
+
+  forget(path: string): void {
+    this.entries.delete(path);
+  }
+}
+
+/** Stream rows (and the producer state the group needs) in one statement, unless remembered. */
+async function readStreams(
+  q: Queryable,
+  batch: AppendRequest[],
+  lock: boolean,
+  cache: WriterCache | undefined,
+): Promise<Map<string, StreamWork>> {
+  const out = new Map<string, StreamWork>();
+  const named = new Map<string, string[]>();
+  for (const b of batch) {
+    const ids = named.get(b.path) ?? [];
+    if (b.producer) ids.push(b.producer.id);
+    named.set(b.path, ids);
+  }
+  for (const [path, ids] of named) {
+    const remembered = cache?.take(path, ids);
+    if (remembered) out.set(path, remembered);
+  }
+  const paths = [...named.keys()].filter((p) => !out.has(p));
+  if (paths.length === 0) return out;
+  const producerIds = [...new Set(paths.flatMap((p) => named.get(p)!))];
   // Locking in id order keeps concurrent groups on other instances from deadlocking.
   const rows = await q.rows(
     sql`SELECT ${STREAM_COLUMNS},
@@ -105,7 +160,6 @@ async function readStreams(q: Queryable, batch: AppendRequest[], lock: boolean):
     ORDER BY s.id ${lock ? sql`FOR UPDATE` : sql``}`,
     { prepare: true },
   );
-  const out = new Map<string, StreamWork>();
   for (const r of rows) {
     const record = toStreamRecord(r);
     const raw = typeof r.producers === "string" ? JSON.parse(r.producers) : r.producers;
@@ -172,7 +226,8 @@ async function writeGroup(
                   ${pgArray(st.map((s) => s.closedBy?.epoch ?? null))}::int8[], ${pgArray(st.map((s) => s.closedBy?.seq ?? null))}::int8[],
                   ${pgArray(st.map((s) => s.lastSeq))}::text[])
            AS v(id, old_tail, old_closed, tail, closed, cid, cepoch, cseq, last_seq)
-      WHERE t.id = v.id AND t.tail = v.old_tail AND t.closed = v.old_closed AND NOT ${EXPIRED_SQL("t")}
+      WHERE t.id = v.id AND t.tail = v.old_tail AND t.closed = v.old_closed
+        AND t.deleted_at IS NULL AND t.path IS NOT NULL AND NOT ${EXPIRED_SQL("t")}
       RETURNING t.id)
     ${chunkInsert} ${producerUpsert}
     SELECT array_to_string(array(SELECT id FROM s), ',') AS applied,

@@ -3,7 +3,7 @@
 // most one in-flight group at a time, which keeps this instance's appends to a stream in
 // arrival order and its optimistic writes free of self-inflicted conflicts.
 import type { Db } from "./db.ts";
-import { type AppendOutcome, type AppendRequest, appendGroup } from "./append.ts";
+import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
 interface Pending {
   req: AppendRequest;
@@ -15,6 +15,7 @@ export class Appender {
   private queue: Pending[] = [];
   private running = 0;
   private readonly busy = new Set<string>();
+  private readonly writers = new WriterCache();
   private idle: (() => void)[] = [];
   /** Counters for operators (/healthz) and tests. */
   readonly stats = { groups: 0, appends: 0, lockedRetries: 0 };
@@ -32,6 +33,11 @@ export class Appender {
       this.queue.push({ req, resolve, reject });
       this.pump();
     });
+  }
+
+  /** Drops what this instance remembers of a stream (it was deleted or replaced). */
+  forget(path: string): void {
+    this.writers.forget(path);
   }
 
   /** Resolves once every queued append has been committed or rejected. */
@@ -80,7 +86,7 @@ export class Appender {
       this.stats.groups++;
       this.stats.appends += batch.length;
       if (lock) this.stats.lockedRetries += batch.length;
-      const results = await appendGroup(this.db, this.channel, batch.map((p) => p.req), lock);
+      const results = await appendGroup(this.db, this.channel, batch.map((p) => p.req), lock, this.writers);
       const retry: Pending[] = [];
       results.forEach((r, i) => {
         if ("retry" in r) retry.push(batch[i]);

@@ -55,6 +55,7 @@ export class Store {
   }
 
   delete(path: string): Promise<void> {
+    this.appender.forget(path);
     return deleteStream(this.db, this.channel, path);
   }
 

@@ -124,6 +124,33 @@ for (const backend of backends) {
       await other.drained();
     });
 
+    test("an instance's remembered stream state never outlives changes made elsewhere", async () => {
+      const a = new Store(db, { appendBatchMax: 8 });
+      const b = new Store(db, { appendBatchMax: 8 });
+      await a.create(params("/s/memo"));
+      await append(a, "/s/memo", "x"); // a now remembers the stream's state
+      // b replaces the stream with a closed JSON stream at the same path
+      await b.delete("/s/memo");
+      await b.create(params("/s/memo", { contentType: "application/json", isJson: true, closed: true }));
+      await expect(append(a, "/s/memo", "y")).rejects.toBeInstanceOf(StreamClosedConflict);
+      // b re-creates it open; a's next append lands on the new stream at position 0
+      await b.delete("/s/memo");
+      await b.create(params("/s/memo"));
+      expect((await append(a, "/s/memo", "z")).tail).toBe(1);
+      // b soft-deletes it (a fork keeps it): a gets 410, not a write into a deleted stream
+      await b.create(params("/s/memo-fork", { fork: { sourcePath: "/s/memo", offset: null, subOffset: 0 } }));
+      await b.delete("/s/memo");
+      await expect(append(a, "/s/memo", "w")).rejects.toBeInstanceOf(StreamGone);
+      // b closes a stream behind a's back: a's append is refused with the final offset
+      await a.create(params("/s/memo2"));
+      await append(a, "/s/memo2", "1");
+      await b.append({ path: "/s/memo2", contentType: null, body: new Uint8Array(0), messages: null, close: true, streamSeq: null });
+      await expect(append(a, "/s/memo2", "2")).rejects.toBeInstanceOf(StreamClosedConflict);
+      expect(await readAll(a, "/s/memo2")).toBe("1");
+      await a.drained();
+      await b.drained();
+    });
+
     test("one bad append in a group fails alone", async () => {
       await store.create(params("/s/ok"));
       await store.create(params("/s/closed", { closed: true }));
