@@ -118,8 +118,15 @@ for (const backend of backends) {
       expect([...stored].sort((a, b) => a - b)).toEqual(stored.map((_, i) => i));
       const tails = settled.slice(0, 120).map((s) => (s as PromiseFulfilledResult<{ tail: number }>).value.tail);
       expect(new Set(tails).size).toBe(120);
-      // the race really happened: some groups lost their compare-and-set and went locked
-      expect(one.appendStats.lockedRetries + other.appendStats.lockedRetries).toBeGreaterThan(0);
+      // A lost compare-and-set, made certain: `one` remembers the stream's state, `other`
+      // moves the tail, so `one`'s next write must fail its check and redo under locks.
+      await append(one, "/s/race", "[a]");
+      await append(other, "/s/race", "[b]");
+      const before = one.appendStats.lockedRetries;
+      const last = await append(one, "/s/race", "[c]");
+      expect(one.appendStats.lockedRetries).toBe(before + 1);
+      expect((await readAll(one, "/s/race")).endsWith("[a][b][c]")).toBe(true);
+      expect(last.tail).toBe(visible(await one.find("/s/race")).tail);
       await one.drained();
       await other.drained();
     });
