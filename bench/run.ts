@@ -65,9 +65,12 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 await ensureDatabase();
-const name = quick ? "quick" : "latest";
+// A run restricted to some columns (BENCH_COLUMNS) is a partial run: it writes partial.*
+// and leaves the full results alone.
+const partial = Boolean(process.env.BENCH_COLUMNS);
+const name = quick ? "quick" : partial ? "partial" : "latest";
 const jsonPath = join(RESULTS, `${name}.json`);
-const previous: RunReport | undefined = !quick && existsSync(jsonPath) ? JSON.parse(readFileSync(jsonPath, "utf8")) : undefined;
+const previous: RunReport | undefined = !quick && !partial && existsSync(jsonPath) ? JSON.parse(readFileSync(jsonPath, "utf8")) : undefined;
 const report: RunReport = {
   date: new Date().toISOString(),
   quick,
@@ -79,7 +82,7 @@ if (fds.soft < NEEDED_FDS) log(`warning: only ${fds.soft} open files allowed; th
 
 function save() {
   mkdirSync(RESULTS, { recursive: true });
-  const chart = quick ? "quick-chart.svg" : "chart.svg";
+  const chart = name === "latest" ? "chart.svg" : `${name}-chart.svg`;
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(RESULTS, `${name}.md`), markdown(report, chart));
   writeFileSync(join(RESULTS, chart), chartSvg(report));

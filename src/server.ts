@@ -2,6 +2,7 @@
 // the current runtime through a thin adapter, and shuts down gracefully.
 import type { Config } from "./config.ts";
 import { buildApp } from "./http/app.ts";
+import { SseHubs } from "./http/sse-hub.ts";
 import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
@@ -31,13 +32,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const shutdown = new AbortController();
   let draining = false;
   const reads = new SharedReads(store, notifier);
-  const app = buildApp({ store, notifier, reads, config, shutdown: shutdown.signal }, () => ({
+  const sse = new SseHubs(reads, notifier, config.READ_CHUNK_BYTES);
+  const app = buildApp({ store, notifier, reads, sse, config, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy,
     detail: {
       database: db.kind,
       listener: notifier.healthy ? "connected" : "down",
       draining,
       liveWaiters: notifier.waiterCount,
+      sseReaders: sse.readerCount,
       appends: store.appendStats,
     },
   }));

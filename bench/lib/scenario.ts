@@ -47,7 +47,11 @@ export async function eachTarget(
   notes: string[],
   fn: (column: Column, target: Target) => Promise<void>,
 ): Promise<void> {
+  // BENCH_COLUMNS=ours-3,extra measures only those columns (for quick iterations; a run
+  // that skips columns leaves their cells empty).
+  const only = process.env.BENCH_COLUMNS?.split(",").map((c) => c.trim()).filter(Boolean);
   for (const { column, start } of lineup) {
+    if (only && !only.includes(column)) continue;
     ctx.log(`${scenario}: ${column}`);
     try {
       await withTarget(start, async (t) => {

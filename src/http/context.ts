@@ -3,6 +3,7 @@ import { BadRequest, NotImplemented } from "../protocol/errors.ts";
 import type { Notifier } from "../live/notifier.ts";
 import type { SharedReads } from "../live/shared-reads.ts";
 import type { Store } from "../store/index.ts";
+import type { SseHubs } from "./sse-hub.ts";
 
 /** What every handler needs: the store, the live notifier, and the limits. */
 export interface AppContext {
@@ -10,6 +11,8 @@ export interface AppContext {
   notifier: Notifier;
   /** Single-flight look-ups and range reads shared by concurrent readers. */
   reads: SharedReads;
+  /** Per-stream fan-out of caught-up SSE readers. */
+  sse: SseHubs;
   config: Pick<
     Config,
     "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES"

@@ -114,17 +114,15 @@ async function longPoll(
     // Register first, then re-check the tail, so an append between the two still wakes us.
     const waiter = ctx.notifier.subscribe(current.id, { tail: current.tail, closed: current.closed });
     try {
-      // Same tick as subscribe: if the cache vouches for `current`, no query is needed.
-      if (!ctx.reads.unchanged(current)) {
-        const fresh = visible(await ctx.reads.fresh(current.id, waiter.since));
-        if (fresh.tail > from || fresh.closed) {
-          current = fresh;
-          continue;
-        }
+      // Same tick as subscribe: when the cache holds the stream, no query is needed.
+      const fresh = visible(await ctx.reads.current(current, waiter.since));
+      if (fresh.tail > from || fresh.closed) {
+        current = fresh;
+        continue;
       }
       await waiter.wait(remaining, stop);
       if (stop.aborted) return timeoutResponse(current, nextCursor(clientCursor));
-      current = visible(await ctx.reads.fresh(current.id, waiter.since));
+      current = visible(await ctx.reads.current(current, waiter.since));
     } finally {
       waiter.cancel();
     }

@@ -1,6 +1,7 @@
-// Wakes live readers. ONE listener connection per instance receives the stream ids that
-// append transactions notify after commit; an in-process map finds the waiters of each
-// stream. A notification is only a hint: woken readers re-read the table.
+// Wakes live readers. ONE listener connection per instance receives the changes that
+// transactions notify on commit (store/change.ts: a stream's new tail and closed state,
+// and small appended data); an in-process map finds the waiters of each stream. Change
+// hooks (the live-read cache, SSE hubs) see each change before the waiters wake.
 //
 // Two safety nets, both O(1) per instance rather than per reader:
 //  - after the listener (re)connects, every waiter is woken (notifications may be lost);
@@ -8,6 +9,7 @@
 //    wakes those whose state differs from what their waiters last saw, so a dead or
 //    silently broken listener costs latency, never correctness.
 import { type Db, sql } from "../store/db.ts";
+import { type Change, parseNotification } from "../store/change.ts";
 import { pgArray } from "../store/pg-array.ts";
 
 export interface Waiter {
@@ -30,9 +32,16 @@ export interface Seen {
 interface Entry {
   wake: () => void;
   seen?: Seen;
+  /** Woken before the others of its stream (SSE: one cheap write each). */
+  first: boolean;
 }
 
+/** Runs for every notified change (store/change.ts), before the stream's waiters wake. */
+export type ChangeHook = (change: Change) => void;
+
 const PING = "ping";
+const later: (f: () => void) => void =
+  (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate ?? ((f) => setTimeout(f, 0));
 const BACKSTOP_BATCH = 5_000;
 
 export class Notifier {
@@ -43,7 +52,7 @@ export class Notifier {
   private lastHeard = 0;
   private listening = false;
   private clock = 0;
-  private readonly changeHooks: ((id: number) => void)[] = [];
+  private readonly changeHooks: ChangeHook[] = [];
   private readonly resetHooks: (() => void)[] = [];
 
   constructor(
@@ -87,6 +96,10 @@ export class Notifier {
     return n;
   }
 
+  hasWaiters(streamId: number): boolean {
+    return this.waiters.has(streamId);
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.pingTimer);
     clearInterval(this.backstopTimer);
@@ -96,7 +109,7 @@ export class Notifier {
   }
 
   /** Runs before the waiters of a changed stream are woken (cache invalidation). */
-  onChange(hook: (id: number) => void): void {
+  onChange(hook: ChangeHook): void {
     this.changeHooks.push(hook);
   }
 
@@ -113,13 +126,17 @@ export class Notifier {
   /**
    * Registers interest in a stream before the caller's final tail check (no lost
    * wake-ups). `seen` is the state the caller acts on, for the backstop to compare.
+   * `first` waiters are woken before the rest of their stream's: an SSE reader's wake-up
+   * ends in one socket write, while a long-poll's ends a response and brings a new request,
+   * so writing every SSE event first keeps their latency independent of the long-polls.
    */
-  subscribe(streamId: number, seen?: Seen): Waiter {
+  subscribe(streamId: number, seen?: Seen, first = false): Waiter {
     let woken = false;
     let since = this.tick();
     let release: (() => void) | undefined;
     const entry: Entry = {
       seen,
+      first,
       wake: () => {
         woken = true;
         since = this.tick();
@@ -163,7 +180,16 @@ export class Notifier {
     const set = this.waiters.get(streamId);
     if (!set) return;
     this.waiters.delete(streamId);
-    for (const e of set) e.wake();
+    const rest: Entry[] = [];
+    for (const e of set) {
+      if (e.first) e.wake();
+      else rest.push(e);
+    }
+    if (rest.length === 0) return;
+    // With first waiters, the others wake a turn later: their continuations would
+    // otherwise run (and their responses go out) before the first ones get anywhere.
+    if (rest.length < set.size) later(() => rest.forEach((e) => e.wake()));
+    else for (const e of rest) e.wake();
   }
 
   wakeAll(): void {
@@ -187,7 +213,7 @@ export class Notifier {
           const stale =
             !row || row.gone || !e.seen || Number(row.tail) !== e.seen.tail || Boolean(row.closed) !== e.seen.closed;
           if (stale) {
-            for (const h of this.changeHooks) h(id);
+            for (const h of this.changeHooks) h({ id });
             set.delete(e);
             e.wake();
           }
@@ -200,10 +226,9 @@ export class Notifier {
   private onNotify(payload: string): void {
     this.lastHeard = Date.now();
     if (payload === PING) return;
-    for (const part of payload.split(",")) {
-      const id = Number(part);
-      for (const h of this.changeHooks) h(id);
-      this.wake(id);
+    for (const change of parseNotification(payload)) {
+      for (const h of this.changeHooks) h(change);
+      this.wake(change.id);
     }
   }
 }

@@ -5,11 +5,14 @@
 //    always reflects every append that could have woken the caller.
 //  - read(): single-flight range read. Stored data never changes by position, so the same
 //    (stream, from, tail, cap) always yields the same bytes and can be shared freely.
+import type { Change } from "../store/change.ts";
 import type { ReadResult } from "../store/chunks.ts";
 import type { Store } from "../store/index.ts";
 import type { StreamRecord } from "../store/records.ts";
 import type { Notifier } from "./notifier.ts";
 import { StreamCache } from "./stream-cache.ts";
+
+const RECENT_MAX = 1024;
 
 interface InFlight<T> {
   started: number;
@@ -20,12 +23,28 @@ export class SharedReads {
   private readonly lookups = new Map<number, InFlight<StreamRecord | undefined>>();
   private readonly reads = new Map<string, Promise<ReadResult>>();
   private readonly cache: StreamCache;
+  /** Per stream, the data of its latest notified change, if it carried any and had waiters. */
+  private readonly recent = new Map<number, { from: number; result: ReadResult; bytes: number }>();
 
   constructor(
     private readonly store: Store,
     private readonly notifier: Notifier,
   ) {
     this.cache = new StreamCache(store, notifier);
+    notifier.onChange((c) => this.remember(c));
+  }
+
+  /**
+   * Keeps the data a change notification carried, for the readers it is about to wake:
+   * they read exactly that range (from the previous tail to the new one), so they need
+   * no query. Only streams with waiters on this instance are kept, and only the latest.
+   */
+  private remember(c: Change): void {
+    this.recent.delete(c.id);
+    if (!c.data || !c.state || !this.notifier.hasWaiters(c.id)) return;
+    if (this.recent.size >= RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
+    const bytes = c.data.units.reduce((n, u) => n + u.byteLength, 0);
+    this.recent.set(c.id, { from: c.data.from, bytes, result: { units: c.data.units, next: c.state.tail } });
   }
 
   /** Stream look-up for a live read (cached; see stream-cache.ts). */
@@ -45,6 +64,15 @@ export class SharedReads {
    */
   unchanged(s: StreamRecord): boolean {
     return this.cache.unchanged(s);
+  }
+
+  /**
+   * The state of `s`'s stream for a reader whose waiter has tick `since`: from the cache
+   * when it holds the stream (it has taken over every processed notification, including
+   * the one that woke the reader), else a shared look-up.
+   */
+  current(s: StreamRecord, since: number): StreamRecord | undefined | Promise<StreamRecord | undefined> {
+    return this.cache.current(s) ?? this.fresh(s.id, since);
   }
 
   fresh(streamId: number, since: number): Promise<StreamRecord | undefined> {
@@ -67,6 +95,8 @@ export class SharedReads {
   }
 
   read(stream: StreamRecord, from: number, maxBytes: number): Promise<ReadResult> {
+    const r = this.recent.get(stream.id);
+    if (r && r.from === from && r.result.next === stream.tail && r.bytes <= maxBytes) return Promise.resolve(r.result);
     const key = `${stream.id}:${from}:${stream.tail}:${maxBytes}`;
     const current = this.reads.get(key);
     if (current) return current;

@@ -10,7 +10,7 @@
 // time are never cached, since they can expire without any notification.
 import type { Store } from "../store/index.ts";
 import type { StreamRecord } from "../store/records.ts";
-import type { Notifier } from "./notifier.ts";
+import type { Notifier, Seen } from "./notifier.ts";
 
 const MAX_ENTRIES = 10_000;
 
@@ -26,7 +26,7 @@ export class StreamCache {
     private readonly store: Store,
     private readonly notifier: Notifier,
   ) {
-    notifier.onChange((id) => this.invalidate(id));
+    notifier.onChange((c) => this.invalidate(c.id, c.state));
     notifier.onReset(() => this.reset());
   }
 
@@ -53,6 +53,15 @@ export class StreamCache {
   /** A row read elsewhere (for example after a wake-up) fills the entry, if still current. */
   offer(record: StreamRecord, started: number): void {
     if (record.path && this.cacheable(record, started)) this.put(record.path, record);
+  }
+
+  /**
+   * The cached state of `s`'s stream, if the cache holds it: as of every notification
+   * processed so far, so a reader woken by one of them needs no query.
+   */
+  current(s: StreamRecord): StreamRecord | undefined {
+    const hit = s.path !== null && this.notifier.healthy ? this.byPath.get(s.path) : undefined;
+    return hit !== undefined && hit.id === s.id ? hit : undefined;
   }
 
   /** Whether the cached entry says the stream is exactly as `s` describes it. */
@@ -84,11 +93,20 @@ export class StreamCache {
     this.pathById.set(r.id, path);
   }
 
-  private invalidate(id: number): void {
+  /**
+   * A notified change: with the new state, a cached entry takes it over (only tail and
+   * closed change on append and close, the only fields live reads act on); without it,
+   * the entry goes. Look-ups that started earlier are refused either way.
+   */
+  private invalidate(id: number, state?: Seen): void {
     this.invalidated.set(id, this.notifier.tick());
     if (this.invalidated.size > MAX_ENTRIES * 4) this.reset();
     const path = this.pathById.get(id);
-    if (path !== undefined) {
+    if (path === undefined) return;
+    const hit = this.byPath.get(path);
+    if (state && hit && hit.id === id && hit.tail <= state.tail && (!hit.closed || state.closed)) {
+      this.byPath.set(path, { ...hit, tail: state.tail, closed: state.closed });
+    } else {
       this.byPath.delete(path);
       this.pathById.delete(id);
     }

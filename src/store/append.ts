@@ -11,6 +11,7 @@
 import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
+import { formatChange, inlineChars, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS } from "./change.ts";
 import { type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
@@ -37,6 +38,8 @@ interface StreamWork {
   state: WriterState;
   touched: boolean;
   wrote: boolean;
+  /** What this group appends to the stream, for the notification (until it is too big). */
+  appended?: { from: number; units: Uint8Array[]; chars: number };
 }
 
 /**
@@ -65,6 +68,12 @@ export async function appendGroup(
           return { path: req.path, result: { ok: true, value: outcome(204, w.state, req, decision.producerState) } };
         }
         chunks.push(...unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units));
+        if (!w.wrote) w.appended = { from: w.state.tail, units: [], chars: 0 };
+        if (w.appended) {
+          w.appended.units.push(...decision.units);
+          w.appended.chars += decision.units.reduce((n, u) => n + inlineChars(u), 0);
+          if (w.appended.chars > NOTIFY_INLINE_CHARS) w.appended = undefined;
+        }
         applyWrite(w.state, req, decision);
         w.wrote = true;
         if (decision.producer) {
@@ -187,7 +196,8 @@ async function readStreams(
 /**
  * One statement of constant text: update each stream whose tail and closed state are
  * still what was read (and which has not expired meanwhile), then insert the chunks and
- * producer state of exactly those streams, and notify their readers. Postgres delivers
+ * producer state of exactly those streams, and notify their readers of each one's change
+ * (store/change.ts: new tail and closed state, and the data when small). Postgres delivers
  * the notification only on commit. Returns the ids of the streams that were applied.
  */
 async function writeGroup(
@@ -201,7 +211,8 @@ async function writeGroup(
   if (touched.length === 0) return new Set();
   const st = touched.map((w) => w.state);
   const rec = touched.map((w) => w.record);
-  const woken = touched.filter((w) => w.wrote).map((w) => w.record.id);
+  const wrote = touched.filter((w) => w.wrote);
+  const changes = wrote.map((w) => formatChange(w.record.id, w.state.tail, w.state.closed, w.appended));
   const chunkInsert = chunks.length
     ? sql`, c AS (${insertChunksSql(chunks, sql`sid IN (SELECT id FROM s)`)})`
     : sql``;
@@ -231,9 +242,13 @@ async function writeGroup(
       RETURNING t.id)
     ${chunkInsert} ${producerUpsert}
     SELECT array_to_string(array(SELECT id FROM s), ',') AS applied,
-      (SELECT pg_notify(${channel}, ids) FROM (
-         SELECT string_agg(id::text, ',') AS ids FROM s WHERE id = ANY(${pgArray(woken)}::int8[])) z
-       WHERE ids IS NOT NULL) AS notified`,
+      (SELECT count(*) FROM (
+         SELECT pg_notify(${channel}, string_agg(y.change, ',' ORDER BY y.n))
+         FROM (SELECT x.change, x.n, sum(length(x.change) + 1) OVER (ORDER BY x.n) / ${NOTIFY_PACK_CHARS}::int AS part
+               FROM unnest(${pgArray(wrote.map((w) => w.record.id))}::int8[], ${pgArray(changes)}::text[])
+                    WITH ORDINALITY AS x(id, change, n)
+               WHERE x.id IN (SELECT id FROM s)) y
+         GROUP BY y.part) z) AS notified`,
     { prepare: true },
   );
   const applied = String(rows[0]?.applied ?? "");

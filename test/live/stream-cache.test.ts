@@ -26,8 +26,12 @@ test("cached live look-ups follow every notified change and skip TTL streams", a
     await store.append({ path: "/k/a", contentType: "text/plain", body: enc("xyz"), messages: null, close: false, streamSeq: null });
     for (let i = 0; i < 100 && !woken; i++) await new Promise((r) => setTimeout(r, 10));
     expect(woken).toBe(true);
-    // the notification dropped the entry: the cache no longer vouches for the old state
+    // the notification carried the new state: the cache no longer vouches for the old one
+    // and answers with the new one without a query
     expect(reads.unchanged(first)).toBe(false);
+    const taken = reads.current(first, notifier.tick());
+    expect(taken instanceof Promise).toBe(false);
+    expect((taken as { tail: number }).tail).toBe(3);
     const second = (await reads.lookup("/k/a"))!;
     expect(second.tail).toBe(3);
     expect(reads.unchanged(second)).toBe(true);

@@ -1,0 +1,162 @@
+// SSE hubs and change notifications against a real database (PGlite, and Postgres when
+// DATABASE_URL is set): small appends reach every caught-up reader from the notification
+// alone, larger ones through one shared read, and nothing is lost or sent twice.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SseHubs, type Member } from "../../src/http/sse-hub.ts";
+import { Notifier } from "../../src/live/notifier.ts";
+import { SharedReads } from "../../src/live/shared-reads.ts";
+import { type Change, NOTIFY_DATA_MAX } from "../../src/store/change.ts";
+import type { Db } from "../../src/store/db.ts";
+import { Store } from "../../src/store/index.ts";
+import type { StreamRecord } from "../../src/store/records.ts";
+import { backends } from "../support/backends.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = new TextDecoder();
+
+interface Probe extends Member {
+  events: string[];
+  finished: boolean;
+}
+
+function probe(stream: StreamRecord, pos = stream.tail): Probe {
+  const p: Probe = {
+    pos,
+    cursorBase: 0,
+    events: [],
+    finished: false,
+    send: (b) => p.events.push(dec.decode(b)),
+    finish: () => (p.finished = true),
+  };
+  return p;
+}
+
+/** The concatenated payload of every data event a probe got (text streams). */
+const dataOf = (p: Probe) =>
+  p.events
+    .flatMap((e) => e.split("\n\n"))
+    .filter((e) => e.startsWith("event: data\n"))
+    .map((e) => e.slice("event: data\n".length).split("\n").map((l) => l.slice("data:".length)).join("\n"))
+    .join("");
+
+async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+for (const backend of backends) {
+  describe(`sse hubs on ${backend.name}`, () => {
+    let db: Db;
+    let store: Store;
+    let notifier: Notifier;
+    let hubs: SseHubs;
+    let shared: SharedReads;
+    let reads = 0;
+    const changes: Change[] = [];
+
+    beforeAll(async () => {
+      db = await backend.open();
+      store = new Store(db, { appendBatchMax: 256 });
+      const read = store.read.bind(store);
+      store.read = (...args) => {
+        reads++;
+        return read(...args);
+      };
+      notifier = new Notifier(db, store.channel, 60_000);
+      await notifier.start();
+      notifier.onChange((c) => changes.push(c));
+      shared = new SharedReads(store, notifier);
+      hubs = new SseHubs(shared, notifier, 1 << 20);
+    });
+    afterAll(async () => {
+      await notifier.stop();
+      await store.drained();
+      await db.close();
+    });
+
+    const create = async (path: string, contentType = "text/plain") => {
+      await store.create({ path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false, units: [] });
+      // as the SSE handler does: the live look-up goes through the notification-kept cache
+      return (await shared.lookup(path))!;
+    };
+    const append = (path: string, body: string, close = false) =>
+      store.append({ path, contentType: "text/plain", body: enc(body), messages: null, close, streamSeq: null });
+
+    test("small appends reach every member from the notification, without a query; close ends them", async () => {
+      const s = await create("/hub/small");
+      const members = [probe(s), probe(s), probe(s)];
+      const leaves = members.map((m) => hubs.join(s, m));
+      reads = 0;
+      await append("/hub/small", "hello ");
+      await append("/hub/small", "world");
+      await until(() => members.every((m) => dataOf(m) === "hello world"), "both appends at every member");
+      expect(reads).toBe(0);
+      expect(members[0].events.join("")).toContain('"upToDate":true');
+      await append("/hub/small", "", true);
+      await until(() => members.every((m) => m.finished), "close to end every member");
+      for (const m of members) {
+        expect(m.events.at(-1)).toContain('"streamClosed":true');
+        expect(dataOf(m)).toBe("hello world");
+      }
+      expect(reads).toBe(0);
+      expect(hubs.readerCount).toBe(0);
+      for (const leave of leaves) leave();
+    });
+
+    test("appends too big for a notification go through one shared read", async () => {
+      const s = await create("/hub/big");
+      const members = [probe(s), probe(s), probe(s), probe(s)];
+      const leaves = members.map((m) => hubs.join(s, m));
+      const body = "x".repeat(NOTIFY_DATA_MAX * 2);
+      reads = 0;
+      await append("/hub/big", body);
+      await until(() => members.every((m) => dataOf(m) === body), "the big append at every member");
+      expect(reads).toBe(1);
+      for (const leave of leaves) leave();
+    });
+
+    test("a member behind the stream is caught up, then shares the live path", async () => {
+      const s = await create("/hub/behind");
+      await append("/hub/behind", "old ");
+      const ahead = probe((await store.find("/hub/behind"))!);
+      const behind = probe(s, 0); // joins with the record from before the first append
+      const leaves = [hubs.join((await store.find("/hub/behind"))!, ahead), hubs.join(s, behind)];
+      await until(() => dataOf(behind) === "old ", "catch-up of the member that was behind");
+      await append("/hub/behind", "new");
+      await until(() => dataOf(behind) === "old new" && dataOf(ahead) === "new", "the live append at both");
+      for (const leave of leaves) leave();
+    });
+
+    test("JSON streams get arrays; a deleted stream ends its members", async () => {
+      const s = await create("/hub/json", "application/json");
+      const m = probe(s);
+      hubs.join(s, m);
+      await store.append({ path: "/hub/json", contentType: "application/json", body: enc('[{"a":1},{"b":2}]'), messages: [enc('{"a":1}'), enc('{"b":2}')], close: false, streamSeq: null } as never);
+      await until(() => dataOf(m) !== "", "the JSON append");
+      expect(JSON.parse(dataOf(m))).toEqual([{ a: 1 }, { b: 2 }]);
+      await store.delete("/hub/json");
+      await until(() => m.finished, "delete to end the member");
+    });
+
+    test("a group over hundreds of streams with data near the limit notifies every one", async () => {
+      const n = 200;
+      await Promise.all(Array.from({ length: n }, (_, i) => create(`/hub/many/${i}`)));
+      const ids = new Set<number>();
+      for (let i = 0; i < n; i++) ids.add((await store.find(`/hub/many/${i}`))!.id);
+      changes.length = 0;
+      const body = "y".repeat(NOTIFY_DATA_MAX);
+      await Promise.all(Array.from({ length: n }, (_, i) => append(`/hub/many/${i}`, body)));
+      await until(() => changes.filter((c) => ids.has(c.id)).length >= n, "a change for every stream");
+      const got = changes.filter((c) => ids.has(c.id));
+      expect(new Set(got.map((c) => c.id)).size).toBe(n);
+      for (const c of got) {
+        expect(c.state).toEqual({ tail: NOTIFY_DATA_MAX, closed: false });
+        expect(c.data?.from).toBe(0);
+        expect(dec.decode(c.data!.units[0])).toBe(body);
+      }
+    });
+  });
+}

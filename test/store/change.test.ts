@@ -1,0 +1,35 @@
+// The text form of change notifications (store/change.ts).
+import { expect, test } from "bun:test";
+import { formatChange, inlineChars, NOTIFY_DATA_MAX, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS, parseNotification } from "../../src/store/change.ts";
+
+const bytes = (...v: number[]) => new Uint8Array(v);
+
+test("changes round-trip: state only, data (binary and empty), bare ids, several per payload", () => {
+  const binary = [bytes(0, 255, 58, 44, 46), bytes()];
+  const payload = [
+    formatChange(7, 120, false),
+    formatChange(8, 5, true, { from: 0, units: binary }),
+    formatChange(9, 40, true, { from: 40, units: [] }),
+    "10",
+  ].join(",");
+  expect(parseNotification(payload)).toEqual([
+    { id: 7, state: { tail: 120, closed: false } },
+    { id: 8, state: { tail: 5, closed: true }, data: { from: 0, units: binary } },
+    { id: 9, state: { tail: 40, closed: true }, data: { from: 40, units: [] } },
+    { id: 10 },
+  ]);
+});
+
+test("malformed parts are skipped, and an unreadable tail degrades to a bare id", () => {
+  expect(parseNotification("ping")).toEqual([]);
+  expect(parseNotification("x:1:0,3:zz:1,,4")).toEqual([{ id: 3 }, { id: 4 }]);
+});
+
+test("one change with the largest inline data plus a full pack stays under Postgres' 8,000 bytes", () => {
+  // the append path inlines units while their inlineChars sum stays within the limit
+  const units = Array.from({ length: Math.floor(NOTIFY_INLINE_CHARS / inlineChars(bytes(1))) }, () => bytes(1));
+  const max = formatChange(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true, { from: Number.MAX_SAFE_INTEGER, units });
+  expect(inlineChars(new Uint8Array(NOTIFY_DATA_MAX))).toBeLessThanOrEqual(NOTIFY_INLINE_CHARS);
+  // a pack closes once it holds NOTIFY_PACK_CHARS, so it is at most that plus one change
+  expect(NOTIFY_PACK_CHARS + max.length + 1).toBeLessThan(8000);
+});
