@@ -11,7 +11,7 @@
 import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
-import { formatChange, inlineChars, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS } from "./change.ts";
+import { formatChange, inlineChars, NOTIFY_GROUP_INLINE_CHARS, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS } from "./change.ts";
 import { type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
@@ -212,7 +212,14 @@ async function writeGroup(
   const st = touched.map((w) => w.state);
   const rec = touched.map((w) => w.record);
   const wrote = touched.filter((w) => w.wrote);
-  const changes = wrote.map((w) => formatChange(w.record.id, w.state.tail, w.state.closed, w.appended));
+  let budget = NOTIFY_GROUP_INLINE_CHARS;
+  const changes = wrote.map((w, i) => {
+    // The first stream's data always travels (within NOTIFY_INLINE_CHARS); the others
+    // share the group's budget.
+    const inline = w.appended && (i === 0 || w.appended.chars <= budget) ? w.appended : undefined;
+    if (inline && i > 0) budget -= inline.chars;
+    return formatChange(w.record.id, w.state.tail, w.state.closed, inline);
+  });
   const chunkInsert = chunks.length
     ? sql`, c AS (${insertChunksSql(chunks, sql`sid IN (SELECT id FROM s)`)})`
     : sql``;

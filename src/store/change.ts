@@ -22,6 +22,13 @@ export const NOTIFY_INLINE_CHARS = 2800;
 /** The largest single unit that always travels inline (2,733 characters encoded). */
 export const NOTIFY_DATA_MAX = 2048;
 /**
+ * Beyond its first stream, a commit inlines data for its streams, in order, until their
+ * encoded data reaches this many characters; the rest notify state only and their readers
+ * query. Busy instances (large groups) thus keep notifications small, while a quiet
+ * stream's append, where latency shows, always travels inline.
+ */
+export const NOTIFY_GROUP_INLINE_CHARS = 1400;
+/**
  * Changes are packed into one notification until it holds this many characters; with one
  * change at most NOTIFY_INLINE_CHARS plus a ~70-character head, a notification stays under
  * Postgres' limit of 8,000 bytes.
@@ -53,10 +60,20 @@ export function parseNotification(payload: string): Change[] {
     }
     const change: Change = { id, state: { tail, closed: closedText === "1" } };
     if (fromText !== undefined && unitsText !== undefined && DIGITS.test(fromText) && Number(fromText) <= tail) {
-      const from = Number(fromText);
-      change.data = { from, units: unitsText === "" ? [] : unitsText.split(".").map((u) => new Uint8Array(Buffer.from(u, "base64"))) };
+      change.data = lazyData(Number(fromText), unitsText);
     }
     out.push(change);
   }
   return out;
+}
+
+/** Every instance hears every change; the units are decoded only if someone reads them. */
+function lazyData(from: number, text: string): { from: number; units: Uint8Array[] } {
+  let units: Uint8Array[] | undefined;
+  return {
+    from,
+    get units() {
+      return (units ??= text === "" ? [] : text.split(".").map((u) => new Uint8Array(Buffer.from(u, "base64"))));
+    },
+  };
 }

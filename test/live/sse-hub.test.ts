@@ -141,7 +141,7 @@ for (const backend of backends) {
       await until(() => m.finished, "delete to end the member");
     });
 
-    test("a group over hundreds of streams with data near the limit notifies every one", async () => {
+    test("a group over hundreds of streams notifies every one, with data while the budget lasts", async () => {
       const n = 200;
       await Promise.all(Array.from({ length: n }, (_, i) => create(`/hub/many/${i}`)));
       const ids = new Set<number>();
@@ -154,9 +154,14 @@ for (const backend of backends) {
       expect(new Set(got.map((c) => c.id)).size).toBe(n);
       for (const c of got) {
         expect(c.state).toEqual({ tail: NOTIFY_DATA_MAX, closed: false });
-        expect(c.data?.from).toBe(0);
-        expect(dec.decode(c.data!.units[0])).toBe(body);
+        if (!c.data) continue;
+        expect(c.data.from).toBe(0);
+        expect(dec.decode(c.data.units[0])).toBe(body);
       }
+      // the first stream of each group carries its data; groups hold many streams here
+      const inline = got.filter((c) => c.data).length;
+      expect(inline).toBeGreaterThan(0);
+      expect(inline).toBeLessThan(n);
     });
   });
 }
