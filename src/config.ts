@@ -21,7 +21,8 @@ export const ConfigSchema = Type.Object({
   SWEEP_INTERVAL_MS: Int(0, 60_000, "how often expired streams are removed (0 disables)"),
   SHUTDOWN_GRACE_MS: Int(0, 10_000, "how long shutdown waits for in-flight requests"),
   APPEND_BATCH_MAX: Int(1, 256, "most appends committed in one shared transaction"),
-  APPEND_CONCURRENCY: Int(1, 1, "append groups in flight at once per instance; raise it for a distant Postgres (PGlite always uses 1)"),
+  APPEND_CONCURRENCY: Int(1, 2, "append groups in flight at once per instance (PGlite always uses 1)"),
+  APPEND_OVERLAP_MIN: Int(1, 16, "appends that must be waiting before a further group goes in flight beside a running one"),
 });
 
 export type Config = Static<typeof ConfigSchema>;

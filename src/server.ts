@@ -26,7 +26,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     poolSize: config.DATABASE_POOL_SIZE,
   });
   await migrate(db);
-  const store = new Store(db, { appendBatchMax: config.APPEND_BATCH_MAX, appendConcurrency: config.APPEND_CONCURRENCY });
+  const store = new Store(db, {
+    appendBatchMax: config.APPEND_BATCH_MAX,
+    appendConcurrency: config.APPEND_CONCURRENCY,
+    appendOverlapMin: config.APPEND_OVERLAP_MIN,
+  });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   await notifier.start();
   const shutdown = new AbortController();

@@ -25,6 +25,7 @@ export class Appender {
     private readonly channel: string,
     private readonly maxBatch: number,
     private readonly concurrency: number,
+    private readonly overlapMin = 1,
     private readonly maxBatchBytes = 16 * 1024 * 1024,
   ) {}
 
@@ -48,6 +49,8 @@ export class Appender {
 
   private pump(): void {
     while (this.running < this.concurrency && this.queue.length > 0) {
+      // A further group in flight only for a queue worth it: small groups cost Postgres more.
+      if (this.running > 0 && this.queue.length < this.overlapMin) return;
       const batch = this.take();
       if (batch.length === 0) return; // everything queued waits on a stream in flight
       const paths = new Set(batch.map((p) => p.req.path));
