@@ -32,6 +32,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
   });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
+  notifier.onChange((c) => store.observe(c));
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;

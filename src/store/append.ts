@@ -117,6 +117,7 @@ function outcome(status: 200 | 204, s: WriterState, req: AppendRequest, p?: Prod
 /** What this instance last committed to a stream: the starting state of its next group. */
 export class WriterCache {
   private readonly entries = new Map<string, { record: StreamRecord; state: WriterState }>();
+  private readonly pathById = new Map<number, string>();
 
   constructor(private readonly maxEntries = 10_000, private readonly maxProducers = 1_000) {}
 
@@ -129,13 +130,33 @@ export class WriterCache {
 
   remember(path: string, w: StreamWork): void {
     if (w.state.producers.size > this.maxProducers) return this.forget(path);
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    if (this.entries.size >= this.maxEntries) {
+      this.entries.clear();
+      this.pathById.clear();
+    }
     // The compare-and-set of the next group checks against the state committed now.
     this.entries.set(path, { record: { ...w.record, tail: w.state.tail, closed: w.state.closed }, state: w.state });
+    this.pathById.set(w.record.id, path);
   }
 
   forget(path: string): void {
+    const e = this.entries.get(path);
+    if (e) this.pathById.delete(e.record.id);
     this.entries.delete(path);
+  }
+
+  /**
+   * A change notification (store/change.ts): when it shows that someone else moved the
+   * stream past what we remember (another instance appended, closed or deleted it), the
+   * entry goes, and the next group reads the row instead of losing its compare-and-set
+   * and retrying under locks. Our own notifications never show more than we remember.
+   */
+  observe(id: number, state?: { tail: number; closed: boolean }): void {
+    const path = this.pathById.get(id);
+    if (path === undefined) return;
+    const e = this.entries.get(path);
+    if (!e || e.record.id !== id) return void this.pathById.delete(id);
+    if (!state || state.tail > e.state.tail || (state.closed && !e.state.closed)) this.forget(path);
   }
 }
 

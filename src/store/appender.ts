@@ -41,6 +41,11 @@ export class Appender {
     this.writers.forget(path);
   }
 
+  /** A stream changed somewhere (a change notification); see WriterCache.observe. */
+  observe(id: number, state?: { tail: number; closed: boolean }): void {
+    this.writers.observe(id, state);
+  }
+
   /** Resolves once every queued append has been committed or rejected. */
   drained(): Promise<void> {
     if (this.running === 0 && this.queue.length === 0) return Promise.resolve();

@@ -3,6 +3,7 @@
 import type { AppendOutcome, AppendRequest } from "./append.ts";
 import { Appender } from "./appender.ts";
 import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
+import type { Change } from "./change.ts";
 import type { Db } from "./db.ts";
 import type { StreamRecord } from "./records.ts";
 import {
@@ -55,6 +56,14 @@ export class Store {
 
   append(req: AppendRequest): Promise<AppendOutcome> {
     return this.appender.append(req);
+  }
+
+  /**
+   * Feeds change notifications to the append path, so state remembered from this
+   * instance's last commit is dropped as soon as another instance moves the stream.
+   */
+  observe(change: Change): void {
+    this.appender.observe(change.id, change.state);
   }
 
   delete(path: string): Promise<void> {

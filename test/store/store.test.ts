@@ -158,6 +158,28 @@ for (const backend of backends) {
       await b.drained();
     });
 
+    test("a change notification from elsewhere drops remembered state: no lost compare-and-set", async () => {
+      const a = new Store(db, { appendBatchMax: 8 });
+      const b = new Store(db, { appendBatchMax: 8 });
+      await a.create(params("/s/observed"));
+      const id = visible(await a.find("/s/observed")).id;
+      await append(a, "/s/observed", "a"); // a remembers tail 1
+      // a's own notification (tail 1) changes nothing it remembers
+      a.observe({ id, state: { tail: 1, closed: false } });
+      await append(b, "/s/observed", "b"); // tail 2, behind a's back
+      a.observe({ id, state: { tail: 2, closed: false } }); // what b's commit notifies
+      const before = a.appendStats.lockedRetries;
+      expect((await append(a, "/s/observed", "c")).tail).toBe(3);
+      expect(a.appendStats.lockedRetries).toBe(before); // read the row, no lost compare-and-set
+      // without the notification the remembered state is stale: compare-and-set lost, retried
+      await append(b, "/s/observed", "d");
+      expect((await append(a, "/s/observed", "e")).tail).toBe(5);
+      expect(a.appendStats.lockedRetries).toBe(before + 1);
+      expect(await readAll(a, "/s/observed")).toBe("abcde");
+      await a.drained();
+      await b.drained();
+    });
+
     test("one bad append in a group fails alone", async () => {
       await store.create(params("/s/ok"));
       await store.create(params("/s/closed", { closed: true }));
