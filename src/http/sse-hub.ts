@@ -203,7 +203,15 @@ class Hub {
         cursor = c;
         bytes = eventBytes(result, controlJson(next, upToDate, closed, c), s, text);
       }
-      m.send(bytes);
+      try {
+        m.send(bytes);
+      } catch (err) {
+        // One broken connection must not keep the event from the others.
+        console.error("sse write failed", err);
+        this.members.delete(m);
+        m.finish();
+        continue;
+      }
       m.pos = next;
       if (closed) {
         this.members.delete(m);

@@ -128,8 +128,14 @@ function directStream(
     pull(sink: DirectSink) {
       return run((b) => {
         if (!open) return;
-        sink.write(b);
-        sink.flush();
+        try {
+          sink.write(b);
+          sink.flush();
+        } catch {
+          // The connection went away before the runtime told us: stop writing to it.
+          open = false;
+          cancel();
+        }
       }, () => {
         open = false;
         sink.close();

@@ -213,7 +213,7 @@ export class Notifier {
           const stale =
             !row || row.gone || !e.seen || Number(row.tail) !== e.seen.tail || Boolean(row.closed) !== e.seen.closed;
           if (stale) {
-            for (const h of this.changeHooks) h({ id });
+            this.runHooks({ id });
             set.delete(e);
             e.wake();
           }
@@ -227,8 +227,19 @@ export class Notifier {
     this.lastHeard = Date.now();
     if (payload === PING) return;
     for (const change of parseNotification(payload)) {
-      for (const h of this.changeHooks) h(change);
+      this.runHooks(change);
       this.wake(change.id);
+    }
+  }
+
+  /** A failing hook must not cost other hooks, or any waiter, its wake-up. */
+  private runHooks(change: Change): void {
+    for (const h of this.changeHooks) {
+      try {
+        h(change);
+      } catch (err) {
+        console.error("change hook failed", err);
+      }
     }
   }
 }

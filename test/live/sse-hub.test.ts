@@ -106,6 +106,26 @@ for (const backend of backends) {
       for (const leave of leaves) leave();
     });
 
+    test("a member whose connection throws is dropped; the others still get the event", async () => {
+      const s = await create("/hub/broken");
+      const broken = probe(s);
+      broken.send = () => {
+        throw new Error("socket gone");
+      };
+      const members = [probe(s), broken, probe(s)];
+      const leaves = members.map((m) => hubs.join(s, m));
+      let thrown = false; // a hook that fails once must not cost anyone a wake-up
+      notifier.onChange(() => {
+        if (thrown) return;
+        thrown = true;
+        throw new Error("a failing hook");
+      });
+      await append("/hub/broken", "still delivered");
+      await until(() => dataOf(members[0]) === "still delivered" && dataOf(members[2]) === "still delivered", "delivery past the broken member");
+      expect(broken.finished).toBe(true);
+      for (const leave of leaves) leave();
+    });
+
     test("appends too big for a notification go through one shared read", async () => {
       const s = await create("/hub/big");
       const members = [probe(s), probe(s), probe(s), probe(s)];
