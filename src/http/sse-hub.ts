@@ -111,7 +111,7 @@ class Hub {
             this.kick = undefined;
             if (this.members.size === 0) return;
             if (!woke && !kick.signal.aborted) {
-              for (const m of this.members) m.send(KEEPALIVE);
+              for (const m of [...this.members]) this.write(m, KEEPALIVE);
               continue;
             }
             if (!this.adopt(await this.reads.current(this.stream, waiter.since))) return;
@@ -203,20 +203,25 @@ class Hub {
         cursor = c;
         bytes = eventBytes(result, controlJson(next, upToDate, closed, c), s, text);
       }
-      try {
-        m.send(bytes);
-      } catch (err) {
-        // One broken connection must not keep the event from the others.
-        console.error("sse write failed", err);
-        this.members.delete(m);
-        m.finish();
-        continue;
-      }
+      if (!this.write(m, bytes)) continue;
       m.pos = next;
       if (closed) {
         this.members.delete(m);
         m.finish();
       }
+    }
+  }
+
+  /** Writes to one member; a broken connection ends that member, never the others. */
+  private write(m: Member, bytes: Uint8Array): boolean {
+    try {
+      m.send(bytes);
+      return true;
+    } catch (err) {
+      console.error("sse write failed", err);
+      this.members.delete(m);
+      m.finish();
+      return false;
     }
   }
 
