@@ -9,7 +9,7 @@
 //    wakes those whose state differs from what their waiters last saw, so a dead or
 //    silently broken listener costs latency, never correctness.
 import { type Db, sql } from "../store/db.ts";
-import { type Change, parseNotification } from "../store/change.ts";
+import { type Change, parseNotification, type StreamState } from "../store/change.ts";
 import { pgArray } from "../store/pg-array.ts";
 
 export interface Waiter {
@@ -24,10 +24,7 @@ export interface Waiter {
 }
 
 /** What a waiter knows of its stream; the backstop wakes it when the table says otherwise. */
-export interface Seen {
-  tail: number;
-  closed: boolean;
-}
+export type Seen = StreamState;
 
 interface Entry {
   wake: () => void;

@@ -66,8 +66,8 @@ export class StreamCache {
 
   /** Whether the cached entry says the stream is exactly as `s` describes it. */
   unchanged(s: StreamRecord): boolean {
-    const hit = s.path !== null && this.notifier.healthy ? this.byPath.get(s.path) : undefined;
-    return hit !== undefined && hit.id === s.id && hit.tail === s.tail && hit.closed === s.closed;
+    const hit = this.current(s);
+    return hit !== undefined && hit.tail === s.tail && hit.closed === s.closed;
   }
 
   /** Drops a path's entry, e.g. when a reader found the cached tail behind its offset. */

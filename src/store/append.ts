@@ -11,7 +11,7 @@
 import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
-import { formatChange, inlineChars, NOTIFY_GROUP_INLINE_CHARS, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS } from "./change.ts";
+import { formatChange, inlineChars, type StreamState, NOTIFY_GROUP_INLINE_CHARS, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS } from "./change.ts";
 import { type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
@@ -151,7 +151,7 @@ export class WriterCache {
    * entry goes, and the next group reads the row instead of losing its compare-and-set
    * and retrying under locks. Our own notifications never show more than we remember.
    */
-  observe(id: number, state?: { tail: number; closed: boolean }): void {
+  observe(id: number, state?: StreamState): void {
     const path = this.pathById.get(id);
     if (path === undefined) return;
     const e = this.entries.get(path);

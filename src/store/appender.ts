@@ -2,6 +2,7 @@
 // group, so the commit rate of Postgres no longer caps the append rate. A stream is in at
 // most one in-flight group at a time, which keeps this instance's appends to a stream in
 // arrival order and its optimistic writes free of self-inflicted conflicts.
+import type { StreamState } from "./change.ts";
 import type { Db } from "./db.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
@@ -42,7 +43,7 @@ export class Appender {
   }
 
   /** A stream changed somewhere (a change notification); see WriterCache.observe. */
-  observe(id: number, state?: { tail: number; closed: boolean }): void {
+  observe(id: number, state?: StreamState): void {
     this.writers.observe(id, state);
   }
 

@@ -6,10 +6,16 @@
 // exactly the state that transaction committed.
 import { Buffer } from "node:buffer";
 
+/** The part of a stream's state that appends and closes change. */
+export interface StreamState {
+  tail: number;
+  closed: boolean;
+}
+
 export interface Change {
   id: number;
   /** The stream's state as of the notifying commit (absent for a bare id). */
-  state?: { tail: number; closed: boolean };
+  state?: StreamState;
   /** The units that commit appended at `from` (up to the new tail), when small enough. */
   data?: { from: number; units: Uint8Array[] };
 }

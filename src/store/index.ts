@@ -37,7 +37,7 @@ export class Store {
     // PGlite has a single connection: one group at a time. On Postgres a second group goes
     // in flight only once enough appends wait for it: small groups cost Postgres more per
     // append, while overlapping full ones keeps the server busy during round trips
-    // (measured: +13% appends/s over one group at a time; bench/README.md).
+    // (measured in the append scenario: +13% appends/s over one group at a time).
     const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? 1);
     this.appender = new Appender(db, this.channel, opts.appendBatchMax, concurrency, opts.appendOverlapMin ?? 1);
   }
