@@ -24,6 +24,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
     dataDir: config.DATA_DIR,
     schema: config.DATABASE_SCHEMA,
     poolSize: config.DATABASE_POOL_SIZE,
+    driver: {
+      connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+      reconnectMaxMs: config.DATABASE_RECONNECT_MAX_MS,
+      heartbeatMs: config.LISTENER_HEARTBEAT_MS,
+      log: (msg) => console.error(msg),
+    },
   });
   await migrate(db);
   const store = new Store(db, {
@@ -39,10 +45,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const reads = new SharedReads(store, notifier);
   const sse = new SseHubs(reads, notifier, config.READ_CHUNK_BYTES);
   const app = buildApp({ store, notifier, reads, sse, config, shutdown: shutdown.signal }, () => ({
-    ok: !draining && notifier.healthy,
+    ok: !draining && notifier.healthy && db.available,
     detail: {
       database: db.kind,
+      databaseReachable: db.available,
       listener: notifier.healthy ? "connected" : "down",
+      listenerReconnects: notifier.reconnects,
       draining,
       liveWaiters: notifier.waiterCount,
       sseReaders: sse.readerCount,

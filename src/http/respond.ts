@@ -1,6 +1,7 @@
 // Response construction in one place: the headers every response carries, and the
 // mapping from typed protocol errors to status codes.
 import { type HeaderMap, ProtocolError } from "../protocol/errors.ts";
+import { isConnectionError } from "../store/index.ts";
 
 /** Headers a browser must be allowed to read (CORS). */
 const EXPOSED = [
@@ -36,9 +37,9 @@ export function errorResponse(err: unknown, method = "GET"): Response {
     const body = method === "HEAD" ? null : err.message;
     return respond(err.status, { ...err.headers, "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }, body);
   }
-  if (isDatabaseUnavailable(err)) {
-    // Not the request's fault and not a bug: the database is unreachable or restarting.
-    console.error("database unavailable", (err as Error)?.message ?? err);
+  if (isConnectionError(err)) {
+    // Not the request's fault and not a bug: the database is unreachable or restarting
+    // (logged once per outage by the store's availability gate, not once per request).
     return respond(
       503,
       { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", "Retry-After": "1" },
@@ -47,20 +48,4 @@ export function errorResponse(err: unknown, method = "GET"): Response {
   }
   console.error("unexpected error", err);
   return respond(500, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }, "internal server error");
-}
-
-// postgres.js connection errors, socket errors, and SQLSTATE classes 08 (connection
-// exception) and 57P (operator intervention: shutdown, crash recovery).
-const UNAVAILABLE_CODES = new Set([
-  "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT",
-  "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH",
-]);
-
-export function isDatabaseUnavailable(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
-    const code = typeof e.code === "string" ? e.code : "";
-    if (UNAVAILABLE_CODES.has(code) || code.startsWith("08") || code.startsWith("57P")) return true;
-    e = e.cause as typeof e;
-  }
-  return false;
 }

@@ -8,9 +8,10 @@
 //  - every `backstopMs`, one query reads the state of all streams that have waiters and
 //    wakes those whose state differs from what their waiters last saw, so a dead or
 //    silently broken listener costs latency, never correctness.
-import { type Db, sql } from "../store/db.ts";
+import type { Db } from "../store/db.ts";
 import { type Change, parseNotification, type StreamState } from "../store/change.ts";
-import { pgArray } from "../store/pg-array.ts";
+import type { Listener } from "../store/listener.ts";
+import { streamStates } from "../store/live-state.ts";
 
 export interface Waiter {
   /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
@@ -36,18 +37,14 @@ interface Entry {
 /** Runs for every notified change (store/change.ts), before the stream's waiters wake. */
 export type ChangeHook = (change: Change) => void;
 
-const PING = "ping";
 const later: (f: () => void) => void =
   (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate ?? ((f) => setTimeout(f, 0));
 const BACKSTOP_BATCH = 5_000;
 
 export class Notifier {
   private readonly waiters = new Map<number, Set<Entry>>();
-  private unlisten?: () => Promise<void>;
-  private pingTimer?: ReturnType<typeof setInterval>;
+  private listener?: Listener;
   private backstopTimer?: ReturnType<typeof setInterval>;
-  private lastHeard = 0;
-  private listening = false;
   private clock = 0;
   private readonly changeHooks: ChangeHook[] = [];
   private readonly resetHooks: (() => void)[] = [];
@@ -56,35 +53,33 @@ export class Notifier {
     private readonly db: Db,
     private readonly channel: string,
     private readonly backstopMs = 5_000,
-    private readonly pingMs = 10_000,
   ) {}
 
   async start(): Promise<void> {
-    this.unlisten = await this.db.listen(
+    // The listener heals itself (store/listener.ts) and calls back after every (re)connect:
+    // anything notified while it was away is lost, so caches reset and every waiter re-checks.
+    this.listener = await this.db.listen(
       this.channel,
       (payload) => this.onNotify(payload),
       () => {
-        // (Re)connected: anything notified while we were away is lost, so caches reset and
-        // every waiter re-checks.
-        this.listening = true;
-        this.lastHeard = Date.now();
         for (const h of this.resetHooks) h();
         this.wakeAll();
       },
     );
-    // A quiet listener may be dead without knowing it: ping ourselves through Postgres.
-    this.pingTimer = setInterval(() => {
-      this.db.rows(sql`SELECT pg_notify(${this.channel}, ${PING})`).catch(() => {});
-    }, this.pingMs);
     this.backstopTimer = setInterval(() => {
       this.backstop().catch(() => {});
     }, this.backstopMs);
-    for (const t of [this.pingTimer, this.backstopTimer]) (t as { unref?: () => void }).unref?.();
+    (this.backstopTimer as { unref?: () => void }).unref?.();
   }
 
-  /** Healthy when the listener is up and has heard from Postgres recently. */
+  /** Healthy when the listener is connected and its last heartbeat came back in time. */
   get healthy(): boolean {
-    return this.listening && Date.now() - this.lastHeard < this.pingMs * 3;
+    return this.listener?.healthy ?? false;
+  }
+
+  /** How often the listener had to reconnect (operators, tests). */
+  get reconnects(): number {
+    return this.listener?.reconnects ?? 0;
   }
 
   get waiterCount(): number {
@@ -98,10 +93,8 @@ export class Notifier {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.pingTimer);
     clearInterval(this.backstopTimer);
-    this.listening = false;
-    await this.unlisten?.().catch(() => {});
+    await this.listener?.close().catch(() => {});
     this.wakeAll();
   }
 
@@ -198,17 +191,13 @@ export class Notifier {
     const ids = [...this.waiters.keys()];
     for (let i = 0; i < ids.length; i += BACKSTOP_BATCH) {
       const batch = ids.slice(i, i + BACKSTOP_BATCH);
-      const rows = await this.db.rows<{ id: unknown; tail: unknown; closed: boolean; gone: boolean }>(sql`
-        SELECT s.id, s.tail, s.closed, (s.deleted_at IS NOT NULL OR s.path IS NULL) AS gone
-        FROM ds_streams s WHERE s.id = ANY(${pgArray(batch)}::int8[])`);
-      const state = new Map(rows.map((r) => [Number(r.id), r]));
+      const state = await streamStates(this.db, batch);
       for (const id of batch) {
         const row = state.get(id);
         const set = this.waiters.get(id);
         if (!set) continue;
         for (const e of [...set]) {
-          const stale =
-            !row || row.gone || !e.seen || Number(row.tail) !== e.seen.tail || Boolean(row.closed) !== e.seen.closed;
+          const stale = !row || !e.seen || row.tail !== e.seen.tail || row.closed !== e.seen.closed;
           if (stale) {
             this.runHooks({ id });
             set.delete(e);
@@ -221,8 +210,6 @@ export class Notifier {
   }
 
   private onNotify(payload: string): void {
-    this.lastHeard = Date.now();
-    if (payload === PING) return;
     for (const change of parseNotification(payload)) {
       this.runHooks(change);
       this.wake(change.id);

@@ -3,6 +3,7 @@
 // most one in-flight group at a time, which keeps this instance's appends to a stream in
 // arrival order and its optimistic writes free of self-inflicted conflicts.
 import type { StreamState } from "./change.ts";
+import { isConnectionError } from "./availability.ts";
 import type { Db } from "./db.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
@@ -106,8 +107,11 @@ export class Appender {
       // under row locks, where nothing can move.
       if (retry.length > 0) await this.run(retry, true);
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0].reject(err);
+      // Connection lost: the commit may or may not have happened, so nothing is retried
+      // here (a plain append could be stored twice); each append gets the error (503) and
+      // its client decides, safely so with an idempotent producer.
+      if (batch.length === 1 || isConnectionError(err)) {
+        for (const p of batch) p.reject(err);
         return;
       }
       // A database error fails the whole group; retry each append alone so one bad

@@ -5,6 +5,8 @@ import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import postgres from "postgres";
+import { AvailabilityGate, describe } from "./availability.ts";
+import { type Listener, listenPostgres } from "./listener.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -30,12 +32,28 @@ export interface Db extends Queryable {
   /** Runs fn in one transaction; commits when fn resolves, rolls back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /**
-   * Subscribes to a notification channel on one dedicated connection. onListen runs
-   * after every (re)connect of that connection, when notifications may have been missed.
+   * Subscribes to a notification channel on one dedicated connection that heals itself.
+   * onListen runs after every (re)connect of that connection, when notifications may have
+   * been missed.
    */
-  listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<() => Promise<void>>;
+  listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<Listener>;
+  /** False while the database is known to be unreachable (requests are refused with 503). */
+  readonly available: boolean;
   close(): Promise<void>;
 }
+
+/** Driver timeouts: how fast an outage is noticed and how soon a restarted Postgres is used again. */
+export interface DriverOptions {
+  /** Give up on a connection attempt after this long (postgres.js defaults to 30 s). */
+  connectTimeoutMs: number;
+  /** Longest pause between reconnect attempts (postgres.js grows it to 20 s). */
+  reconnectMaxMs: number;
+  /** How often the listener connection proves it is alive. */
+  heartbeatMs: number;
+  log?: (msg: string) => void;
+}
+
+export const DEFAULT_DRIVER: DriverOptions = { connectTimeoutMs: 3_000, reconnectMaxMs: 500, heartbeatMs: 1_000 };
 
 export interface DbOptions {
   databaseUrl?: string;
@@ -43,6 +61,7 @@ export interface DbOptions {
   dataDir?: string;
   schema: string;
   poolSize: number;
+  driver?: Partial<DriverOptions>;
 }
 
 function normalize<T>(result: unknown): T[] {
@@ -71,10 +90,22 @@ export async function openDb(opts: DbOptions): Promise<Db> {
 }
 
 async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
+  const driver = { ...DEFAULT_DRIVER, ...opts.driver };
+  const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
   const client = postgres(url, {
     max: opts.poolSize,
     onnotice: () => {},
-    connection: { search_path: opts.schema, application_name: "pg-durable-streams" },
+    connection,
+    connect_timeout: driver.connectTimeoutMs / 1000,
+    // postgres.js waits 3^n/100 s (up to 20 s) after the n-th failure in a row, so a restart
+    // of a few seconds cost half a minute; short, capped and jittered instead.
+    backoff: (n: number) => (Math.min(driver.reconnectMaxMs, 25 * 2 ** n) * (0.5 + Math.random() / 2)) / 1000,
+  });
+  const gate = new AvailabilityGate({
+    probe: () => client.unsafe("SELECT 1"),
+    probeIntervalMs: 100,
+    probeTimeoutMs: driver.connectTimeoutMs,
+    onChange: (up, cause) => driver.log?.(up ? "database reachable again" : `database unreachable: ${describe(cause)}`),
   });
   // Every pool connection must see our schema; create it before the first query uses it.
   await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {
@@ -89,43 +120,75 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     const { sql: text, params } = dialect.sqlToQuery(q);
     return c.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare });
   };
-  const base = wrap((q, o) => (o?.prepare ? run(client, q, true) : db.execute(q)), (s) => client.unsafe(s));
+  const base = wrap(
+    (q, o) => gate.run(() => (o?.prepare ? run(client, q, true) : db.execute(q))),
+    (s) => gate.run(() => client.unsafe(s)),
+  );
   return {
     kind: "postgres",
     schema: opts.schema,
     ...base,
+    get available() {
+      return gate.up;
+    },
     tx: (fn) =>
-      client.begin((t) => fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s)))) as Promise<never>,
-    async copyOut(q) {
-      const { sql: text, params } = dialect.sqlToQuery(q);
-      if (params.length > 0) throw new Error("COPY takes no parameters; inline validated integers");
-      const readable = await client.unsafe(text).readable();
-      // postgres.js pauses the connection's socket whenever the COPY stream's buffer is
-      // full and resumes it only from the stream's read(); rows pushed before we attach,
-      // or a last row that filled the buffer, can leave the socket paused and the pooled
-      // connection stuck for its next query. So drain in flowing mode and poke read()
-      // (which only resumes the socket) after every chunk and at the end.
-      const resume = () => (readable as unknown as { _read?: (n: number) => void })._read?.(0);
-      return new Promise<Uint8Array[]>((resolve, reject) => {
-        const parts: Uint8Array[] = [];
-        readable.on("data", (part: Uint8Array) => {
-          parts.push(part);
-          resume();
-        });
-        readable.once("end", () => {
-          resume();
-          resolve(parts);
-        });
-        readable.once("error", reject);
+      gate.run(
+        () => client.begin((t) => fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s)))) as Promise<never>,
+      ),
+    copyOut: (q) => gate.run(() => copyOut(client, q)),
+    listen: (channel, onNotify, onListen) =>
+      listenPostgres({
+        url,
+        // Named per schema, so operators (and tests) can tell the listener backends apart.
+        connection: { ...connection, application_name: `ds listener ${opts.schema}` },
+        channel,
+        onNotify,
+        onListen,
+        heartbeatMs: driver.heartbeatMs,
+        connectTimeoutS: driver.connectTimeoutMs / 1000,
+        retryMaxMs: driver.reconnectMaxMs,
+        log: driver.log,
+      }),
+    close: async () => {
+      gate.close();
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+/**
+ * Runs `COPY (...) TO STDOUT (FORMAT binary)` on a reserved connection. postgres.js would
+ * otherwise pipeline other queries onto the connection while the COPY streams, and they
+ * fail with COPY_IN_PROGRESS; reserved, nobody else can use it until the read has ended.
+ */
+async function copyOut(client: postgres.Sql, q: SQL): Promise<Uint8Array[]> {
+  const { sql: text, params } = dialect.sqlToQuery(q);
+  if (params.length > 0) throw new Error("COPY takes no parameters; inline validated integers");
+  const conn = await client.reserve();
+  try {
+    const readable = await conn.unsafe(text).readable();
+    // postgres.js pauses the connection's socket whenever the COPY stream's buffer is
+    // full and resumes it only from the stream's read(); rows pushed before we attach,
+    // or a last row that filled the buffer, can leave the socket paused and the
+    // connection stuck for its next query. So drain in flowing mode and poke read()
+    // (which only resumes the socket) after every chunk and at the end.
+    const resume = () => (readable as unknown as { _read?: (n: number) => void })._read?.(0);
+    return await new Promise<Uint8Array[]>((resolve, reject) => {
+      const parts: Uint8Array[] = [];
+      readable.on("data", (part: Uint8Array) => {
+        parts.push(part);
         resume();
       });
-    },
-    async listen(channel, onNotify, onListen) {
-      const sub = await client.listen(channel, (payload) => onNotify(payload), onListen);
-      return () => sub.unlisten();
-    },
-    close: () => client.end({ timeout: 5 }),
-  };
+      readable.once("end", () => {
+        resume();
+        resolve(parts);
+      });
+      readable.once("error", reject);
+      resume();
+    });
+  } finally {
+    conn.release();
+  }
 }
 
 async function openPglite(opts: DbOptions): Promise<Db> {
@@ -156,11 +219,13 @@ async function openPglite(opts: DbOptions): Promise<Db> {
           ),
         ),
       ),
+    // Embedded: the database cannot become unreachable.
+    available: true,
     async listen(channel, onNotify, onListen) {
       // PGlite lives in this process: its listener cannot drop, so onListen runs once.
       const unlisten = await client.listen(channel, onNotify);
       onListen();
-      return unlisten;
+      return { healthy: true, reconnects: 0, close: unlisten };
     },
     close: () => client.close(),
   };

@@ -96,4 +96,5 @@ export class Store {
   }
 }
 
+export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
 export type { StreamRecord, AppendOutcome, AppendRequest, CreateParams, CreateOutcome };

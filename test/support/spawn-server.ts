@@ -28,6 +28,8 @@ export interface SpawnedServer {
   port: number;
   proc: ChildProcess;
   dataDir?: string;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
   /** SIGTERM (graceful) or SIGKILL (crash); resolves when the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -90,6 +92,7 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServe
     port,
     proc,
     dataDir,
+    output: () => output,
     async stop(signal = "SIGTERM") {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill(signal);
