@@ -1,7 +1,7 @@
 // The Elysia app: routes for /v1/stream/* and /healthz. Bodies are never parsed by the
 // framework (parse: "none"); handlers read raw bytes with a size cap.
 import { Elysia } from "elysia";
-import { MethodNotAllowed } from "../protocol/errors.ts";
+import { BadRequest, MethodNotAllowed } from "../protocol/errors.ts";
 import { type AppContext, STREAM_PREFIX } from "./context.ts";
 import { handleRead } from "./read.ts";
 import { ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS, errorResponse, respond } from "./respond.ts";
@@ -12,11 +12,20 @@ type Handler = (request: Request, url: URL) => Promise<Response>;
 function guarded(fn: Handler) {
   return async ({ request }: { request: Request }) => {
     try {
-      return await fn(request, new URL(request.url));
+      return await fn(request, requestUrl(request));
     } catch (err) {
       return errorResponse(err, request.method);
     }
   };
+}
+
+function requestUrl(request: Request): URL {
+  try {
+    return new URL(request.url);
+  } catch {
+    // Bun builds the URL from the Host header: an HTTP/1.0 request without one has none.
+    throw new BadRequest("request URL is invalid (is the Host header missing?)");
+  }
 }
 
 export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: Record<string, unknown> }) {

@@ -1,8 +1,19 @@
 // Reads a request body without ever holding more than the configured maximum.
-import { PayloadTooLarge } from "../protocol/errors.ts";
+import { BadRequest, PayloadTooLarge } from "../protocol/errors.ts";
 import { concatBytes } from "../protocol/json.ts";
 
 export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  try {
+    return await readBodyBytes(request, maxBytes);
+  } catch (err) {
+    if (err instanceof PayloadTooLarge) throw err;
+    // The client went away (or broke the framing) before its body was complete: its
+    // request, not our fault, and nobody is left to read the answer.
+    throw new BadRequest("request body was not received completely");
+  }
+}
+
+async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) {
     throw new PayloadTooLarge(`request body exceeds ${maxBytes} bytes`);

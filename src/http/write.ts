@@ -75,6 +75,7 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
     close,
     streamSeq: h.get("stream-seq"),
     producer,
+    signal: request.signal,
   });
   const headers: Record<string, string> = { "Stream-Next-Offset": formatOffset(out.tail) };
   if (out.closed) headers["Stream-Closed"] = "true";

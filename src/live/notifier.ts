@@ -12,6 +12,7 @@ import type { Db } from "../store/db.ts";
 import { type Change, parseNotification, type StreamState } from "../store/change.ts";
 import type { Listener } from "../store/listener.ts";
 import { streamStates } from "../store/live-state.ts";
+import { later } from "../runtime/later.ts";
 
 export interface Waiter {
   /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
@@ -37,8 +38,6 @@ interface Entry {
 /** Runs for every notified change (store/change.ts), before the stream's waiters wake. */
 export type ChangeHook = (change: Change) => void;
 
-const later: (f: () => void) => void =
-  (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate ?? ((f) => setTimeout(f, 0));
 const BACKSTOP_BATCH = 5_000;
 
 export class Notifier {

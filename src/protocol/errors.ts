@@ -67,3 +67,15 @@ export class MethodNotAllowed extends ProtocolError {
 export class NotImplemented extends ProtocolError {
   readonly status = 501;
 }
+
+/**
+ * The client closed the connection before its append was committed, so it was not stored.
+ * Nobody reads the answer; the status (RFC 9110 has none for it) only keeps it out of the
+ * 5xx counts and the error log.
+ */
+export class ClientGone extends ProtocolError {
+  readonly status = 400;
+  constructor() {
+    super("client closed the request before it was committed; nothing was stored");
+  }
+}

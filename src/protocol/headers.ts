@@ -5,10 +5,27 @@ import { BadRequest } from "./errors.ts";
 import type { ProducerHeaders } from "./producer.ts";
 
 const NonNegativeInteger = Type.String({ pattern: "^(0|[1-9][0-9]*)$" });
-// RFC 3339 date-time; Date.parse then checks the calendar.
-const Rfc3339 = Type.String({
-  pattern: "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
-});
+// RFC 3339 date-time; the fields are then checked against the calendar (validDateTime).
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
+/** Longest sliding TTL accepted: 1,000 years (Postgres intervals and timestamps stay in range). */
+export const MAX_TTL_SECONDS = 1000 * 365.25 * 24 * 3600;
+// Timestamps Postgres (and every client's date library) can hold: years 1 to 9999 in UTC.
+const MIN_EXPIRY_MS = -62_135_596_800_000; // 0001-01-01T00:00:00Z
+const MAX_EXPIRY_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** Parses an RFC 3339 timestamp, refusing dates the calendar does not have (2024-02-30). */
+function parseDateTime(v: string): number {
+  const m = RFC3339.exec(v);
+  if (!m) return NaN;
+  const [year, month, day, hour, minute, second, , oh, om] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeap(year) ? 1 : 0);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return NaN;
+  if (hour > 23 || minute > 59 || second > 59 || oh > 23 || om > 59) return NaN;
+  const ms = Date.parse(v.replace(" ", "T"));
+  return ms >= MIN_EXPIRY_MS && ms <= MAX_EXPIRY_MS ? ms : NaN;
+}
+
+const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 const NonEmpty = Type.String({ minLength: 1 });
 
 function check(schema: TSchema, value: string): boolean {
@@ -37,11 +54,15 @@ export function parseExpiry(ttl: string | null, expiresAt: string | null): Expir
     throw new BadRequest("Stream-TTL and Stream-Expires-At cannot be used together");
   }
   const out: ExpiryHeaders = { ttlSeconds: null, expiresAt: null };
-  if (ttl !== null) out.ttlSeconds = parseSafeInteger("Stream-TTL", ttl.trim());
+  if (ttl !== null) {
+    out.ttlSeconds = parseSafeInteger("Stream-TTL", ttl.trim());
+    if (out.ttlSeconds > MAX_TTL_SECONDS) throw new BadRequest(`Stream-TTL must be at most ${MAX_TTL_SECONDS} seconds`);
+  }
   if (expiresAt !== null) {
-    const v = expiresAt.trim();
-    const ms = check(Rfc3339, v) ? Date.parse(v.replace(" ", "T")) : NaN;
-    if (Number.isNaN(ms)) throw new BadRequest("Stream-Expires-At must be an RFC 3339 timestamp");
+    const ms = parseDateTime(expiresAt.trim());
+    if (Number.isNaN(ms)) {
+      throw new BadRequest("Stream-Expires-At must be a valid RFC 3339 timestamp between years 0001 and 9999");
+    }
     out.expiresAt = new Date(ms);
   }
   return out;

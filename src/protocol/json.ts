@@ -12,13 +12,25 @@ export function splitJsonMessages(body: Uint8Array, opts: { allowEmptyArray: boo
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(body));
-  } catch {
-    throw new BadRequest("request body is not valid JSON");
+  } catch (err) {
+    throw new BadRequest(tooDeep(err) ? JSON_TOO_DEEP : "request body is not valid JSON");
   }
-  if (!Array.isArray(value)) return [encoder.encode(JSON.stringify(value))];
-  if (value.length === 0 && !opts.allowEmptyArray) throw new BadRequest("empty JSON array appends nothing");
-  return value.map((message) => encoder.encode(JSON.stringify(message ?? null)));
+  if (Array.isArray(value) && value.length === 0 && !opts.allowEmptyArray) {
+    throw new BadRequest("empty JSON array appends nothing");
+  }
+  try {
+    if (!Array.isArray(value)) return [encoder.encode(JSON.stringify(value))];
+    return value.map((message) => encoder.encode(JSON.stringify(message ?? null)));
+  } catch (err) {
+    // A document nested deeper than the runtime's stack parses on one runtime and not
+    // the other, or parses and then cannot be serialised: either way the client's input.
+    if (tooDeep(err)) throw new BadRequest(JSON_TOO_DEEP);
+    throw err;
+  }
 }
+
+const JSON_TOO_DEEP = "request body is JSON nested too deeply";
+const tooDeep = (err: unknown) => err instanceof RangeError;
 
 const OPEN = encoder.encode("[");
 const CLOSE = encoder.encode("]");

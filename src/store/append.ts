@@ -20,6 +20,11 @@ import { visible } from "./streams.ts";
 
 export interface AppendRequest extends AppendInput {
   path: string;
+  /**
+   * Aborted when the client has gone away: an append not yet committed is then dropped
+   * rather than stored without anyone told (a retry would store it twice).
+   */
+  signal?: AbortSignal;
 }
 
 export interface AppendOutcome {

@@ -5,6 +5,7 @@
 import type { StreamState } from "./change.ts";
 import { isConnectionError } from "./availability.ts";
 import type { Db } from "./db.ts";
+import { ClientGone } from "../protocol/errors.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
 interface Pending {
@@ -19,6 +20,7 @@ export class Appender {
   private readonly busy = new Set<string>();
   private readonly writers = new WriterCache();
   private idle: (() => void)[] = [];
+  private pumpScheduled = false;
   /** Counters for operators (/healthz) and tests. */
   readonly stats = { groups: 0, appends: 0, lockedRetries: 0 };
 
@@ -32,9 +34,10 @@ export class Appender {
   ) {}
 
   append(req: AppendRequest): Promise<AppendOutcome> {
+    if (req.signal?.aborted) return Promise.reject(new ClientGone());
     return new Promise((resolve, reject) => {
       this.queue.push({ req, resolve, reject });
-      this.pump();
+      this.schedulePump();
     });
   }
 
@@ -52,6 +55,22 @@ export class Appender {
   drained(): Promise<void> {
     if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
+  }
+
+  /**
+   * Groups start on a later event-loop turn, not inside the request that queued: appends
+   * of the same turn share the group, and a request its client has already abandoned is
+   * dropped before it is written. (Bun closes a connection on which a request is pipelined
+   * behind a pending one, aborting it: its response can never be sent, so it must not be
+   * stored, or the client's retry would store it twice.)
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setTimeout(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    }, 0);
   }
 
   private pump(): void {
@@ -78,6 +97,10 @@ export class Appender {
     const rest: Pending[] = [];
     let bytes = 0;
     for (const p of this.queue) {
+      if (p.req.signal?.aborted) {
+        p.reject(new ClientGone());
+        continue;
+      }
       const size = p.req.body.byteLength;
       const fits = batch.length < this.maxBatch && (batch.length === 0 || bytes + size <= this.maxBatchBytes);
       if (fits && !this.busy.has(p.req.path)) {
