@@ -28,6 +28,7 @@ async function route() {
   for (const fn of leave) fn();
   leave = [];
   banner.hidden = true;
+  for (const d of document.querySelectorAll("dialog[open]")) d.close();
   const [path, query] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query ?? "");
   const ctx = { go, report, onLeave: (fn) => leave.push(fn) };

@@ -36,8 +36,8 @@ export async function streamView(root, name, params, { go, report, onLeave }) {
     h("button", { class: "secondary", "data-testid": "fork", onclick: () => forkDialog(s, go) }, "Fork…"),
     h("button", { class: "secondary", "data-testid": "close", disabled: s.closed || s.deleted, onclick: async () => {
       if (!(await confirmDialog(`Close ${name}?`, "A closed stream accepts no more appends. Readers see the end of the stream.", "Close stream"))) return;
-      await run(() => streams.close(name));
-      await refresh();
+      // Closing changes the title, actions and forms: draw the whole view again.
+      if (await run(() => streams.close(name))) go(location.hash);
     } }, "Close"),
     h("button", { class: "danger", "data-testid": "delete", disabled: s.deleted, onclick: async () => {
       if (!(await confirmDialog(`Delete ${name}?`, "Its data is removed (kept only while forks still read it). This cannot be undone.", "Delete stream"))) return;
