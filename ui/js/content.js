@@ -46,10 +46,10 @@ export function contentPanel(stream, params, report) {
   });
   const btn = (label, testid, fn) => h("button", { class: "secondary", "data-testid": testid, onclick: fn }, label);
   const nav = {
-    first: btn("⏮ First", "first", () => show(0)),
-    prev: btn("◀ Prev", "prev", () => show(Math.max(0, at - limit))),
-    next: btn("Next ▶", "next", () => show(nextAt)),
-    last: btn("Last ⏭", "last", () => show(Math.max(0, tail - limit))),
+    first: btn("« First", "first", () => show(0)),
+    prev: btn("‹ Prev", "prev", () => show(Math.max(0, at - limit))),
+    next: btn("Next ›", "next", () => show(nextAt)),
+    last: btn("Last »", "last", () => show(Math.max(0, tail - limit))),
   };
   const form = h("form", { class: "goto-form", onsubmit: (ev) => {
     ev.preventDefault();
@@ -84,7 +84,7 @@ export function contentPanel(stream, params, report) {
   const el = h("section", { class: "card content", "data-testid": "content" },
     h("header", {}, h("h2", {}, "Content"), range, h("span", { class: "spacer" }), form, size),
     h("div", { class: "pager" }, nav.first, nav.prev, nav.next, nav.last),
-    h("table", { class: "items" }, h("thead", {}, h("tr", {}, h("th", {}, unit === "json" ? "Offset (message)" : "Offset (byte)"), h("th", {}, "Data"))), rows),
+    h("table", { class: "items" }, h("thead", {}, h("tr", {}, h("th", {}, unit === "json" ? "Message" : "Byte"), h("th", {}, "Data"))), rows),
   );
   show(at);
   return {

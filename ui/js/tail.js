@@ -48,7 +48,7 @@ export function tailPanel(stream, report) {
   const el = h("section", { class: "card tail", "data-testid": "tail" },
     h("header", {}, h("h2", {}, "Live tail"), status, counter, h("span", { class: "spacer" }), toggle),
     h("div", { class: "tail-scroll" },
-      h("table", { class: "items" }, h("thead", {}, h("tr", {}, h("th", {}, "Offset"), h("th", {}, "Data"))), rows)),
+      h("table", { class: "items" }, h("thead", {}, h("tr", {}, h("th", {}, stream.kind === "json" ? "Message" : "Byte"), h("th", {}, "Data"))), rows)),
   );
   mount(rows);
   return { el, stop: () => tail?.stop() };
