@@ -75,7 +75,7 @@ function metadata(s) {
     ["Content type", s.contentType],
     ["Tail offset", h("code", { "data-testid": "tail-offset" }, s.tailOffset)],
     s.kind === "json" ? ["Messages", count(s.messageCount)] : ["Length", bytes(s.tailPosition)],
-    ["Stored here", bytes(s.storedBytes)],
+    ["Stored bytes", bytes(s.storedBytes)],
     ["Created", time(s.createdAt)],
     ["Last access", time(s.lastAccess)],
     ["Expiry", expiry(s)],
