@@ -34,11 +34,20 @@ async function route() {
   const ctx = { go, report, onLeave: (fn) => leave.push(fn) };
   if (path.startsWith("/s/") && path.length > 3) {
     const name = path.slice(3);
-    document.title = `${decodeURIComponent(name)} · Inspector`;
+    document.title = `${readable(name)} · Inspector`;
     await streamView(main, name, params, ctx);
   } else {
     document.title = "Streams · Inspector";
     await listView(main, params, ctx);
+  }
+}
+
+/** A stored (URL-encoded) name as people read it; as stored when it does not decode. */
+function readable(name) {
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
   }
 }
 
