@@ -33,7 +33,7 @@ export async function streamView(root, name, params, { go, report, onLeave }) {
 
   const actions = h("div", { class: "actions" },
     h("button", { class: "secondary", onclick: refresh }, "Refresh"),
-    h("button", { class: "secondary", "data-testid": "fork", onclick: () => forkDialog(s, go) }, "Fork…"),
+    h("button", { class: "secondary", "data-testid": "fork", disabled: s.deleted, onclick: () => forkDialog(s, go) }, "Fork…"),
     h("button", { class: "secondary", "data-testid": "close", disabled: s.closed || s.deleted, onclick: async () => {
       if (!(await confirmDialog(`Close ${name}?`, "A closed stream accepts no more appends. Readers see the end of the stream.", "Close stream"))) return;
       // Closing changes the title, actions and forms: draw the whole view again.
