@@ -78,6 +78,8 @@ for (const backend of backends) {
       stop = true;
       await churn;
       expect(churned).toBeGreaterThan(0);
+      // The churn really ran during the walk: streams it kept show up between stable ones.
+      expect(seen.some((n) => n.includes("-c"))).toBe(true);
       expect(new Set(seen).size).toBe(seen.length); // nothing repeated
       expect(seen.filter((n) => !n.includes("-c"))).toEqual(stable); // nothing stable missed, in order
       const sorted = [...seen].sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : 1));
