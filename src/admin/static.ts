@@ -1,7 +1,7 @@
 // Serves the Inspector page (the top-level ui/ folder: plain HTML, CSS and ES modules, no
 // build step, nothing from a CDN) from memory. Only files found in ui/ at start-up are
 // served, so no request path can reach anything else on disk.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { respond } from "../http/respond.ts";
@@ -61,7 +61,8 @@ function hash(bytes: Uint8Array): string {
 let assets: Map<string, Asset> | undefined;
 
 export function serveUi(request: Request, url: URL): Response {
-  assets ??= load(UI_DIR);
+  // A deployment without ui/ serves the API alone: the page is a 404, never a 500.
+  assets ??= existsSync(UI_DIR) ? load(UI_DIR) : new Map();
   const rel = url.pathname.slice(UI_ROOT.length) || "index.html";
   const asset = assets.get(rel);
   if (!asset) return respond(404, { "Content-Type": "text/plain; charset=utf-8" }, "not found");
