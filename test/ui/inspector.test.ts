@@ -123,6 +123,20 @@ describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
     await page.screenshot({ path: join(SCREENSHOT_DIR, "binary.png"), fullPage: true });
   }, TEST_TIMEOUT_MS);
 
+  test("prefix search, typed as people write names", async () => {
+    expect((await put("café/menu", { "Content-Type": "text/plain" }, "soup")).status).toBe(201);
+    await page.goto(`${server.url}/ui/#/`);
+    await page.locator('tr[data-name="orders/eu"]').waitFor();
+    await page.getByTestId("prefix").fill("café");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=stream-table] tbody tr[data-name]").length === 1);
+    const row = page.locator("[data-testid=stream-table] tbody tr");
+    expect(await row.getAttribute("data-name")).toBe("caf%C3%A9/menu"); // stored as the URL path
+    expect(await row.locator("a.name").textContent()).toBe("café/menu"); // shown as people write it
+    await page.getByTestId("prefix").fill("ord");
+    await page.waitForFunction(() => document.querySelector("[data-testid=stream-table] tbody tr")?.getAttribute("data-name") === "orders/eu");
+    expect(await page.locator("[data-testid=stream-table] tbody tr").count()).toBe(1);
+  }, TEST_TIMEOUT_MS);
+
   test("server errors are shown in the server's words", async () => {
     expect((await put("typed", { "Content-Type": "text/plain" }, "x")).status).toBe(201);
     await page.goto(`${server.url}/ui/#/`);

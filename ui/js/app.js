@@ -1,6 +1,7 @@
 // The Inspector's shell: header (instance health, bearer token), an error banner that
 // shows the server's own words, and a hash router between the list and a stream.
 import { admin, token } from "./api.js";
+import { readable } from "./format.js";
 import { h, mount } from "./dom.js";
 import { listView } from "./list.js";
 import { streamView } from "./stream.js";
@@ -39,15 +40,6 @@ async function route() {
   } else {
     document.title = "Streams · Inspector";
     await listView(main, params, ctx);
-  }
-}
-
-/** A stored (URL-encoded) name as people read it; as stored when it does not decode. */
-function readable(name) {
-  try {
-    return decodeURIComponent(name);
-  } catch {
-    return name;
   }
 }
 

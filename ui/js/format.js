@@ -77,3 +77,12 @@ export function prettyJson(text) {
     return text;
   }
 }
+
+/** A stored (URL-encoded) name as people read it; as stored when it does not decode. */
+export function readable(name) {
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
+}

@@ -2,7 +2,7 @@
 // create a stream.
 import { admin, canonicalName, streams } from "./api.js";
 import { field, formDialog, h, mount } from "./dom.js";
-import { ago, bytes, count, expiry, time } from "./format.js";
+import { ago, bytes, count, expiry, readable, time } from "./format.js";
 
 const PAGE_SIZE = 50;
 // Cursors of the pages before this one, so "Previous" can walk back.
@@ -40,7 +40,7 @@ export async function listView(root, params, { go, report }) {
 
   let page;
   try {
-    page = await admin.list({ prefix, after, limit: PAGE_SIZE });
+    page = await admin.list({ prefix: asStored(prefix), after, limit: PAGE_SIZE });
   } catch (err) {
     mount(body, h("tr", {}, h("td", { colspan: 7, class: "error" }, err.message)));
     report(err);
@@ -66,6 +66,14 @@ export async function listView(root, params, { go, report }) {
   );
 }
 
+/**
+ * Names are stored as the URL path the client sent, so "café" is stored "caf%C3%A9": encode
+ * what a browser encodes in a path (spaces, non-ASCII, a few symbols), keep the rest as typed.
+ */
+function asStored(prefix) {
+  return prefix.replace(/[^\x21-\x7e]|["#<>?`{}]/gu, (c) => encodeURIComponent(c));
+}
+
 export function listHash(prefix, after) {
   const q = new URLSearchParams();
   if (prefix) q.set("prefix", prefix);
@@ -77,7 +85,7 @@ export function listHash(prefix, after) {
 function row(s) {
   const tail = s.kind === "json" ? `${count(s.messageCount)} msg` : bytes(s.tailPosition);
   return h("tr", { "data-name": s.name },
-    h("td", {}, h("a", { href: `#/s/${s.name}`, class: "name" }, s.name)),
+    h("td", {}, h("a", { href: `#/s/${s.name}`, class: "name", title: s.path }, readable(s.name))),
     h("td", {}, h("span", { class: `type ${s.kind}` }, s.contentType)),
     h("td", { class: "num" }, tail),
     h("td", { class: "num" }, bytes(s.storedBytes)),

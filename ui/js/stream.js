@@ -2,7 +2,7 @@
 // fork, delete), each change confirmed before it is sent.
 import { admin, canonicalName, streams } from "./api.js";
 import { confirmDialog, field, formDialog, h, mount } from "./dom.js";
-import { bytes, count, expiry, time } from "./format.js";
+import { bytes, count, expiry, readable, time } from "./format.js";
 import { contentPanel } from "./content.js";
 import { badges, listHash } from "./list.js";
 import { tailPanel } from "./tail.js";
@@ -56,8 +56,8 @@ export async function streamView(root, name, params, { go, report, onLeave }) {
   }
 
   mount(root,
-    h("nav", { class: "crumbs" }, h("a", { href: "#/" }, "Streams"), " / ", h("span", {}, name)),
-    h("div", { class: "title" }, h("h1", { "data-testid": "stream-name" }, name), badges(s), h("span", { class: "spacer" }), actions),
+    h("nav", { class: "crumbs" }, h("a", { href: "#/" }, "Streams"), " / ", h("span", {}, readable(name))),
+    h("div", { class: "title" }, h("h1", { "data-testid": "stream-name", title: `/v1/stream/${name}` }, readable(name)), badges(s), h("span", { class: "spacer" }), actions),
     h("div", { class: "grid" },
       meta,
       s.closed || s.deleted ? null : appendForm(s, async (tailPosition) => {
