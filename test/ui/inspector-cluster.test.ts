@@ -1,5 +1,6 @@
 // The Inspector across instances, in real headless Chromium: two server processes on one
-// Postgres schema behind a round-robin nginx. A page on instance A appends from its form;
+// Postgres schema, A on Bun and B on Deno (so both runtimes serve the page and its live
+// tail), behind a round-robin nginx. A page on instance A appends from its form;
 // pages tailing the stream live, one through nginx and one on instance B directly, see the
 // row appear (SSE through the proxy, wake-up through LISTEN/NOTIFY). Pausing a tail stops
 // rows; resuming catches up from where it paused.
@@ -7,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { type Cluster, startCluster } from "../support/cluster.ts";
+import { type LoadBalancer, startNginx } from "../support/nginx.ts";
+import { type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 import { haveChromium, launchBrowser, SCREENSHOT_DIR } from "../support/browser.ts";
 
@@ -17,19 +19,20 @@ const DELIVERY_BOUND_MS = 5_000;
 const run = Boolean(databaseUrl) && haveChromium;
 if (!run) console.warn("test/ui/inspector-cluster.test.ts: SKIPPED — needs DATABASE_URL and chromium");
 
-describe.skipIf(!run)("Inspector live tail across instances behind nginx", () => {
+describe.skipIf(!run)("Inspector live tail across a Bun and a Deno instance behind nginx", () => {
   const schema = uniqueSchema("uilive");
-  let cluster: Cluster;
+  let cluster: { instances: SpawnedServer[]; lb?: LoadBalancer };
   let browser: Browser;
   let writer: Page;
   let viaNginx: Page;
   let onB: Page;
 
   beforeAll(async () => {
-    [cluster, browser] = await Promise.all([
-      startCluster({ databaseUrl: databaseUrl!, schema, count: 2, loadBalancer: true, env: { BACKSTOP_MS: "30000" } }),
-      launchBrowser(),
-    ]);
+    const spawn = (runtime: "bun" | "deno") =>
+      spawnServer({ runtime, databaseUrl: databaseUrl!, schema, env: { BACKSTOP_MS: "30000" }, quiet: true });
+    let instances: SpawnedServer[];
+    [instances, browser] = await Promise.all([Promise.all([spawn("bun"), spawn("deno")]), launchBrowser()]);
+    cluster = { instances, lb: await startNginx(instances.map((i) => i.port)) };
     const res = await fetch(`${cluster.instances[0].url}/v1/stream/tail/demo`, {
       method: "PUT",
       headers: { "Content-Type": "application/json" },
@@ -46,7 +49,8 @@ describe.skipIf(!run)("Inspector live tail across instances behind nginx", () =>
   }, TIMEOUT_MS);
   afterAll(async () => {
     await browser?.close();
-    await cluster?.stop();
+    await cluster?.lb?.stop();
+    await Promise.all(cluster?.instances.map((i) => i.stop()) ?? []);
     await dropSchema(schema);
   }, TIMEOUT_MS);
 
