@@ -90,6 +90,8 @@ export function contentPanel(stream, params, report) {
   return {
     el,
     show,
+    /** Reads the current page again (new data, or a closed stream). */
+    reload: () => show(at),
     /** Shows the page that ends at the tail (after an append). */
     showEnd: (newTail) => show(Math.max(0, newTail - limit)),
   };

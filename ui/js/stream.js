@@ -32,7 +32,7 @@ export async function streamView(root, name, params, { go, report, onLeave }) {
   mount(meta, metadata(s));
 
   const actions = h("div", { class: "actions" },
-    h("button", { class: "secondary", onclick: refresh }, "Refresh"),
+    h("button", { class: "secondary", "data-testid": "refresh", onclick: () => Promise.all([refresh(), content.reload()]) }, "Refresh"),
     h("button", { class: "secondary", "data-testid": "fork", disabled: s.deleted, onclick: () => forkDialog(s, go) }, "Fork…"),
     h("button", { class: "secondary", "data-testid": "close", disabled: s.closed || s.deleted, onclick: async () => {
       if (!(await confirmDialog(`Close ${name}?`, "A closed stream accepts no more appends. Readers see the end of the stream.", "Close stream"))) return;
