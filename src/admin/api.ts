@@ -42,6 +42,8 @@ function intParam(url: URL, name: string, range: { default: number; max: number 
 function nameParam(url: URL, name: string): string | null {
   const v = param(url, name);
   if (v !== null && STREAM_PREFIX.length + v.length > MAX_PATH_BYTES) throw new BadRequest(`${name} is too long`);
+  // Postgres text cannot hold NUL; no stream name can contain one either.
+  if (v?.includes("\u0000")) throw new BadRequest(`${name} must not contain NUL characters`);
   return v;
 }
 

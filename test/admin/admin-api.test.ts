@@ -174,6 +174,8 @@ for (const backend of backends) {
         ["/v1/admin/streams?limit=1001", 400, "limit must be an integer from 1 to 1000"],
         ["/v1/admin/streams?prefix=a&prefix=b", 400, "prefix may be given once"],
         [`/v1/admin/streams?prefix=${"x".repeat(2000)}`, 400, "prefix is too long"],
+        ["/v1/admin/streams?prefix=%00", 400, "prefix must not contain NUL characters"],
+        ["/v1/admin/streams?after=a%00b", 400, "after must not contain NUL characters"],
         ["/v1/admin/streams/none/such", 404, "stream not found"],
         ["/v1/admin/content/c/json?offset=zzz", 400, "offset must be -1, a position, or an offset returned by this server"],
         ["/v1/admin/content/c/json?offset=31", 400, "offset is beyond the end of the stream"],
