@@ -1,6 +1,7 @@
 // The Elysia app: routes for /v1/stream/* and /healthz. Bodies are never parsed by the
 // framework (parse: "none"); handlers read raw bytes with a size cap.
 import { Elysia } from "elysia";
+import { adminRoutes } from "../admin/routes.ts";
 import { BadRequest, MethodNotAllowed } from "../protocol/errors.ts";
 import { type AppContext, STREAM_PREFIX } from "./context.ts";
 import { handleRead } from "./read.ts";
@@ -51,6 +52,8 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
     .patch(route, guarded(async () => {
       throw new MethodNotAllowed("method not allowed on a stream");
     }), opts)
+    // The Inspector: admin API (/v1/admin/) and its page (/ui/, / redirects there).
+    .use(adminRoutes(ctx))
     .onError(({ code, request }) => {
       if (code === "NOT_FOUND") return respond(404, { "Content-Type": "text/plain" }, "not found");
       return errorResponse(new Error(`framework error ${String(code)}`), request.method);

@@ -55,6 +55,11 @@ export class SseHubs {
     return hub.add(member, stream);
   }
 
+  /** Caught-up SSE readers of one stream on this instance (admin view). */
+  readersOn(streamId: number): number {
+    return this.hubs.get(streamId)?.size ?? 0;
+  }
+
   get readerCount(): number {
     let n = 0;
     for (const h of this.hubs.values()) n += h.size;

@@ -87,6 +87,13 @@ export class Notifier {
     return n;
   }
 
+  /** Waiters on one stream that are not SSE hubs (long-polls), for the admin view. */
+  longPollsOn(streamId: number): number {
+    let n = 0;
+    for (const e of this.waiters.get(streamId) ?? []) if (!e.first) n++;
+    return n;
+  }
+
   hasWaiters(streamId: number): boolean {
     return this.waiters.has(streamId);
   }

@@ -2,6 +2,7 @@
 // under store/; this facade binds it to one database, schema and notification channel.
 import type { AppendOutcome, AppendRequest } from "./append.ts";
 import { Appender } from "./appender.ts";
+import { describeStream, type ListQuery, listStreams, type StreamDetail, type StreamSummary } from "./admin.ts";
 import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
 import type { Change } from "./change.ts";
 import type { Db } from "./db.ts";
@@ -82,6 +83,16 @@ export class Store {
     return readUnits(this.db, segmentsFor(chain, stream.tail), from, maxBytes);
   }
 
+  /** Admin listing: streams in path (byte) order after `after`, one index range. */
+  list(query: ListQuery): Promise<StreamSummary[]> {
+    return listStreams(this.db, query);
+  }
+
+  /** Admin view of one stream (soft-deleted included) with its forks and producers. */
+  describe(path: string): Promise<StreamDetail | undefined> {
+    return describeStream(this.db, path);
+  }
+
   sweep(limit?: number): Promise<number> {
     return sweepExpired(this.db, limit);
   }
@@ -97,4 +108,5 @@ export class Store {
 }
 
 export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
+export type { ListQuery, StreamDetail, StreamSummary };
 export type { StreamRecord, AppendOutcome, AppendRequest, CreateParams, CreateOutcome };

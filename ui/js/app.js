@@ -1,0 +1,71 @@
+// The Inspector's shell: header (instance health, bearer token), an error banner that
+// shows the server's own words, and a hash router between the list and a stream.
+import { admin, token } from "./api.js";
+import { readable } from "./format.js";
+import { h, mount } from "./dom.js";
+import { listView } from "./list.js";
+import { streamView } from "./stream.js";
+
+const main = document.querySelector("main");
+const banner = document.querySelector("#banner");
+let leave = [];
+
+function report(err) {
+  const needsToken = err?.status === 401 || err?.status === 403;
+  mount(banner,
+    h("span", { "data-testid": "error" }, err?.message ?? String(err)),
+    needsToken ? h("span", {}, " — enter a token above.") : null,
+    h("button", { class: "link", "aria-label": "dismiss", onclick: () => (banner.hidden = true) }, "×"),
+  );
+  banner.hidden = false;
+}
+
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+async function route() {
+  for (const fn of leave) fn();
+  leave = [];
+  banner.hidden = true;
+  for (const d of document.querySelectorAll("dialog[open]")) d.close();
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  const params = new URLSearchParams(query ?? "");
+  const ctx = { go, report, onLeave: (fn) => leave.push(fn) };
+  if (path.startsWith("/s/") && path.length > 3) {
+    const name = path.slice(3);
+    document.title = `${readable(name)} · Inspector`;
+    await streamView(main, name, params, ctx);
+  } else {
+    document.title = "Streams · Inspector";
+    await listView(main, params, ctx);
+  }
+}
+
+function header() {
+  const input = h("input", {
+    type: "password", autocomplete: "off", placeholder: "bearer token (optional)", value: token.get(),
+    "aria-label": "bearer token", "data-testid": "token",
+  });
+  // Kept for this tab only (sessionStorage); an empty field sends no Authorization header.
+  input.addEventListener("change", () => {
+    token.set(input.value.trim());
+    route();
+  });
+  const health = h("span", { class: "health muted" });
+  admin.health().then(
+    (x) => mount(health, h("span", { class: `dot ${x.ok ? "ok" : "bad"}` }), `${x.database} · listener ${x.listener}`),
+    () => mount(health, h("span", { class: "dot bad" }), "health unknown"),
+  );
+  mount(document.querySelector("header.top"),
+    h("a", { href: "#/", class: "brand" }, "Durable Streams ", h("b", {}, "Inspector")),
+    health,
+    h("span", { class: "spacer" }),
+    input,
+  );
+}
+
+window.addEventListener("hashchange", route);
+header();
+route();
