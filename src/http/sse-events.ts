@@ -21,7 +21,7 @@ const encoded = new WeakMap<ReadResult, Map<string, Uint8Array>>();
  */
 export function sseEvent(event: string, payload: string): string {
   const lines = payload.split(/\r\n|\r|\n/);
-  return `event: ${event}\n${lines.map((l) => `data:${l}`).join("\n")}\n\n`;
+  return `event: ${event}\n${lines.map((l) => `data: ${l}`).join("\n")}\n\n`;
 }
 
 /** The control event's JSON for a reader now at `next`. A closed stream carries no cursor. */

@@ -36,7 +36,7 @@ const dataOf = (p: Probe) =>
   p.events
     .flatMap((e) => e.split("\n\n"))
     .filter((e) => e.startsWith("event: data\n"))
-    .map((e) => e.slice("event: data\n".length).split("\n").map((l) => l.slice("data:".length)).join("\n"))
+    .map((e) => e.slice("event: data\n".length).split("\n").map((l) => l.slice("data:".length).replace(/^ /, "")).join("\n"))
     .join("");
 
 async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {

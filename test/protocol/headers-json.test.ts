@@ -91,3 +91,39 @@ describe("configuration", () => {
     expect(() => loadConfig({ DATABASE_SCHEMA: "x; drop" })).toThrow(/DATABASE_SCHEMA/);
   });
 });
+
+describe("values Postgres cannot hold are the client's error (400), not a 500", () => {
+  test("Stream-TTL above 1,000 years", () => {
+    expect(parseExpiry("31557600000", null).ttlSeconds).toBe(31_557_600_000);
+    expect(() => parseExpiry("31557600001", null)).toThrow(BadRequest);
+    expect(() => parseExpiry("9223372036854", null)).toThrow(BadRequest);
+  });
+
+  test("Stream-Expires-At outside years 1-9999 (after applying the offset) or not on the calendar", () => {
+    for (const bad of ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59", "2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z",
+      "2030-13-01T00:00:00Z", "2030-01-01T24:00:00Z", "2030-01-01T10:60:00Z", "2030-01-01T10:00:00+24:00"]) {
+      expect(() => parseExpiry(null, bad)).toThrow(BadRequest);
+    }
+    expect(parseExpiry(null, "2024-02-29T00:00:00Z").expiresAt?.toISOString()).toBe("2024-02-29T00:00:00.000Z");
+    expect(parseExpiry(null, "0001-01-01T00:00:00Z").expiresAt?.toISOString()).toBe("0001-01-01T00:00:00.000Z");
+    expect(parseExpiry(null, "9999-12-31T23:59:59Z").expiresAt?.toISOString()).toBe("9999-12-31T23:59:59.000Z");
+    expect(parseExpiry(null, "2030-01-01T10:00:00.5+02:00").expiresAt?.toISOString()).toBe("2030-01-01T08:00:00.500Z");
+  });
+
+  test("JSON nested deeper than the runtime's stack", () => {
+    const deep = new TextEncoder().encode("[".repeat(200_000) + "]".repeat(200_000));
+    // Deno parses and serialises it, Bun's stack does not reach: either way no stack overflow escapes.
+    try {
+      expect(splitJsonMessages(deep, { allowEmptyArray: false }).length).toBe(1);
+    } catch (err) {
+      expect(err).toBeInstanceOf(BadRequest);
+    }
+  });
+});
+
+describe("SSE framing", () => {
+  test("a line that starts with a space keeps it (the parser drops one space after data:)", async () => {
+    const { sseEvent } = await import("../../src/http/sse-events.ts");
+    expect(sseEvent("data", "  indented\nplain")).toBe("event: data\ndata:   indented\ndata: plain\n\n");
+  });
+});
