@@ -1,7 +1,7 @@
 // Wires config, database, migrations, live notifier and the HTTP app together; serves on
 // the current runtime through a thin adapter, and shuts down gracefully.
 import type { Config } from "./config.ts";
-import { buildApp } from "./http/app.ts";
+import { buildApp, fetchHandler } from "./http/app.ts";
 import { SseHubs } from "./http/sse-hub.ts";
 import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
@@ -61,7 +61,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     config.SWEEP_INTERVAL_MS > 0
       ? setInterval(() => store.sweep().catch((e) => console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
       : undefined;
-  const handle: ServerHandle = await serve(app.fetch, config);
+  const handle: ServerHandle = await serve(fetchHandler(app), config);
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,

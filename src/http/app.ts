@@ -59,3 +59,21 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
       return errorResponse(new Error(`framework error ${String(code)}`), request.method);
     });
 }
+
+/**
+ * The app's fetch handler. Elysia looks for the path from the URL's 12th character on, so
+ * with a Host shorter than 4 characters ("api", a typical container name) it would cut
+ * into the path and answer 404; such a URL gets the scheme's default port spelled out,
+ * which changes neither its origin nor its meaning.
+ */
+export function fetchHandler(app: { fetch: (r: Request) => Response | Promise<Response> }) {
+  return (request: Request) => {
+    const url = request.url;
+    const pathAt = url.indexOf("/", url.indexOf("//") + 2);
+    if (pathAt === -1 || pathAt >= 11) return app.fetch(request);
+    const host = url.slice(0, pathAt);
+    if (host.lastIndexOf(":") > 5) return app.fetch(request); // has a port: nothing to pad
+    const port = url.startsWith("https:") ? 443 : 80;
+    return app.fetch(new Request(`${host}:${port}${url.slice(pathAt)}`, request));
+  };
+}
