@@ -7,7 +7,7 @@ import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
-import { Store } from "./store/index.ts";
+import { isConnectionError, Store } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
 
 export interface RunningServer {
@@ -59,7 +59,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }));
   const sweeper =
     config.SWEEP_INTERVAL_MS > 0
-      ? setInterval(() => store.sweep().catch((e) => console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
+      ? setInterval(() => store.sweep().catch((e) => isConnectionError(e) || console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
       : undefined;
   const handle: ServerHandle = await serve(fetchHandler(app), config);
   let stopping: Promise<void> | undefined;

@@ -17,6 +17,7 @@ import type { SharedReads } from "../live/shared-reads.ts";
 import type { Change } from "../store/change.ts";
 import type { ReadResult } from "../store/chunks.ts";
 import type { StreamRecord } from "../store/records.ts";
+import { isConnectionError } from "../store/index.ts";
 import { controlJson, eventBytes, KEEPALIVE } from "./sse-events.ts";
 
 const KEEPALIVE_MS = 15_000;
@@ -129,7 +130,7 @@ class Hub {
     } catch (err) {
       // A failed read ends the members' responses; their clients reconnect and get a
       // proper status from a fresh request.
-      console.error("sse delivery failed", err);
+      if (!isConnectionError(err)) console.error("sse delivery failed", err);
       this.endAll();
     } finally {
       this.onEmpty();
