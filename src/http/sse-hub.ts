@@ -11,6 +11,7 @@
 // subscribes before reading the stream's state, so an append that commits at any moment
 // either shows in that state or wakes the waiter.
 import { isTextForSse } from "../protocol/content-type.ts";
+import { ProtocolError, StreamNotFound } from "../protocol/errors.ts";
 import { currentInterval } from "../protocol/cursor.ts";
 import type { Notifier } from "../live/notifier.ts";
 import type { SharedReads } from "../live/shared-reads.ts";
@@ -130,7 +131,7 @@ class Hub {
     } catch (err) {
       // A failed read ends the members' responses; their clients reconnect and get a
       // proper status from a fresh request.
-      if (!isConnectionError(err)) console.error("sse delivery failed", err);
+      if (!isConnectionError(err) && !(err instanceof ProtocolError)) console.error("sse delivery failed", err);
       this.endAll();
     } finally {
       this.onEmpty();
@@ -185,7 +186,9 @@ class Hub {
       if (groups.size === 0) return;
       for (const [pos, group] of groups) {
         const result = pos < s.tail ? await this.reads.read(s, pos, this.chunkBytes) : undefined;
-        if (result && result.next <= pos) throw new Error(`read at ${pos} of stream ${s.id} made no progress`);
+        // Nothing stored where the state says data is: the stream was deleted or expired
+        // between the look-up and the read. Members end; reconnecting, they get the status.
+        if (result && result.next <= pos) throw new StreamNotFound(`stream ${s.id} vanished during a read`);
         this.send(group, pos, result);
       }
     }
