@@ -4,22 +4,23 @@ import { Elysia } from "elysia";
 import { MethodNotAllowed } from "../protocol/errors.ts";
 import { type AppContext, STREAM_PREFIX } from "./context.ts";
 import { handleRead } from "./read.ts";
+import { handleControl, isControlPath } from "./subscriptions.ts";
 import { ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS, errorResponse, respond } from "./respond.ts";
 import { handleAppend, handleCreate, handleDelete, handleHead } from "./write.ts";
 
 type Handler = (request: Request, url: URL) => Promise<Response>;
 
-function guarded(fn: Handler) {
-  return async ({ request }: { request: Request }) => {
+export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: Record<string, unknown> }) {
+  // PROTOCOL 6: the reserved __ds prefix is routed before any stream operation.
+  const guarded = (fn: Handler) => async ({ request }: { request: Request }) => {
     try {
-      return await fn(request, new URL(request.url));
+      const url = new URL(request.url);
+      if (isControlPath(url.pathname)) return await handleControl(ctx.subscriptions, request, url, ctx.config.MAX_BODY_BYTES);
+      return await fn(request, url);
     } catch (err) {
       return errorResponse(err, request.method);
     }
   };
-}
-
-export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: Record<string, unknown> }) {
   const route = `${STREAM_PREFIX}*`;
   const opts = { parse: "none" as const };
   return new Elysia()
