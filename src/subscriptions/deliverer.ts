@@ -38,7 +38,7 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 /** Retry delay after the n-th consecutive failure: 1 s doubling to 60 s, ±20% (PROTOCOL 7.1). */
 export function retryDelayMs(failures: number, random = Math.random()): number {
   const base = Math.min(1000 * 2 ** Math.max(0, failures - 1), 60_000);
-  return base * (0.8 + 0.4 * random);
+  return Math.round(base * (0.8 + 0.4 * random));
 }
 
 export function streamEntries(d: Pick<DueDelivery, "links">) {
