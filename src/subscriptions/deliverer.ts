@@ -59,6 +59,8 @@ export class Deliverer {
   private claims = 0;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly running = new Set<Promise<void>>();
+  /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
+  private readonly stopping = new AbortController();
   /** Counters for /healthz and tests. */
   readonly stats = { delivered: 0, failed: 0, dropped: 0 };
 
@@ -165,7 +167,7 @@ export class Deliverer {
       body,
       // A redirect could lead anywhere, including places the URL checks refuse.
       redirect: "manual",
-      signal: AbortSignal.timeout(this.opts.timeoutMs),
+      signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stopping.signal]),
     });
     const text = await readCapped(res);
     if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
@@ -198,6 +200,7 @@ export class Deliverer {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.stopping.abort();
     await Promise.allSettled([...this.running]);
   }
 }
