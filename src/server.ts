@@ -33,9 +33,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     appendConcurrency: config.APPEND_CONCURRENCY,
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
   });
-  const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
-  notifier.onChange((c) => store.observe(c));
-  await notifier.start();
+  // Subscriptions listen first: the stream channel stays the listener connection's last
+  // statement (test/live/multi-instance.test.ts finds listener backends by it).
   const subscriptions = await Subscriptions.start(db, store, {
     publicBaseUrl: config.PUBLIC_BASE_URL,
     signingKey: config.WEBHOOK_SIGNING_KEY,
@@ -46,6 +45,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     tickMs: config.SUBSCRIPTION_TICK_MS,
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
   });
+  const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
+  notifier.onChange((c) => store.observe(c));
+  await notifier.start();
   const shutdown = new AbortController();
   let draining = false;
   const reads = new SharedReads(store, notifier);

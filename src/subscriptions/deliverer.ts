@@ -151,7 +151,10 @@ export class Deliverer {
 
   private async postWebhook(d: DueDelivery): Promise<"done" | "delivered"> {
     const url = d.webhookUrl!;
-    await checkDeliveryTarget(url, this.opts.resolver);
+    // One deadline for the whole attempt (name resolution included), well inside the
+    // delivery lease, so no other instance can start delivering this wake meanwhile.
+    const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stopping.signal]);
+    await untilAborted(checkDeliveryTarget(url, this.opts.resolver), signal);
     const base = this.opts.publicBaseUrl ?? d.baseUrl;
     const body = JSON.stringify({
       subscription_id: d.id,
@@ -167,9 +170,9 @@ export class Deliverer {
       body,
       // A redirect could lead anywhere, including places the URL checks refuse.
       redirect: "manual",
-      signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stopping.signal]),
+      signal,
     });
-    const text = await readCapped(res);
+    const text = await untilAborted(readCapped(res), signal);
     if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
     try {
       return (JSON.parse(text) as { done?: unknown })?.done === true ? "done" : "delivered";
@@ -203,6 +206,15 @@ export class Deliverer {
     this.stopping.abort();
     await Promise.allSettled([...this.running]);
   }
+}
+
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 async function readCapped(res: Response): Promise<string> {
