@@ -2,6 +2,7 @@
 // hashed, so re-confirmation compares one hash instead of field by field.
 import { createHash } from "node:crypto";
 import { BadRequestCode } from "./errors.ts";
+import { normalizeGlob } from "./glob.ts";
 import { relativePath } from "./paths.ts";
 import { checkWebhookUrl } from "./ssrf.ts";
 
@@ -50,7 +51,8 @@ export function parseSubscriptionConfig(body: unknown): SubscriptionConfig {
   if (unknown.length > 0) throw BadRequestCode(`unknown field(s): ${unknown.join(", ")}`);
   const type = body.type;
   if (type !== "webhook" && type !== "pull-wake") throw BadRequestCode('type must be "webhook" or "pull-wake"');
-  const pattern = body.pattern === undefined || body.pattern === null ? null : relativePath(body.pattern, "pattern");
+  const pattern = body.pattern === undefined || body.pattern === null ? null : normalizeGlob(relativePath(body.pattern, "pattern"));
+  if (pattern === undefined) throw BadRequestCode("pattern may have at most 32 segments and 4 ** segments");
   const streams = body.streams === undefined || body.streams === null ? [] : parseStreamList(body.streams);
   if (pattern === null && streams.length === 0) throw BadRequestCode("at least one of pattern or streams is required");
 

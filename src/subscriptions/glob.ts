@@ -5,6 +5,20 @@
 import { STREAM_PREFIX } from "./paths.ts";
 
 const SPECIAL = /[\\^$.|?*+()[\]{}]/g;
+const MAX_SEGMENTS = 32;
+const MAX_DEEP = 4;
+
+/**
+ * Normalises a glob and bounds its cost: runs of `**` collapse into one (same meaning), and
+ * at most MAX_DEEP `**` and MAX_SEGMENTS segments are allowed, since every append on every
+ * instance is tested against every glob and nested `**` would backtrack exponentially.
+ * Returns undefined for a glob outside those bounds.
+ */
+export function normalizeGlob(pattern: string): string | undefined {
+  const parts = pattern.split("/").filter((s, i, all) => s.length > 0 && !(s === "**" && all[i - 1] === "**"));
+  if (parts.length > MAX_SEGMENTS || parts.filter((s) => s === "**").length > MAX_DEEP) return undefined;
+  return parts.join("/");
+}
 
 /** The regex source over whole stream keys ("/v1/stream/<relative path>"). */
 export function globRegexSource(pattern: string): string {
@@ -16,20 +30,44 @@ export function globRegexSource(pattern: string): string {
   return `^${STREAM_PREFIX.slice(0, -1).replace(SPECIAL, (c) => `\\${c}`)}${body}$`;
 }
 
-/** Matches stream keys against many globs at once (the per-append trigger check). */
+/**
+ * Matches one relative path (split into segments) against one glob (split likewise) in
+ * O(glob x path) steps: no backtracking, whatever the glob, since every append on every
+ * instance runs this against every glob.
+ */
+export function globMatches(glob: string[], path: string[]): boolean {
+  // reach[j]: the glob prefix consumed so far can end right before path segment j
+  let reach = new Array<boolean>(path.length + 1).fill(false);
+  reach[0] = true;
+  for (const seg of glob) {
+    const next = new Array<boolean>(path.length + 1).fill(false);
+    if (seg === "**") {
+      for (let j = 0, any = false; j <= path.length; j++) next[j] = any = any || reach[j];
+    } else {
+      for (let j = 0; j < path.length; j++) if (reach[j] && (seg === "*" || seg === path[j])) next[j + 1] = true;
+    }
+    reach = next;
+  }
+  return reach[path.length];
+}
+
+const segments = (p: string) => p.split("/").filter((s) => s.length > 0);
+
+/** Matches stream keys against many globs (the per-append trigger check). */
 export class GlobSet {
-  private readonly combined?: RegExp;
+  private readonly globs: string[][];
 
   constructor(patterns: Iterable<string>) {
-    const sources = [...new Set(patterns)].map((p) => `(?:${globRegexSource(p)})`);
-    if (sources.length > 0) this.combined = new RegExp(sources.join("|"));
+    this.globs = [...new Set(patterns)].map(segments);
   }
 
   get empty(): boolean {
-    return this.combined === undefined;
+    return this.globs.length === 0;
   }
 
   matches(streamKey: string): boolean {
-    return this.combined?.test(streamKey) ?? false;
+    if (this.globs.length === 0 || !streamKey.startsWith(STREAM_PREFIX)) return false;
+    const path = segments(streamKey.slice(STREAM_PREFIX.length));
+    return this.globs.some((g) => globMatches(g, path));
   }
 }

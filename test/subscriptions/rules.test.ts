@@ -106,6 +106,7 @@ describe("configuration", () => {
     expect(a.hash).toBe(b.hash);
     expect(a.streams).toEqual(["a", "b"]);
     expect(a.leaseTtlMs).toBe(30_000);
+    expect(parseSubscriptionConfig({ ...base, pattern: "a/**/**/b/" }).pattern).toBe("a/**/b");
     for (const change of [{ description: "x" }, { lease_ttl_ms: 1000 }, { pattern: "events/**" }, { webhook: { url: "https://hooks.example.com/y" } }]) {
       expect(parseSubscriptionConfig({ ...base, streams: ["a", "b"], ...change }).hash).not.toBe(a.hash);
     }
@@ -118,7 +119,7 @@ describe("configuration", () => {
       { ...base, streams: "a" }, { ...base, streams: [1] }, { ...base, streams: [""] }, { ...base, pattern: "__ds/*" },
       { ...base, description: 5 }, { ...base, extra: 1 }, { type: "webhook", pattern: "a" }, { type: "webhook", pattern: "a", webhook: {} },
       { type: "pull-wake", pattern: "a" }, { type: "pull-wake", pattern: "a", wake_stream: "w", webhook: { url: "https://h.example/x" } },
-      { ...base, wake_stream: "w" },
+      { ...base, wake_stream: "w" }, { ...base, pattern: "**/a/**/b/**/c/**/d/**/e" },
     ];
     for (const body of bad) {
       let err: unknown;
@@ -139,4 +140,12 @@ test("retry delays double from 1 s to 60 s with ±20% jitter", () => {
   expect(retryDelayMs(30, 0.5)).toBe(60_000);
   expect(retryDelayMs(1, 0)).toBe(800);
   expect(retryDelayMs(1, 1)).toBe(1200);
+});
+
+test("glob matching cannot be made slow: nested ** against a long path", () => {
+  const path = Array.from({ length: 500 }, () => "a").join("/");
+  const t = performance.now();
+  expect(new GlobSet(["**/a/**/a/**/a/**/b"]).matches(key(path))).toBe(false);
+  expect(new GlobSet(["**/a/**/a/**/a/**/a"]).matches(key(path))).toBe(true);
+  expect(performance.now() - t).toBeLessThan(500);
 });
