@@ -61,8 +61,8 @@ export function parseSubscriptionConfig(body: unknown): SubscriptionConfig {
     throw BadRequestCode(`lease_ttl_ms must be an integer from ${MIN_LEASE_TTL_MS} to ${MAX_LEASE_TTL_MS}`);
   }
   const description = body.description ?? null;
-  if (description !== null && (typeof description !== "string" || description.length > MAX_DESCRIPTION)) {
-    throw BadRequestCode(`description must be a string of at most ${MAX_DESCRIPTION} characters`);
+  if (description !== null && (typeof description !== "string" || description.length > MAX_DESCRIPTION || description.includes("\u0000"))) {
+    throw BadRequestCode(`description must be a string of at most ${MAX_DESCRIPTION} characters, without NUL`);
   }
 
   let webhookUrl: string | null = null;

@@ -159,7 +159,8 @@ export class Subscriptions {
     checkId(id);
     const body = parseJsonBody(bytes);
     const worker = isObject(body) ? body.worker : undefined;
-    if (typeof worker !== "string" || worker.length === 0 || worker.length > MAX_WORKER) {
+    // deno-lint-ignore no-control-regex
+    if (typeof worker !== "string" || worker.length === 0 || worker.length > MAX_WORKER || /[\u0000-\u001f\u007f]/.test(worker)) {
       throw BadRequestCode(`worker must be a non-empty string of at most ${MAX_WORKER} characters`);
     }
     const r = await claimWake(this.db, id, worker);
@@ -193,7 +194,7 @@ export class Subscriptions {
     const body = parseJsonBody(bytes);
     if (!isObject(body)) throw BadRequestCode("request body must be a JSON object");
     const { wake_id, generation, done } = body;
-    if (typeof wake_id !== "string" || wake_id.length === 0) throw BadRequestCode("wake_id must be a string");
+    if (typeof wake_id !== "string" || !/^[\w-]{1,128}$/.test(wake_id)) throw BadRequestCode("wake_id must be a wake id this server issued");
     if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0) {
       throw BadRequestCode("generation must be a non-negative integer");
     }

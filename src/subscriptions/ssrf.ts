@@ -18,6 +18,8 @@ function isDevHost(host: string): boolean {
 
 /** Parses and checks a webhook URL at subscription creation; returns it unchanged. */
 export function checkWebhookUrl(raw: string): string {
+  // deno-lint-ignore no-control-regex
+  if (raw.length > 2048 || /[\u0000-\u0020\u007f]/.test(raw)) throw reject("webhook.url must be at most 2048 characters, without spaces or control characters");
   let url: URL;
   try {
     url = new URL(raw);

@@ -90,6 +90,10 @@ describe("bad input gets a 4xx with a code and changes nothing", () => {
     ["claim of a webhook subscription", () => send("POST", sub(id, "/claim"), { worker: "w" }), 400, "INVALID_REQUEST"],
     ["claim without a worker", () => send("POST", sub("guard-pull", "/claim"), {}), 400, "INVALID_REQUEST"],
     ["claim while held", () => send("POST", sub("guard-pull", "/claim"), { worker: "other" }), 409, "ALREADY_CLAIMED"],
+    ["NUL in the description", () => send("PUT", sub("fresh"), { ...config, description: "a\u0000b" }), 400, "INVALID_REQUEST"],
+    ["control character in the webhook URL", () => send("PUT", sub("fresh"), { ...config, webhook: { url: "http://127.0.0.1:9/a\nb" } }), 400, "WEBHOOK_URL_REJECTED"],
+    ["NUL in the worker name", () => send("POST", sub("guard-pull", "/claim"), { worker: "w\u0000" }), 400, "INVALID_REQUEST"],
+    ["NUL in the subscription id", () => fetch(`${base}/__ds/subscriptions/a%00b`), 400, "INVALID_REQUEST"],
     ["unknown control path", () => fetch(`${base}/__ds/elsewhere`), 404, "NOT_FOUND"],
     ["unknown subscription action", () => send("POST", sub(id, "/explode"), {}), 404, "NOT_FOUND"],
   ];
