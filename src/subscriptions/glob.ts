@@ -67,7 +67,9 @@ export class GlobSet {
 
   matches(streamKey: string): boolean {
     if (this.globs.length === 0 || !streamKey.startsWith(STREAM_PREFIX)) return false;
-    const path = segments(streamKey.slice(STREAM_PREFIX.length));
+    // Empty segments ("a//b", a trailing slash) never match, as in the SQL regex.
+    const path = streamKey.slice(STREAM_PREFIX.length).split("/");
+    if (path.includes("")) return false;
     return this.globs.some((g) => globMatches(g, path));
   }
 }

@@ -28,6 +28,9 @@ const GLOB_CASES: [string, string, boolean][] = [
   ["(x)+/*", "(x)+/y", true],
   ["orders", "orders", true],
   ["orders", "orders2", false],
+  ["events/*", "events//a", false],
+  ["events/**", "events/a/", false],
+  ["**", "/x", false],
 ];
 
 describe("globs", () => {
