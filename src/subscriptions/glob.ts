@@ -53,23 +53,35 @@ export function globMatches(glob: string[], path: string[]): boolean {
 
 const segments = (p: string) => p.split("/").filter((s) => s.length > 0);
 
-/** Matches stream keys against many globs (the per-append trigger check). */
+/**
+ * Matches stream keys against many globs (the per-append trigger check). Globs are indexed
+ * by their first segment when it is literal, so a path is only tested against the globs
+ * that could match it and those that start with a wildcard.
+ */
 export class GlobSet {
-  private readonly globs: string[][];
+  private readonly byFirst = new Map<string, string[][]>();
+  private readonly wild: string[][] = [];
+  private readonly size: number;
 
   constructor(patterns: Iterable<string>) {
-    this.globs = [...new Set(patterns)].map(segments);
+    const globs = [...new Set(patterns)].map(segments);
+    this.size = globs.length;
+    for (const g of globs) {
+      if (g.length === 0 || g[0] === "*" || g[0] === "**") this.wild.push(g);
+      else this.byFirst.set(g[0], [...(this.byFirst.get(g[0]) ?? []), g]);
+    }
   }
 
   get empty(): boolean {
-    return this.globs.length === 0;
+    return this.size === 0;
   }
 
   matches(streamKey: string): boolean {
-    if (this.globs.length === 0 || !streamKey.startsWith(STREAM_PREFIX)) return false;
+    if (this.size === 0 || !streamKey.startsWith(STREAM_PREFIX)) return false;
     // Empty segments ("a//b", a trailing slash) never match, as in the SQL regex.
     const path = streamKey.slice(STREAM_PREFIX.length).split("/");
     if (path.includes("")) return false;
-    return this.globs.some((g) => globMatches(g, path));
+    const candidates = this.byFirst.get(path[0]);
+    return (candidates?.some((g) => globMatches(g, path)) ?? false) || this.wild.some((g) => globMatches(g, path));
   }
 }
