@@ -21,7 +21,7 @@ beforeAll(async () => {
   server = await startServer(loadConfig(ENV));
   base = `${server.url}/v1/stream`;
   hook = await startReceiver();
-});
+}, 60_000);
 afterAll(async () => {
   await hook.close();
   await server.stop();
@@ -257,4 +257,4 @@ test("a restart keeps the signing key, subscriptions and cursors", async () => {
   base = `${server.url}/v1/stream`;
   expect((await (await fetch(`${base}/__ds/jwks.json`)).json()).keys[0].kid).toBe(kid);
   expect(await getSub("pw")).toEqual(before);
-});
+}, 60_000);

@@ -44,7 +44,7 @@ for (const backend of backends) {
       } finally {
         await db.close();
       }
-    });
+    }, 60_000);
 
     test("a configured key signs; further published keys verify during a rotation", async () => {
       const db = await backend.open();
@@ -67,6 +67,6 @@ for (const backend of backends) {
       } finally {
         await db.close();
       }
-    });
+    }, 60_000);
   });
 }

@@ -52,7 +52,7 @@ describe("globs", () => {
     } finally {
       await db.close();
     }
-  });
+  }, 60_000);
 });
 
 describe("webhook URLs (SSRF)", () => {

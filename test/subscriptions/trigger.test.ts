@@ -51,4 +51,4 @@ test("appends to unfollowed streams cost no query, however many streams others f
   } finally {
     await db.close();
   }
-});
+}, 60_000);
