@@ -9,12 +9,14 @@ import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
 import { isConnectionError, Store } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
+import { Subscriptions } from "./subscriptions/service.ts";
 
 export interface RunningServer {
   url: string;
   port: number;
   store: Store;
   notifier: Notifier;
+  subscriptions: Subscriptions;
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
     appendConcurrency: config.APPEND_CONCURRENCY,
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
   });
+  // Subscriptions listen first: the stream channel stays the listener connection's last
+  // statement (test/live/multi-instance.test.ts finds listener backends by it).
+  const subscriptions = await Subscriptions.start(db, store, {
+    publicBaseUrl: config.PUBLIC_BASE_URL,
+    signingKey: config.WEBHOOK_SIGNING_KEY,
+    publishedKeys: config.WEBHOOK_PUBLISHED_KEYS,
+    tokenTtlSeconds: config.CALLBACK_TOKEN_TTL_S,
+    concurrency: config.WEBHOOK_CONCURRENCY,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    tickMs: config.SUBSCRIPTION_TICK_MS,
+    backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
+  });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   notifier.onChange((c) => store.observe(c));
   await notifier.start();
@@ -44,7 +58,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let draining = false;
   const reads = new SharedReads(store, notifier);
   const sse = new SseHubs(reads, notifier, config.READ_CHUNK_BYTES);
-  const app = buildApp({ store, notifier, reads, sse, config, shutdown: shutdown.signal }, () => ({
+  const app = buildApp({ store, notifier, reads, sse, subscriptions, config, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy && db.available,
     detail: {
       database: db.kind,
@@ -55,6 +69,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       liveWaiters: notifier.waiterCount,
       sseReaders: sse.readerCount,
       appends: store.appendStats,
+      deliveries: subscriptions.deliverer.stats,
     },
   }));
   const sweeper =
@@ -68,6 +83,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port: handle.port,
     store,
     notifier,
+    subscriptions,
     stop: () =>
       (stopping ??= (async () => {
         draining = true;
@@ -76,6 +92,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         // in-flight requests and queued appends finish before the pool closes.
         shutdown.abort();
         await handle.stop(config.SHUTDOWN_GRACE_MS);
+        await subscriptions.stop();
         await store.drained();
         await notifier.stop();
         await db.close();

@@ -139,8 +139,8 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     listen: (channel, onNotify, onListen) =>
       listenPostgres({
         url,
-        // Named per schema, so operators (and tests) can tell the listener backends apart.
-        connection: { ...connection, application_name: `ds listener ${opts.schema}` },
+        // Named after the channel (schema-prefixed), so operators and tests can tell them apart.
+        connection: { ...connection, application_name: `listen ${channel}`.slice(0, 63) },
         channel,
         onNotify,
         onListen,
