@@ -23,6 +23,12 @@ export const ConfigSchema = Type.Object({
   APPEND_BATCH_MAX: Int(1, 256, "most appends committed in one shared transaction"),
   APPEND_CONCURRENCY: Int(1, 2, "append groups in flight at once per instance (PGlite always uses 1)"),
   APPEND_OVERLAP_MIN: Int(1, 16, "appends that must be waiting before a further group goes in flight beside a running one"),
+  // Observability (src/observability/)
+  LOG_LEVEL: Type.Union(["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => Type.Literal(l)), { default: "info" }),
+  LOG_FORMAT: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("pretty")], { description: "unset: json unless stdout is a terminal" })),
+  ACCESS_LOG: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "false", description: "one log line per request" }),
+  TRUST_REQUEST_ID: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "true", description: "reuse a well-formed X-Request-Id from the client" }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: "serve /metrics on this port only (unset: on PORT)" })),
 });
 
 export type Config = Static<typeof ConfigSchema>;

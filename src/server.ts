@@ -9,10 +9,16 @@ import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
 import { Store } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
+import { watchDb } from "./observability/db.ts";
+import { observeHttp, startMetricsServer } from "./observability/http.ts";
+import { log } from "./observability/log.ts";
+import { observeServer, timedSweep } from "./observability/metrics.ts";
 
 export interface RunningServer {
   url: string;
   port: number;
+  /** Where /metrics is served when METRICS_PORT is set. */
+  metricsPort?: number;
   store: Store;
   notifier: Notifier;
   stop(): Promise<void>;
@@ -25,6 +31,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     schema: config.DATABASE_SCHEMA,
     poolSize: config.DATABASE_POOL_SIZE,
   });
+  const dbWatch = watchDb(db, config.DATABASE_POOL_SIZE);
   await migrate(db);
   const store = new Store(db, {
     appendBatchMax: config.APPEND_BATCH_MAX,
@@ -51,13 +58,23 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }));
   const sweeper =
     config.SWEEP_INTERVAL_MS > 0
-      ? setInterval(() => store.sweep().catch((e) => console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
+      ? setInterval(() => timedSweep(() => store.sweep(), (err) => log.error({ err }, "expiry sweep failed")), config.SWEEP_INTERVAL_MS)
       : undefined;
-  const handle: ServerHandle = await serve(app.fetch, config);
+  const unobserve = observeServer({
+    liveWaiters: () => notifier.waiterCount,
+    sseMembers: () => sse.readerCount,
+    listenerUp: () => notifier.healthy,
+    dbInUse: dbWatch.inUse,
+    dbWaiting: dbWatch.waiting,
+    dbUp: dbWatch.up,
+  });
+  const handle: ServerHandle = await serve(observeHttp(app.fetch, config), config);
+  const metricsHandle = await startMetricsServer(config);
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
     port: handle.port,
+    metricsPort: metricsHandle?.port,
     store,
     notifier,
     stop: () =>
@@ -68,6 +85,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
         // in-flight requests and queued appends finish before the pool closes.
         shutdown.abort();
         await handle.stop(config.SHUTDOWN_GRACE_MS);
+        await metricsHandle?.stop(0);
+        unobserve();
         await store.drained();
         await notifier.stop();
         await db.close();

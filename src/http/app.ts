@@ -5,6 +5,7 @@ import { MethodNotAllowed } from "../protocol/errors.ts";
 import { type AppContext, STREAM_PREFIX } from "./context.ts";
 import { handleRead } from "./read.ts";
 import { ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS, errorResponse, respond } from "./respond.ts";
+import { noteRequestError } from "../observability/log.ts";
 import { handleAppend, handleCreate, handleDelete, handleHead } from "./write.ts";
 
 type Handler = (request: Request, url: URL) => Promise<Response>;
@@ -14,6 +15,7 @@ function guarded(fn: Handler) {
     try {
       return await fn(request, new URL(request.url));
     } catch (err) {
+      noteRequestError(err);
       return errorResponse(err, request.method);
     }
   };

@@ -1,6 +1,7 @@
 // Response construction in one place: the headers every response carries, and the
 // mapping from typed protocol errors to status codes.
 import { type HeaderMap, ProtocolError } from "../protocol/errors.ts";
+import { log } from "../observability/log.ts";
 
 /** Headers a browser must be allowed to read (CORS). */
 const EXPOSED = [
@@ -38,14 +39,14 @@ export function errorResponse(err: unknown, method = "GET"): Response {
   }
   if (isDatabaseUnavailable(err)) {
     // Not the request's fault and not a bug: the database is unreachable or restarting.
-    console.error("database unavailable", (err as Error)?.message ?? err);
+    // Logged once per outage, with its cause, by observability/db.ts.
     return respond(
       503,
       { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", "Retry-After": "1" },
       "database unavailable, retry shortly",
     );
   }
-  console.error("unexpected error", err);
+  log.error({ err }, "unexpected error");
   return respond(500, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }, "internal server error");
 }
 

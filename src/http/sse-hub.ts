@@ -18,6 +18,7 @@ import type { Change } from "../store/change.ts";
 import type { ReadResult } from "../store/chunks.ts";
 import type { StreamRecord } from "../store/records.ts";
 import { controlJson, eventBytes, KEEPALIVE } from "./sse-events.ts";
+import { log } from "../observability/log.ts";
 
 const KEEPALIVE_MS = 15_000;
 
@@ -124,7 +125,7 @@ class Hub {
     } catch (err) {
       // A failed read ends the members' responses; their clients reconnect and get a
       // proper status from a fresh request.
-      console.error("sse delivery failed", err);
+      log.error({ err }, "sse delivery failed");
       this.endAll();
     } finally {
       this.onEmpty();
@@ -218,7 +219,7 @@ class Hub {
       m.send(bytes);
       return true;
     } catch (err) {
-      console.error("sse write failed", err);
+      log.warn({ err }, "sse write failed");
       this.members.delete(m);
       m.finish();
       return false;

@@ -9,6 +9,7 @@ import type { StreamRecord } from "../store/records.ts";
 import type { AppContext } from "./context.ts";
 import { controlJson, eventBytes } from "./sse-events.ts";
 import { respond } from "./respond.ts";
+import { log } from "../observability/log.ts";
 
 export function handleSse(
   ctx: AppContext,
@@ -28,7 +29,7 @@ export function handleSse(
     } catch (err) {
       // The stream vanished or the database failed mid-stream: end the response; the
       // client reconnects and gets a proper status.
-      if (!(err instanceof ProtocolError)) console.error("sse read failed", err);
+      if (!(err instanceof ProtocolError)) log.error({ err }, "sse read failed");
     } finally {
       if (!cancelled.signal.aborted) {
         try {

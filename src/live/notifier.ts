@@ -11,6 +11,8 @@
 import { type Db, sql } from "../store/db.ts";
 import { type Change, parseNotification, type StreamState } from "../store/change.ts";
 import { pgArray } from "../store/pg-array.ts";
+import { log } from "../observability/log.ts";
+import { backstopWakeups, listenerReconnects, notificationsReceived } from "../observability/metrics.ts";
 
 export interface Waiter {
   /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
@@ -66,6 +68,7 @@ export class Notifier {
       () => {
         // (Re)connected: anything notified while we were away is lost, so caches reset and
         // every waiter re-checks.
+        if (this.lastHeard > 0) listenerReconnects.inc();
         this.listening = true;
         this.lastHeard = Date.now();
         for (const h of this.resetHooks) h();
@@ -210,6 +213,7 @@ export class Notifier {
           const stale =
             !row || row.gone || !e.seen || Number(row.tail) !== e.seen.tail || Boolean(row.closed) !== e.seen.closed;
           if (stale) {
+            backstopWakeups.inc();
             this.runHooks({ id });
             set.delete(e);
             e.wake();
@@ -223,6 +227,7 @@ export class Notifier {
   private onNotify(payload: string): void {
     this.lastHeard = Date.now();
     if (payload === PING) return;
+    notificationsReceived.inc();
     for (const change of parseNotification(payload)) {
       this.runHooks(change);
       this.wake(change.id);
@@ -235,7 +240,7 @@ export class Notifier {
       try {
         h(change);
       } catch (err) {
-        console.error("change hook failed", err);
+        log.error({ err }, "change hook failed");
       }
     }
   }

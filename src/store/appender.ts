@@ -4,6 +4,7 @@
 // arrival order and its optimistic writes free of self-inflicted conflicts.
 import type { StreamState } from "./change.ts";
 import type { Db } from "./db.ts";
+import { recordAppendGroup } from "../observability/metrics.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
 interface Pending {
@@ -95,7 +96,9 @@ export class Appender {
       this.stats.groups++;
       this.stats.appends += batch.length;
       if (lock) this.stats.lockedRetries += batch.length;
+      const started = performance.now();
       const results = await appendGroup(this.db, this.channel, batch.map((p) => p.req), lock, this.writers);
+      recordAppendGroup(batch.length, (performance.now() - started) / 1000, lock);
       const retry: Pending[] = [];
       results.forEach((r, i) => {
         if ("retry" in r) retry.push(batch[i]);
