@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { registry } from "../../src/observability/metrics.ts";
+import { hasPromtool, PROMTOOL } from "../support/metrics.ts";
 import { NGINX_BIN, NGINX_TEMPLATE, renderNginxTemplate, startNginx } from "../support/nginx.ts";
 import { freePort, ROOT, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 
@@ -25,7 +27,7 @@ type Compose = { services: Record<string, Service>; volumes?: Record<string, unk
 const INSTANCES = ["ds1", "ds2", "ds3"];
 
 function checkCompose(c: Compose) {
-  expect(Object.keys(c.services).sort()).toEqual(["ds1", "ds2", "ds3", "nginx", "postgres"]);
+  expect(Object.keys(c.services).sort()).toEqual(["ds1", "ds2", "ds3", "nginx", "postgres", "prometheus"]);
   expect(c.services.postgres.image).toMatch(/^postgres:/);
   expect(c.services.postgres.healthcheck).toBeDefined();
   for (const name of INSTANCES) {
@@ -38,6 +40,8 @@ function checkCompose(c: Compose) {
   }
   expect(c.services.postgres.ports).toBeUndefined();
   expect(c.services.nginx.ports?.length).toBe(1);
+  // Prometheus is published on the host's loopback only.
+  expect(c.services.prometheus.ports?.map(String)).toEqual([expect.stringMatching(/^127\.0\.0\.1:9090:9090/)]);
   // The nginx service fills exactly the placeholders deploy/nginx.conf has.
   const env = c.services.nginx.environment!;
   const placeholders = [...readFileSync(NGINX_TEMPLATE, "utf8").matchAll(/\$\{([A-Z][A-Z0-9_]*)\}/g)].map((m) => m[1]);
@@ -67,6 +71,39 @@ describe("deploy/compose.yaml", () => {
       env.DATABASE_URL = env.DATABASE_URL.replace("${POSTGRES_PASSWORD:-streams}", "streams");
     }
     checkCompose(c);
+  });
+});
+
+describe("deploy/nginx.conf rendered by hand", () => {
+  test.skipIf(!existsSync("/usr/bin/envsubst"))("the README's envsubst command renders what the tests render", () => {
+    const values = { DS_LISTEN: "8080", DS_UPSTREAMS: "server 127.0.0.1:4441; server 127.0.0.1:4442;", DS_ACCESS_LOG: "off" };
+    const run = spawnSync("/usr/bin/envsubst", ["${DS_LISTEN} ${DS_UPSTREAMS} ${DS_ACCESS_LOG}"], {
+      input: readFileSync(NGINX_TEMPLATE, "utf8"),
+      env: { ...process.env, ...values },
+      encoding: "utf8",
+    });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(renderNginxTemplate(values));
+    // nginx's own variables are left alone.
+    expect(run.stdout).toContain("$request_id");
+  });
+});
+
+describe("deploy/alerts.yml and deploy/prometheus.yml", () => {
+  test.skipIf(!hasPromtool)("promtool accepts the rules and the scrape configuration", () => {
+    for (const args of [["check", "rules", "alerts.yml"], ["check", "config", "prometheus.yml"]]) {
+      const run = spawnSync(PROMTOOL, args, { cwd: DEPLOY, encoding: "utf8" });
+      expect(`${run.stdout}${run.stderr}`).toContain("SUCCESS");
+      expect(run.status).toBe(0);
+    }
+  });
+
+  test("every metric an alert names is one the server exports", async () => {
+    const rules = readFileSync(join(DEPLOY, "alerts.yml"), "utf8");
+    const used = new Set([...rules.matchAll(/\b((?:ds|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1].replace(/_(bucket|count|sum)$/, "")));
+    const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
+    expect([...used].filter((n) => !exported.has(n))).toEqual([]);
+    expect(used.size).toBeGreaterThanOrEqual(9);
   });
 });
 
