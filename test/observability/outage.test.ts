@@ -19,6 +19,14 @@ if (!canRun) console.warn("test/observability/outage.test.ts: SKIPPED — needs 
 const pg = (...args: string[]) => execFileSync(args[0], args.slice(1), { stdio: "pipe", timeout: 60_000 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function until(what: string, f: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 describe.skipIf(!canRun)("database outage on a private cluster", () => {
   let server: SpawnedServer;
   let metricsUrl: string;
@@ -82,7 +90,10 @@ describe.skipIf(!canRun)("database outage on a private cluster", () => {
     const back = lines().filter((r) => r.msg === "database available again");
     expect(back.length).toBe(1);
     expect(back[0].outageMs).toBeGreaterThan(0);
-    expect(sample(await scrape(), "ds_db_up")).toBe(1);
+    const after = await scrape();
+    expect(sample(after, "ds_db_up")).toBe(1);
+    // The LISTEN connection came back too (it may trail the pool by a moment).
+    await until("the listener reconnected", async () => sample(await scrape(), "ds_listener_reconnects_total") >= 1);
     expect(lines().filter((r) => r.msg === "database unavailable").length).toBe(1);
   }, 120_000);
 });
