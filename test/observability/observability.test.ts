@@ -55,6 +55,7 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
           SWEEP_INTERVAL_MS: "200",
           LONG_POLL_TIMEOUT_MS: "10000",
           BACKSTOP_MS: "200",
+          DATABASE_POOL_SIZE: "2",
         },
       });
       metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
@@ -164,6 +165,39 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       expect(res.status).toBe(204);
       expect(res.headers.get("stream-closed")).toBe("true");
       expect(sample(await scrape(), "ds_backstop_wakeups_total") - before).toBe(1);
+    }, 30_000);
+
+    // Requests held up by a table lock taken here keep their database operations in flight.
+    test.skipIf(!databaseUrl)("pool gauges: operations in use up to the pool size, the rest waiting", async () => {
+      const name = `pool-${runtime}-${Date.now()}`;
+      expect((await fetch(`${base}/${name}`, { method: "PUT", headers: { "Content-Type": "text/plain" } })).status).toBe(201);
+      const sql = postgres(databaseUrl!, { max: 1, onnotice: () => {} });
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const holder = sql.begin(async (tx) => {
+        await tx.unsafe(`LOCK TABLE "${schema}".ds_streams IN ACCESS EXCLUSIVE MODE`);
+        locked();
+        await released;
+      });
+      try {
+        await isLocked;
+        const heads = Array.from({ length: 5 }, () => fetch(`${base}/${name}`, { method: "HEAD" }));
+        const m = await until("five operations in flight", async () => {
+          const now = await scrape();
+          return sample(now, "ds_db_pool_in_use") + sample(now, "ds_db_pool_waiting") >= 5 ? now : undefined;
+        });
+        expect(sample(m, "ds_db_pool_in_use")).toBe(2);
+        expect(sample(m, "ds_db_pool_waiting")).toBeGreaterThanOrEqual(3);
+        release();
+        expect((await Promise.all(heads)).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+        await until("the pool idle again", async () => sample(await scrape(), "ds_db_pool_in_use") === 0);
+      } finally {
+        release();
+        await holder;
+        await sql.end();
+      }
     }, 30_000);
 
     test.skipIf(!hasPromtool)("promtool check metrics accepts the exposition", async () => {
