@@ -25,7 +25,7 @@ export const httpRequests = new Counter({
 
 export const httpDuration = new Histogram({
   name: "ds_http_request_duration_seconds",
-  help: "Time until the response starts, by operation (long-polls include their wait; SSE ends at its first byte)",
+  help: "Time until the response starts, by operation (a long-poll includes its wait; an SSE response starts at once)",
   labelNames: ["operation"] as const,
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   registers,

@@ -301,3 +301,20 @@ describe("in process: /metrics on the main port, TRUST_REQUEST_ID=false", () => 
     expect(() => loadConfig({ ACCESS_LOG: "yes" })).toThrow(/ACCESS_LOG/);
   });
 });
+
+describe("LOG_FORMAT=pretty", () => {
+  test("readable lines, with the request id of a request", async () => {
+    const server = await spawnServer({ quiet: true, dataDir: "memory://", env: { LOG_FORMAT: "pretty", ACCESS_LOG: "true" } });
+    try {
+      const res = await fetch(`${server.url}/v1/stream/pretty`, { method: "PUT", headers: { "X-Request-Id": "pretty-1" } });
+      expect(res.status).toBe(201);
+      await until("the request line", async () => server.stdout().includes("pretty-1"));
+      const out = server.stdout();
+      expect(out).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: durable streams listening$/m);
+      expect(out).toMatch(/INFO: request\n(\s+\w+: .*\n)*\s+requestId: "pretty-1"/);
+      expect(out.split("\n").some((l) => l.startsWith("{"))).toBe(false);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+});
