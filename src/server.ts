@@ -10,10 +10,16 @@ import { openDb } from "./store/db.ts";
 import { isConnectionError, Store } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
 import { Subscriptions } from "./subscriptions/service.ts";
+import { watchDb } from "./observability/db.ts";
+import { observeHttp, startMetricsServer } from "./observability/http.ts";
+import { log } from "./observability/log.ts";
+import { observeServer, timedSweep } from "./observability/metrics.ts";
 
 export interface RunningServer {
   url: string;
   port: number;
+  /** Where /metrics is served when METRICS_PORT is set. */
+  metricsPort?: number;
   store: Store;
   notifier: Notifier;
   subscriptions: Subscriptions;
@@ -30,9 +36,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
       reconnectMaxMs: config.DATABASE_RECONNECT_MAX_MS,
       heartbeatMs: config.LISTENER_HEARTBEAT_MS,
-      log: (msg) => console.error(msg),
+      log: (msg) => log.warn(msg),
     },
   });
+  const dbWatch = watchDb(db, config.DATABASE_POOL_SIZE);
   await migrate(db);
   const store = new Store(db, {
     appendBatchMax: config.APPEND_BATCH_MAX,
@@ -74,13 +81,26 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }));
   const sweeper =
     config.SWEEP_INTERVAL_MS > 0
-      ? setInterval(() => store.sweep().catch((e) => isConnectionError(e) || console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
+      ? setInterval(
+        () => timedSweep(() => store.sweep(), (err) => isConnectionError(err) || log.error({ err }, "expiry sweep failed")),
+        config.SWEEP_INTERVAL_MS,
+      )
       : undefined;
-  const handle: ServerHandle = await serve(fetchHandler(app), config);
+  const unobserve = observeServer({
+    liveWaiters: () => notifier.waiterCount,
+    sseMembers: () => sse.readerCount,
+    listenerUp: () => notifier.healthy,
+    dbInUse: dbWatch.inUse,
+    dbWaiting: dbWatch.waiting,
+    dbUp: dbWatch.up,
+  });
+  const handle: ServerHandle = await serve(observeHttp(fetchHandler(app), config), config);
+  const metricsHandle = await startMetricsServer(config);
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
     port: handle.port,
+    metricsPort: metricsHandle?.port,
     store,
     notifier,
     subscriptions,
@@ -93,6 +113,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
         shutdown.abort();
         await handle.stop(config.SHUTDOWN_GRACE_MS);
         await subscriptions.stop();
+        await metricsHandle?.stop(0);
+        unobserve();
         await store.drained();
         await notifier.stop();
         await db.close();

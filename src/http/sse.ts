@@ -10,6 +10,7 @@ import type { StreamRecord } from "../store/records.ts";
 import type { AppContext } from "./context.ts";
 import { controlJson, eventBytes } from "./sse-events.ts";
 import { respond } from "./respond.ts";
+import { log } from "../observability/log.ts";
 
 export function handleSse(
   ctx: AppContext,
@@ -30,7 +31,7 @@ export function handleSse(
       // The stream vanished or the database failed mid-stream: end the response; the
       // client reconnects and gets a proper status.
       // (An outage is logged once by the store's availability gate, not per reader.)
-      if (!(err instanceof ProtocolError) && !isConnectionError(err)) console.error("sse read failed", err);
+      if (!(err instanceof ProtocolError) && !isConnectionError(err)) log.error({ err }, "sse read failed");
     } finally {
       if (!cancelled.signal.aborted) {
         try {

@@ -13,6 +13,8 @@ import { type Change, parseNotification, type StreamState } from "../store/chang
 import type { Listener } from "../store/listener.ts";
 import { streamStates } from "../store/live-state.ts";
 import { later } from "../runtime/later.ts";
+import { log } from "../observability/log.ts";
+import { backstopWakeups, listenerReconnects, notificationsReceived } from "../observability/metrics.ts";
 
 export interface Waiter {
   /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
@@ -45,6 +47,7 @@ export class Notifier {
   private listener?: Listener;
   private backstopTimer?: ReturnType<typeof setInterval>;
   private clock = 0;
+  private listenedOnce = false;
   private readonly changeHooks: ChangeHook[] = [];
   private readonly resetHooks: (() => void)[] = [];
 
@@ -61,6 +64,8 @@ export class Notifier {
       this.channel,
       (payload) => this.onNotify(payload),
       () => {
+        if (this.listenedOnce) listenerReconnects.inc();
+        this.listenedOnce = true;
         for (const h of this.resetHooks) h();
         this.wakeAll();
       },
@@ -205,6 +210,7 @@ export class Notifier {
         for (const e of [...set]) {
           const stale = !row || !e.seen || row.tail !== e.seen.tail || row.closed !== e.seen.closed;
           if (stale) {
+            backstopWakeups.inc();
             this.runHooks({ id });
             set.delete(e);
             e.wake();
@@ -216,6 +222,7 @@ export class Notifier {
   }
 
   private onNotify(payload: string): void {
+    notificationsReceived.inc();
     for (const change of parseNotification(payload)) {
       this.runHooks(change);
       this.wake(change.id);
@@ -228,7 +235,7 @@ export class Notifier {
       try {
         h(change);
       } catch (err) {
-        console.error("change hook failed", err);
+        log.error({ err }, "change hook failed");
       }
     }
   }
