@@ -37,6 +37,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       reconnectMaxMs: config.DATABASE_RECONNECT_MAX_MS,
       heartbeatMs: config.LISTENER_HEARTBEAT_MS,
       log: (msg) => log.warn(msg),
+      onAvailability: (up, { cause, downForMs }) =>
+        up ? log.info({ outageMs: downForMs }, "database available again") : log.error({ err: cause }, "database unavailable"),
     },
   });
   const dbWatch = watchDb(db, config.DATABASE_POOL_SIZE);

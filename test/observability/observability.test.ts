@@ -277,7 +277,7 @@ describe("in process: /metrics on the main port, TRUST_REQUEST_ID=false", () => 
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://", TRUST_REQUEST_ID: "false" }));
-  });
+  }, 60_000);
   afterAll(() => server.stop());
 
   test("without METRICS_PORT, GET /metrics on the main port", async () => {
