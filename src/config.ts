@@ -2,6 +2,7 @@
 // start-up with a clear message instead of surfacing later.
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { AuthConfigSchema } from "./auth/config.ts";
 
 const Int = (min: number, dflt: number, description: string) =>
   Type.Integer({ minimum: min, default: dflt, description });
@@ -23,6 +24,7 @@ export const ConfigSchema = Type.Object({
   APPEND_BATCH_MAX: Int(1, 256, "most appends committed in one shared transaction"),
   APPEND_CONCURRENCY: Int(1, 2, "append groups in flight at once per instance (PGlite always uses 1)"),
   APPEND_OVERLAP_MIN: Int(1, 16, "appends that must be waiting before a further group goes in flight beside a running one"),
+  ...AuthConfigSchema.properties,
 });
 
 export type Config = Static<typeof ConfigSchema>;

@@ -1,6 +1,7 @@
 // Wires config, database, migrations, live notifier and the HTTP app together; serves on
 // the current runtime through a thin adapter, and shuts down gracefully.
 import type { Config } from "./config.ts";
+import { Guard } from "./auth/guard.ts";
 import { buildApp } from "./http/app.ts";
 import { SseHubs } from "./http/sse-hub.ts";
 import { Notifier } from "./live/notifier.ts";
@@ -15,10 +16,14 @@ export interface RunningServer {
   port: number;
   store: Store;
   notifier: Notifier;
+  /** Re-reads AUTH_TOKENS_FILE (SIGHUP); throws and keeps the old keys if the file is bad. */
+  reloadAuth(): string;
   stop(): Promise<void>;
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
+  // First: a server that would refuse to be open on this address stops before touching the database.
+  const guard = await Guard.create(config);
   const db = await openDb({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATA_DIR,
@@ -53,17 +58,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
     config.SWEEP_INTERVAL_MS > 0
       ? setInterval(() => store.sweep().catch((e) => console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
       : undefined;
-  const handle: ServerHandle = await serve(app.fetch, config);
+  const handle: ServerHandle = await serve(guard.wrap(app.fetch), config);
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
     port: handle.port,
     store,
     notifier,
+    reloadAuth: () => guard.reload(),
     stop: () =>
       (stopping ??= (async () => {
         draining = true;
         clearInterval(sweeper);
+        guard.close();
         // End live reads first so their clients reconnect to another instance, then let
         // in-flight requests and queued appends finish before the pool closes.
         shutdown.abort();

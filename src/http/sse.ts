@@ -9,6 +9,7 @@ import type { StreamRecord } from "../store/records.ts";
 import type { AppContext } from "./context.ts";
 import { controlJson, eventBytes } from "./sse-events.ts";
 import { respond } from "./respond.ts";
+import { bodyEnded } from "./body-end.ts";
 
 export function handleSse(
   ctx: AppContext,
@@ -30,6 +31,7 @@ export function handleSse(
       // client reconnects and gets a proper status.
       if (!(err instanceof ProtocolError)) console.error("sse read failed", err);
     } finally {
+      bodyEnded(request);
       if (!cancelled.signal.aborted) {
         try {
           close();
