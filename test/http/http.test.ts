@@ -56,7 +56,7 @@ describe("bad input gets a 4xx and changes nothing", () => {
     ["malformed fork offset", () => put("fork-y", { "Stream-Forked-From": `/v1/stream/${name}`, "Stream-Fork-Offset": "zzz" }), 400],
     ["PATCH", () => fetch(`${base}/${name}`, { method: "PATCH", body: "x" }), 405],
     ["empty stream name", () => put("", { "Content-Type": "text/plain" }), 400],
-    ["overlong stream path", () => put("x".repeat(1100), { "Content-Type": "text/plain" }), 400],
+    ["overlong stream path", () => put("x".repeat(1100), { "Content-Type": "text/plain" }), 414],
     ["reserved __ds prefix", () => put("__ds/subscriptions/s1", { "Content-Type": "application/json" }, "{}"), 501],
   ];
 
