@@ -93,7 +93,9 @@ export class Guard {
       let response: Response | undefined;
       try {
         response = await this.admit(request, conn, releases);
-        response ??= await inner(request);
+        if (response) return response;
+        response = await inner(request);
+        if (this.authEnabled) response = keepOutOfSharedCaches(response);
         return response;
       } catch (err) {
         return (response = errorResponse(err, request.method));
@@ -197,6 +199,26 @@ export class Guard {
     releases.push(() => clearTimeout(timer));
     request.signal.addEventListener("abort", end, { once: true });
     conn?.completed?.then(end, end);
+  }
+}
+
+/**
+ * A response to an authenticated request must not be served by a shared cache to someone
+ * else (PROTOCOL 12.2); `public` would allow exactly that (RFC 9111 3.5). Browsers may
+ * still cache it for their own user.
+ */
+function keepOutOfSharedCaches(response: Response): Response {
+  const cc = response.headers.get("cache-control");
+  if (!cc?.startsWith("public")) return response;
+  const value = `private${cc.slice("public".length)}`;
+  try {
+    response.headers.set("cache-control", value);
+    return response;
+  } catch {
+    // Headers of a response the runtime made are immutable: copy it with the new value.
+    const headers = new Headers(response.headers);
+    headers.set("cache-control", value);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
   }
 }
 

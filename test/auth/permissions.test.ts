@@ -120,6 +120,13 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       expect(await expired.text()).toContain("expired");
     });
 
+    test("authenticated catch-up reads are private: no shared cache serves them to others", async () => {
+      const res = await fetch(`${base}/${await fresh()}?offset=-1`, { headers: bearer(fx.tokens.writer) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("cache-control")).toStartWith("private");
+      expect(res.headers.get("cache-control")).not.toContain("public");
+    });
+
     test("forks need read on the source and create on the fork", async () => {
       const source = await fresh();
       const secret = await fresh("orders/secret");
