@@ -59,6 +59,8 @@ export class JwtVerifier {
         issuer: this.config.AUTH_JWT_ISSUER || undefined,
         audience: this.config.AUTH_JWT_AUDIENCE || undefined,
         clockTolerance: this.config.AUTH_JWT_CLOCK_SKEW_S,
+        // A token without an expiry would be valid forever once leaked.
+        requiredClaims: ["exp"],
       }));
     } catch (err) {
       throw new JwtRejected(describe(err));
