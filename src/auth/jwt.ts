@@ -4,6 +4,7 @@
 import { createRemoteJWKSet, errors, importSPKI, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { Value } from "@sinclair/typebox/value";
 import type { Config } from "../config.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import { AllowSchema, compileGrants } from "./permissions.ts";
 import type { Principal } from "./tokens.ts";
 
@@ -18,12 +19,26 @@ type JwtConfig = Pick<
 /** Why a presented JWT was refused: the text goes to the client, never the token. */
 export class JwtRejected extends Error {}
 
+/** 503: AUTH_JWKS_URL did not answer; the client may retry with the same token. */
+export class KeysUnavailable extends ProtocolError {
+  readonly status = 503;
+  constructor(message: string) {
+    super(message);
+    this.headers = { "Retry-After": "5" };
+  }
+}
+
 export class JwtVerifier {
+  /** Keys come from AUTH_JWKS_URL, so verification can fail for want of them. */
+  private readonly remote: boolean;
+
   private constructor(
     private key: Uint8Array | CryptoKey | JWTVerifyGetKey,
     private algorithms: string[],
     private config: JwtConfig,
-  ) {}
+  ) {
+    this.remote = typeof key === "function";
+  }
 
   static async create(config: JwtConfig): Promise<JwtVerifier | undefined> {
     const sources = [config.AUTH_JWT_SECRET, config.AUTH_JWKS_URL, config.AUTH_JWT_PUBLIC_KEY].filter(Boolean).length;
@@ -63,6 +78,10 @@ export class JwtVerifier {
         requiredClaims: ["exp"],
       }));
     } catch (err) {
+      // The key set could not be fetched: the server's problem, not a bad token (no 401).
+      if (this.remote && (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError) || err.code === "ERR_JOSE_GENERIC")) {
+        throw new KeysUnavailable("the JWT key set cannot be fetched, retry shortly");
+      }
       throw new JwtRejected(describe(err));
     }
     const allow = payload[ALLOW_CLAIM] ?? [];

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { loadConfig } from "../../src/config.ts";
-import { JwtRejected, JwtVerifier } from "../../src/auth/jwt.ts";
+import { JwtRejected, JwtVerifier, KeysUnavailable } from "../../src/auth/jwt.ts";
 import { allows } from "../../src/auth/permissions.ts";
 
 const ALLOW = [{ paths: ["billing/*"], ops: ["read", "append"] }];
@@ -63,6 +63,16 @@ describe("JWT key sources", () => {
     const claims = JSON.stringify({ iss: "iss-1", aud: "aud-1", exp: now + 60 });
     const unsigned = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(claims).toString("base64url")}.`;
     await expect(v.verify(unsigned)).rejects.toThrow(JwtRejected);
+  });
+
+  test("an unreachable JWKS URL is a 503 for the client, not a 401", async () => {
+    const { privateKey } = await generateKeyPair("ES256");
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("down", { status: 500 }) });
+    servers.push(server);
+    const v = await verifier({ AUTH_JWKS_URL: `http://127.0.0.1:${server.port}/jwks.json` });
+    const err = await v.verify(await sign(privateKey, "ES256", { ds_allow: ALLOW }, "k1")).catch((e) => e);
+    expect(err).toBeInstanceOf(KeysUnavailable);
+    expect(err.status).toBe(503);
   });
 
   test("only one key source at a time", async () => {
