@@ -92,8 +92,7 @@ export class Guard {
       const releases: (() => void)[] = [];
       let response: Response | undefined;
       try {
-        response = await this.admit(request, conn, releases);
-        if (response) return response;
+        await this.admit(request, conn, releases);
         response = await inner(request);
         if (this.authEnabled) response = keepOutOfSharedCaches(response);
         return response;
@@ -105,8 +104,8 @@ export class Guard {
     };
   }
 
-  /** Returns nothing when the request may go on (pushing what it holds), or throws why not. */
-  private async admit(request: Request, conn: ConnInfo | undefined, releases: (() => void)[]): Promise<undefined> {
+  /** Resolves when the request may go on (pushing what it holds onto `releases`), or throws why not. */
+  private async admit(request: Request, conn: ConnInfo | undefined, releases: (() => void)[]): Promise<void> {
     const url = new URL(request.url);
     if (url.pathname.length > this.config.MAX_PATH_BYTES) throw new UriTooLong(`request path is longer than ${this.config.MAX_PATH_BYTES} bytes`);
     if (url.pathname.length + url.search.length > this.config.MAX_URL_BYTES) {
@@ -128,9 +127,10 @@ export class Guard {
         if (err instanceof Unauthorized) this.limitRate(address);
         throw err;
       }
-      for (const check of op.checks) this.authorize(principal, check);
     }
+    // Refused (403) requests count too: probing paths is not free.
     this.limitRate(principal?.name ?? address);
+    if (principal) for (const check of op.checks) this.authorize(principal, check);
     if (op.live) {
       const release = this.live.tryAcquire(principal?.name ?? address);
       if (typeof release === "string") {

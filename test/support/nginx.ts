@@ -32,6 +32,9 @@ http {
   upstream streams {
 ${upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join("\n")}
     keepalive 64;
+    # Below the server's REQUEST_IDLE_TIMEOUT_S (30 s), so nginx never reuses a connection
+    # the server is closing.
+    keepalive_timeout 20s;
   }
   server {
     listen 127.0.0.1:${port};
