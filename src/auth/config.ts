@@ -23,5 +23,5 @@ export const AuthConfigSchema = Type.Object({
   MAX_PATH_BYTES: Int(16, 1024, "longest request path; above it 414", 1024),
   MAX_URL_BYTES: Int(64, 8192, "longest path plus query string; above it 414"),
   MAX_HEADER_BYTES: Int(256, 16_384, "largest total of request header names and values; above it 431"),
-  REQUEST_IDLE_TIMEOUT_S: Int(0, 30, "Bun: a connection silent this long (headers, body, keep-alive) is closed; live reads are exempt; 0 disables", 255),
+  REQUEST_IDLE_TIMEOUT_S: Int(0, 30, "a connection silent this long is closed (Bun; live reads exempt) / a stalled body gets 408 (Deno); 0 disables", 255),
 });

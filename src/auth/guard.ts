@@ -6,6 +6,7 @@ import type { Config } from "../config.ts";
 import { bodyEnded, onBodyEnd } from "../http/body-end.ts";
 import { errorResponse } from "../http/respond.ts";
 import {
+  BadRequest,
   Forbidden,
   HeadersTooLarge,
   TooManyRequests,
@@ -19,6 +20,7 @@ import { type Check, classify } from "./operation.ts";
 import { allows } from "./permissions.ts";
 import { type Principal, TokenFile } from "./tokens.ts";
 import { clientAddress } from "./client-address.ts";
+import { routedPath } from "./request-target.ts";
 
 export type GuardConfig = Pick<
   Config,
@@ -107,6 +109,9 @@ export class Guard {
   /** Resolves when the request may go on (pushing what it holds onto `releases`), or throws why not. */
   private async admit(request: Request, conn: ConnInfo | undefined, releases: (() => void)[]): Promise<void> {
     const url = new URL(request.url);
+    if (routedPath(request.url) !== url.pathname) {
+      throw new BadRequest("the request path must be in normal form (no dot segments, percent-encoded) with a valid Host header");
+    }
     if (url.pathname.length > this.config.MAX_PATH_BYTES) throw new UriTooLong(`request path is longer than ${this.config.MAX_PATH_BYTES} bytes`);
     if (url.pathname.length + url.search.length > this.config.MAX_URL_BYTES) {
       throw new UriTooLong(`request path and query are longer than ${this.config.MAX_URL_BYTES} bytes`);

@@ -100,3 +100,8 @@ export class UriTooLong extends ProtocolError {
 export class HeadersTooLarge extends ProtocolError {
   readonly status = 431;
 }
+
+/** 408: the request body stopped arriving (connection idle limit). */
+export class RequestTimeout extends ProtocolError {
+  readonly status = 408;
+}

@@ -1,6 +1,7 @@
 // The only runtime-specific code: listen with Bun.serve or Deno.serve. Everything else
 // uses web-standard Request/Response.
 import type { Config } from "../config.ts";
+import { withBodyIdleTimeout } from "./body-idle.ts";
 
 export interface ServerHandle {
   port: number;
@@ -60,14 +61,17 @@ export async function serve(fetch: Fetch, config: Pick<Config, "PORT" | "HOST" |
   if (typeof Deno !== "undefined") {
     let ready!: () => void;
     const listening = new Promise<void>((r) => (ready = r));
-    // Deno.serve has no header or idle timeouts to set (README, Security).
+    // Deno.serve has no header or idle timeouts to set (README, Security); a stalled body at
+    // least gets its handler answered (body-idle.ts).
+    const idleMs = config.REQUEST_IDLE_TIMEOUT_S * 1000;
     const server = Deno.serve(
       { port: config.PORT, hostname: config.HOST, onListen: () => ready() },
       (request, info) => {
         const completed = info.completed;
         // It rejects when the client leaves early: expected, not an unhandled error.
         completed?.catch(() => {});
-        return fetch(request, { address: info.remoteAddr.hostname, completed });
+        const req = idleMs > 0 && request.body ? withBodyIdleTimeout(request, idleMs) : request;
+        return fetch(req, { address: info.remoteAddr.hostname, completed });
       },
     );
     await listening;

@@ -39,6 +39,10 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
           LIVE_READS_MAX: "3",
           LONG_POLL_TIMEOUT_MS: "1500",
           SSE_MAX_LIFETIME_MS: "30000",
+          APPENDS_IN_FLIGHT_MAX: "1",
+          // Bun checks idle connections on a 4 s tick, so its timeout fires 0-4 s early: 8 s
+          // keeps the stalled body below open for at least 4 s. Deno's body timer is exact.
+          REQUEST_IDLE_TIMEOUT_S: runtime === "bun" ? "8" : "2",
         },
       });
       base = `${server.url}/v1/stream`;
@@ -100,6 +104,32 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       await until(async () => (await waiters()).sseReaders === 0);
       for (let i = 0; i < 3; i++) expect((await lp("la")).status).toBe(204);
     }, 30_000);
+
+    test("appends in flight are capped; a stalled body gives its slot back after the idle timeout", async () => {
+      const started = Date.now();
+      const stalled = rawClient(server.port, (sock) => {
+        sock.write(
+          `POST /v1/stream/lim HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${fx.tokens.setup}\r\n` +
+            "Content-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc",
+        );
+        return () => {};
+      }, 15_000, /\r\n\r\n/);
+      await sleep(300);
+      const post = () => fetch(`${base}/lim`, { method: "POST", headers: { ...as("calm"), "Content-Type": "text/plain" }, body: "y" });
+      const refused = await post();
+      expect(refused.status).toBe(429);
+      expect(await refused.text()).toContain("appends in flight");
+      // Bun closes the connection; Deno cannot, but answers 408 and ends the handler.
+      const { closedAfter, received } = await stalled;
+      expect(closedAfter).toBeLessThan(10_000);
+      if (runtime === "deno") expect(received).toStartWith("HTTP/1.1 408");
+      else expect(received).toBe("");
+      await until(async () => (await post()).status === 204);
+      expect(Date.now() - started).toBeLessThan(12_000);
+      // The partial body was never stored: the stream holds its first message and the "y"s.
+      const text = await (await fetch(`${base}/lim?offset=-1`, { headers: as("calm") })).text();
+      expect(text).not.toContain("abc");
+    }, 25_000);
   });
 }
 
@@ -139,7 +169,7 @@ describe("connection limits on bun (open mode, by client address)", () => {
   });
 
   test("a client sending its headers slowly is disconnected, with no response", async () => {
-    const head = "GET /v1/stream/conn?offset=-1 HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    const head = "GET /v1/stream/conn?offset=-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
     const { closedAfter, received } = await rawClient(server.port, (s) => {
       s.write(head);
       // One byte a second: never idle, never done.
@@ -152,7 +182,7 @@ describe("connection limits on bun (open mode, by client address)", () => {
 
   test("a client that stalls mid-body is disconnected after the idle timeout", async () => {
     const { closedAfter } = await rawClient(server.port, (s) => {
-      s.write("POST /v1/stream/conn HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc");
+      s.write("POST /v1/stream/conn HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc");
       return () => {};
     }, 15_000);
     expect(closedAfter).toBeLessThan(8_000);
@@ -182,15 +212,21 @@ describe("connection limits on bun (open mode, by client address)", () => {
   }, 20_000);
 });
 
-/** Opens a raw TCP connection, runs `drive`, and reports when the server closed it. */
-function rawClient(port: number, drive: (s: ReturnType<typeof connect>) => () => void, maxMs: number) {
+/**
+ * Opens a raw TCP connection, runs `drive`, and reports when the server closed it (or, with
+ * `until`, when the received bytes match it).
+ */
+function rawClient(port: number, drive: (s: ReturnType<typeof connect>) => () => void, maxMs: number, until?: RegExp) {
   return new Promise<{ closedAfter: number; received: string }>((resolve) => {
     const started = Date.now();
     const s = connect(port, "127.0.0.1");
     let received = "";
     let stop = () => {};
     s.on("connect", () => (stop = drive(s)));
-    s.on("data", (d) => (received += d.toString()));
+    s.on("data", (d) => {
+      received += d.toString();
+      if (until?.test(received)) s.destroy();
+    });
     s.on("error", () => {});
     const timer = setTimeout(() => s.destroy(), maxMs);
     s.on("close", () => {
