@@ -123,6 +123,7 @@ export class Guard {
     const op = classify(request.method, url, request.headers);
     if (op.kind === "public") return;
     const address = `addr:${clientAddress(request, conn?.address, this.config.TRUST_PROXY)}`;
+    if (op.kind === "self") return this.limitRate(address);
     let principal: Principal | undefined;
     if (this.authEnabled) {
       try {

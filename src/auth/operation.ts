@@ -1,6 +1,7 @@
 // Which operation a request is, from its method, path and headers alone, so routes added
 // later (subscriptions under /v1/stream/__ds/, the admin API under /v1/admin/) are covered
-// without touching their handlers.
+// without touching their handlers. Subscription management and claims need `admin` on the
+// path `__ds/...`, so a grant on `__ds/subscriptions/<id>/**` scopes a worker to one subscription.
 import type { Op } from "./permissions.ts";
 
 export const STREAM_ROOT = "/v1/stream/";
@@ -15,6 +16,8 @@ export interface Check {
 
 export type Operation =
   | { kind: "public" }
+  /** Authenticated by the handler itself; only the caller's address is rate limited. */
+  | { kind: "self" }
   | { kind: "guarded"; checks: Check[]; live: boolean; append: boolean };
 
 const PUBLIC = { kind: "public" } as const;
@@ -25,7 +28,9 @@ export function classify(method: string, url: URL, headers: Headers): Operation 
   if (method === "OPTIONS") return PUBLIC;
   if (pathname.startsWith(STREAM_ROOT)) {
     const path = pathname.slice(STREAM_ROOT.length);
-    if (path === SUBSCRIPTIONS || path.startsWith(`${SUBSCRIPTIONS}/`)) return admin(path);
+    if (path === SUBSCRIPTIONS || path.startsWith(`${SUBSCRIPTIONS}/`)) {
+      return selfAuthenticated(method, path) ? { kind: "self" } : admin(path);
+    }
     const live = url.searchParams.get("live");
     switch (method) {
       case "GET":
@@ -53,6 +58,16 @@ export function classify(method: string, url: URL, headers: Headers): Operation 
   }
   // /healthz, /metrics, the static page under /ui/, and 404s for anything else.
   return PUBLIC;
+}
+
+// Subscription requests that carry the subscription layer's own signed tokens (PROTOCOL 7:
+// callback and claim tokens in Authorization, checked there on every request, 12.9) or that
+// webhook receivers fetch anonymously (the signing keys, 6). An API key is not what they hold.
+const CALLBACKS = /^__ds\/subscriptions\/[^/]+\/(callback|ack|release)$/;
+
+function selfAuthenticated(method: string, path: string): boolean {
+  if (path === "__ds/jwks.json") return method === "GET" || method === "HEAD";
+  return method === "POST" && CALLBACKS.test(path);
 }
 
 function guarded(checks: Check[], live = false) {

@@ -173,6 +173,12 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
         // Past authorization the route decides (not implemented / not found here), never 401/403.
         expect([404, 501]).toContain((await fetch(url, { headers: bearer(fx.tokens.admin) })).status);
       }
+      // Callbacks, acks and releases carry the subscription layer's own tokens; the signing keys are public.
+      for (const action of ["callback", "ack", "release"]) {
+        const res = await fetch(`${base}/__ds/subscriptions/s1/${action}`, { method: "POST", headers: bearer("a-callback-token") });
+        expect(res.status).not.toBe(401);
+      }
+      expect((await fetch(`${base}/__ds/jwks.json`)).status).not.toBe(401);
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
       const preflight = await fetch(`${base}/orders/x`, { method: "OPTIONS", headers: { "Access-Control-Request-Method": "PUT" } });
       expect(preflight.status).toBe(204);

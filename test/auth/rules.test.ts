@@ -54,6 +54,16 @@ describe("operation mapping", () => {
   });
   test("subscriptions and admin need admin; the rest is public", () => {
     expect(op("POST", "/v1/stream/__ds/subscriptions/x")).toMatchObject({ checks: [{ op: "admin", path: "__ds/subscriptions/x" }], append: false });
+    expect(op("POST", "/v1/stream/__ds/subscriptions/x/claim")).toMatchObject({ checks: [{ op: "admin", path: "__ds/subscriptions/x/claim" }] });
+    expect(op("DELETE", "/v1/stream/__ds/subscriptions/x")).toMatchObject({ checks: [{ op: "admin" }] });
+    // Callback, ack and release carry the subscription layer's own tokens; its JWKS is public.
+    for (const action of ["callback", "ack", "release"]) {
+      expect(op("POST", `/v1/stream/__ds/subscriptions/x/${action}`)).toEqual({ kind: "self" });
+      expect(op("GET", `/v1/stream/__ds/subscriptions/x/${action}`)).toMatchObject({ checks: [{ op: "admin" }] });
+    }
+    expect(op("POST", "/v1/stream/__ds/subscriptions/x/y/ack")).toMatchObject({ checks: [{ op: "admin" }] });
+    expect(op("GET", "/v1/stream/__ds/jwks.json")).toEqual({ kind: "self" });
+    expect(op("PUT", "/v1/stream/__ds/jwks.json")).toMatchObject({ checks: [{ op: "admin" }] });
     expect(op("GET", "/v1/admin/streams")).toMatchObject({ checks: [{ op: "admin", path: "__admin/streams" }] });
     expect(op("GET", "/v1/admin")).toMatchObject({ checks: [{ op: "admin" }] });
     for (const [m, u] of [["GET", "/healthz"], ["GET", "/metrics"], ["GET", "/ui/index.html"], ["OPTIONS", "/v1/stream/a"], ["OPTIONS", "/v1/admin/x"]]) {
