@@ -16,11 +16,11 @@ import {
 import type { ConnInfo } from "../runtime/serve.ts";
 import { JwtRejected, JwtVerifier } from "./jwt.ts";
 import { Gate, RateLimiter } from "./limits.ts";
-import { type Check, classify } from "./operation.ts";
+import { type Check, classify, type Operation } from "./operation.ts";
 import { allows } from "./permissions.ts";
 import { type Principal, TokenFile } from "./tokens.ts";
 import { clientAddress } from "./client-address.ts";
-import { routedPath } from "./request-target.ts";
+import { rawPath, routedPath } from "./request-target.ts";
 
 export type GuardConfig = Pick<
   Config,
@@ -109,8 +109,8 @@ export class Guard {
   /** Resolves when the request may go on (pushing what it holds onto `releases`), or throws why not. */
   private async admit(request: Request, conn: ConnInfo | undefined, releases: (() => void)[]): Promise<void> {
     const url = new URL(request.url);
-    if (routedPath(request.url) !== url.pathname) {
-      throw new BadRequest("the request path must be in normal form (no dot segments, percent-encoded) with a valid Host header");
+    if (rawPath(request.url) !== url.pathname) {
+      throw new BadRequest("the request path must be in normal form (no dot segments, non-ASCII percent-encoded)");
     }
     if (url.pathname.length > this.config.MAX_PATH_BYTES) throw new UriTooLong(`request path is longer than ${this.config.MAX_PATH_BYTES} bytes`);
     if (url.pathname.length + url.search.length > this.config.MAX_URL_BYTES) {
@@ -120,7 +120,7 @@ export class Guard {
     request.headers.forEach((v, k) => (headerBytes += k.length + v.length + 4));
     if (headerBytes > this.config.MAX_HEADER_BYTES) throw new HeadersTooLarge(`request headers exceed ${this.config.MAX_HEADER_BYTES} bytes`);
 
-    const op = classify(request.method, url, request.headers);
+    const op = this.operation(request, url);
     if (op.kind === "public") return;
     const address = `addr:${clientAddress(request, conn?.address, this.config.TRUST_PROXY)}`;
     if (op.kind === "self") return this.limitRate(address);
@@ -156,6 +156,17 @@ export class Guard {
       if (typeof release === "string") throw new TooManyRequests("too many appends in flight on this server", 1);
       releases.push(release);
     }
+  }
+
+  /** The operation of the parsed path, joined with that of the routed path where they differ. */
+  private operation(request: Request, url: URL): Operation {
+    const op = classify(request.method, url, request.headers);
+    const routed = routedPath(request.url);
+    if (routed === url.pathname) return op;
+    const other = classify(request.method, new URL(routed, url), request.headers);
+    if (other.kind !== "guarded") return op;
+    if (op.kind !== "guarded") return other;
+    return { kind: "guarded", checks: [...op.checks, ...other.checks], live: op.live || other.live, append: op.append || other.append };
   }
 
   private async authenticate(header: string | null): Promise<Principal> {
