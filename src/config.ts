@@ -2,6 +2,7 @@
 // start-up with a clear message instead of surfacing later.
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { AuthConfigSchema } from "./auth/config.ts";
 
 const Int = (min: number, dflt: number, description: string) =>
   Type.Integer({ minimum: min, default: dflt, description });
@@ -45,6 +46,7 @@ export const ConfigSchema = Type.Object({
   ACCESS_LOG: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "false", description: "one log line per request" }),
   TRUST_REQUEST_ID: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "true", description: "reuse a well-formed X-Request-Id from the client" }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: "serve /metrics on this port only (unset: on PORT)" })),
+  ...AuthConfigSchema.properties,
 });
 
 export type Config = Static<typeof ConfigSchema>;

@@ -1,6 +1,7 @@
 // Wires config, database, migrations, live notifier and the HTTP app together; serves on
 // the current runtime through a thin adapter, and shuts down gracefully.
 import type { Config } from "./config.ts";
+import { Guard } from "./auth/guard.ts";
 import { buildApp, fetchHandler } from "./http/app.ts";
 import { SseHubs } from "./http/sse-hub.ts";
 import { Notifier } from "./live/notifier.ts";
@@ -23,10 +24,14 @@ export interface RunningServer {
   store: Store;
   notifier: Notifier;
   subscriptions: Subscriptions;
+  /** Re-reads AUTH_TOKENS_FILE (SIGHUP); throws and keeps the old keys if the file is bad. */
+  reloadAuth(): string;
   stop(): Promise<void>;
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
+  // First: a server that would refuse to be open on this address stops before touching the database.
+  const guard = await Guard.create(config);
   const db = await openDb({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATA_DIR,
@@ -96,7 +101,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     dbWaiting: dbWatch.waiting,
     dbUp: dbWatch.up,
   });
-  const handle: ServerHandle = await serve(observeHttp(fetchHandler(app), config), config);
+  const handle: ServerHandle = await serve(observeHttp(guard.wrap(fetchHandler(app)), config), config);
   const metricsHandle = await startMetricsServer(config);
   let stopping: Promise<void> | undefined;
   return {
@@ -106,10 +111,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
     store,
     notifier,
     subscriptions,
+    reloadAuth: () => guard.reload(),
     stop: () =>
       (stopping ??= (async () => {
         draining = true;
         clearInterval(sweeper);
+        guard.close();
         // End live reads first so their clients reconnect to another instance, then let
         // in-flight requests and queued appends finish before the pool closes.
         shutdown.abort();

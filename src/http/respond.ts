@@ -8,7 +8,7 @@ import { log } from "../observability/log.ts";
 const EXPOSED = [
   "Stream-Next-Offset", "Stream-Cursor", "Stream-Up-To-Date", "Stream-Closed", "Stream-TTL", "Stream-Expires-At",
   "Stream-SSE-Data-Encoding", "ETag", "Location", "Content-Type", "Producer-Epoch", "Producer-Seq",
-  "Producer-Expected-Seq", "Producer-Received-Seq",
+  "Producer-Expected-Seq", "Producer-Received-Seq", "Retry-After", "WWW-Authenticate",
 ].join(", ");
 
 export const ALLOWED_REQUEST_HEADERS = [

@@ -11,6 +11,7 @@ import type { AppContext } from "./context.ts";
 import { controlJson, eventBytes } from "./sse-events.ts";
 import { respond } from "./respond.ts";
 import { log } from "../observability/log.ts";
+import { bodyEnded } from "./body-end.ts";
 
 export function handleSse(
   ctx: AppContext,
@@ -33,6 +34,7 @@ export function handleSse(
       // (An outage is logged once by the store's availability gate, not per reader.)
       if (!(err instanceof ProtocolError) && !isConnectionError(err)) log.error({ err }, "sse read failed");
     } finally {
+      bodyEnded(request);
       if (!cancelled.signal.aborted) {
         try {
           close();

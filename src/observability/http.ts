@@ -7,7 +7,9 @@ import { serve, type ServerHandle } from "../runtime/serve.ts";
 import { log, requestContext, type RequestContext } from "./log.ts";
 import { httpDuration, httpRequests, metricsText } from "./metrics.ts";
 
-type Fetch = (request: Request) => Response | Promise<Response>;
+import type { ConnInfo } from "../runtime/serve.ts";
+
+type Fetch = (request: Request, conn?: ConnInfo) => Response | Promise<Response>;
 
 export type HttpObservability = Pick<Config, "TRUST_REQUEST_ID" | "ACCESS_LOG" | "METRICS_PORT">;
 
@@ -58,7 +60,7 @@ export function observeHttp(fetch: Fetch, config: HttpObservability): Fetch {
   const trust = config.TRUST_REQUEST_ID === "true";
   const access = config.ACCESS_LOG === "true";
   const metricsHere = config.METRICS_PORT === undefined;
-  return (request) => {
+  return (request, conn) => {
     const started = performance.now();
     const given = trust ? request.headers.get("x-request-id") : null;
     const ctx: RequestContext = { id: given !== null && GOOD_ID.test(given) ? given : crypto.randomUUID() };
@@ -68,7 +70,7 @@ export function observeHttp(fetch: Fetch, config: HttpObservability): Fetch {
     return requestContext.run(ctx, async () => {
       let response: Response;
       try {
-        response = operation === "metrics" && metricsHere && request.method === "GET" ? await metricsResponse() : await fetch(request);
+        response = operation === "metrics" && metricsHere && request.method === "GET" ? await metricsResponse() : await fetch(request, conn);
       } catch (err) {
         // The app maps every error itself; reaching here is a bug, but still an answer.
         log.error({ err, method, path }, "request handler threw");
@@ -94,5 +96,5 @@ export async function startMetricsServer(config: Pick<Config, "METRICS_PORT" | "
   if (config.METRICS_PORT === undefined) return undefined;
   const handler = (request: Request) =>
     splitUrl(request.url).path === "/metrics" ? metricsResponse() : new Response("not found", { status: 404 });
-  return serve(handler, { PORT: config.METRICS_PORT, HOST: config.HOST, MAX_BODY_BYTES: 0 });
+  return serve(handler, { PORT: config.METRICS_PORT, HOST: config.HOST, MAX_BODY_BYTES: 0, REQUEST_IDLE_TIMEOUT_S: 30 });
 }
