@@ -6,8 +6,8 @@ import { type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 let server: SpawnedServer;
 beforeAll(async () => {
   server = await spawnServer({ quiet: true });
-});
-afterAll(() => server.stop());
+}, 60_000);
+afterAll(() => server?.stop());
 
 function raw(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
