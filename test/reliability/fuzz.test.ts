@@ -9,7 +9,7 @@
 //   - two canary streams (binary and JSON) created first read back exactly at the end.
 //
 //   FUZZ_SEED      seed (default 9); a failure prints the seed and the cases to replay it
-//   FUZZ_REQUESTS  cases per runtime and backend (default 1200)
+//   FUZZ_REQUESTS  cases per runtime and backend (default 2000)
 import { afterAll, describe, expect, test } from "bun:test";
 import { CANARY_BIN, CANARY_JSON, type FuzzCase, FUZZ_STREAMS, fuzzCase, rng } from "../support/fuzz-cases.ts";
 import { exchange } from "../support/raw-http.ts";
@@ -17,7 +17,7 @@ import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-
 
 const DATABASE_URL = process.env.DATABASE_URL || "";
 const SEED = Number(process.env.FUZZ_SEED ?? 9);
-const CASES = Number(process.env.FUZZ_REQUESTS ?? 1200);
+const CASES = Number(process.env.FUZZ_REQUESTS ?? 2000);
 const WORKERS = 6;
 if (!DATABASE_URL) console.warn("test/reliability/fuzz.test.ts: Postgres runs SKIPPED (set DATABASE_URL)");
 
@@ -83,7 +83,7 @@ async function runCase(base: string, port: number, runtime: Runtime, c: FuzzCase
     const res = await fetch(`${base}${c.setup.stream}`, { method: "PUT", headers: { "Content-Type": c.setup.contentType } });
     if (res.status !== 201) t.failures.push(`setup ${c.setup.stream}: ${res.status}`);
   }
-  const ex = await exchange(port, c.segments, { methods: c.methods, end: c.end, timeoutMs: c.wellFormed ? 8_000 : 2_000 });
+  const ex = await exchange(port, c.segments, { methods: c.methods, end: c.end, timeoutMs: c.wellFormed ? 8_000 : 2_000, awaitEach: c.awaitEach });
   t.cases++;
   t.requests += Math.max(1, c.methods.length);
   for (const r of ex.responses) {

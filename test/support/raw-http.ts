@@ -25,6 +25,8 @@ export interface ExchangeOptions {
   /** After sending: wait for answers, half-close our side first, or hang up at once. */
   end: "wait" | "half-close" | "destroy";
   timeoutMs: number;
+  /** Keep-alive without pipelining: each request goes out only once the previous one was answered. */
+  awaitEach?: boolean;
 }
 
 /** Parses as many complete responses as `buf` holds; `atEnd` when the connection is closed. */
@@ -98,6 +100,7 @@ export function exchange(port: number, segments: (Uint8Array | number)[], opts: 
     const finish = (timedOut: boolean) => {
       if (settled) return;
       settled = true;
+      progress();
       clearTimeout(timer);
       const buf = Buffer.concat(chunks);
       const { responses, used } = parseResponses(buf, opts.methods, closed);
@@ -105,21 +108,32 @@ export function exchange(port: number, segments: (Uint8Array | number)[], opts: 
       resolve({ responses, closed, timedOut, leftover: buf.length - used });
     };
     const timer = setTimeout(() => finish(true), opts.timeoutMs);
+    let answered = 0;
+    let progress = () => {};
     socket.on("data", (b: Buffer) => {
       chunks.push(b);
-      if (opts.methods.length > 0 && parseResponses(Buffer.concat(chunks), opts.methods, false).responses.length >= opts.methods.length) {
-        finish(false);
-      }
+      answered = parseResponses(Buffer.concat(chunks), opts.methods, false).responses.length;
+      progress();
+      if (opts.methods.length > 0 && answered >= opts.methods.length) finish(false);
     });
     socket.on("error", () => {});
     socket.on("close", () => {
       closed = true;
+      progress();
       finish(false);
     });
     socket.on("connect", async () => {
+      let sent = 0;
       for (const s of segments) {
         if (typeof s === "number") await new Promise((r) => setTimeout(r, s));
-        else if (!socket.destroyed) socket.write(s);
+        else {
+          if (opts.awaitEach) {
+            while (answered < sent && !settled) await new Promise<void>((r) => (progress = r));
+          }
+          if (socket.destroyed || settled) break;
+          socket.write(s);
+          sent++;
+        }
       }
       if (opts.end === "destroy") {
         // Give the bytes a moment to leave, then hang up as a client that went away would.
