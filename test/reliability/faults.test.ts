@@ -1,7 +1,7 @@
 // Postgres faults under load, on a private cluster this test creates (and always drops):
 // two server instances (one Bun, one Deno) share it; idempotent producers write through both,
 // long-poll and SSE readers follow every stream on both; mid-load Postgres gets a fast
-// restart, later an immediate-mode crash. Asserted:
+// restart, later an immediate-mode crash, then every backend terminated at once. Asserted:
 //   - nothing acknowledged is lost or duplicated, each writer's appends are stored in order;
 //   - every live reader saw exactly the stored sequence;
 //   - no 500; a 503 only during an outage (until 2 s after Postgres is back), each answered
@@ -59,6 +59,12 @@ const now = () => performance.now();
 /** Runs one fault; returns when Postgres accepts connections again (after being seen down). */
 async function inflict(c: PgCluster, kind: Fault["kind"]): Promise<Fault> {
   const startedAt = now();
+  if (kind === "all backends terminated") {
+    // Postgres stays up: it accepts connections again as soon as the command is through.
+    const result = await c.terminateBackends();
+    if (result.code !== 0) throw new Error(`${kind} failed: ${result.output}`);
+    return { kind, startedAt, readyAt: result.endedAt, commandMs: result.endedAt - result.startedAt };
+  }
   const command = kind === "fast restart" ? c.restart("fast") : c.restart("immediate");
   let done: Awaited<typeof command> | undefined;
   void command.then((r) => (done = r));
@@ -96,6 +102,8 @@ describe.skipIf(!!SKIP)("Postgres faults on a private cluster", () => {
     faults.push(await inflict(c, "fast restart"));
     await sleep(SETTLE_MS);
     faults.push(await inflict(c, "immediate crash"));
+    await sleep(SETTLE_MS);
+    faults.push(await inflict(c, "all backends terminated"));
     await sleep(SETTLE_MS);
     const run: FaultRun = await load.finish(faults).finally(() => clearInterval(watchdog));
 

@@ -4,7 +4,7 @@
 // JSON streams; each append is one message {"w": writer, "s": seq}.
 
 export interface Fault {
-  kind: "fast restart" | "immediate crash";
+  kind: "fast restart" | "immediate crash" | "all backends terminated";
   /** When the restart command was issued. */
   startedAt: number;
   /** First pg_isready success after Postgres was seen down. */
@@ -75,6 +75,8 @@ export class Load {
   private hangs: string[] = [];
   private unavailable: Response503[] = [];
   private finalStore = new Map<string, Message[]>();
+  /** The slowest acknowledged appends (any time). */
+  private slowAcks: Response503[] = [];
 
   constructor(
     private readonly instances: { name: string; url: string }[],
@@ -146,7 +148,11 @@ export class Load {
           });
           await res.arrayBuffer();
           this.note(res.status, t0, what);
-          if (res.status === 200 || res.status === 204) break;
+          if (res.status === 200 || res.status === 204) {
+            this.slowAcks.push({ at: now(), ms: now() - t0, what });
+            this.slowAcks.sort((a, b) => b.ms - a.ms).splice(5);
+            break;
+          }
           if (res.status !== 503) this.unexpected.push(`${what}: ${res.status}`);
         } catch (err) {
           this.failed(err, t0, what);
@@ -320,6 +326,7 @@ export class Load {
     if (run.unexpected.length) lines.push(...run.unexpected.slice(0, 10).map((l) => `  unexpected: ${l}`));
     const slow = [...this.unavailable].sort((a, b) => b.ms - a.ms).filter((u) => u.ms > 200).slice(0, 5);
     lines.push(...slow.map((u) => `  slow 503: ${u.what} ${ms(u.ms)}, answered ${ms(u.at - this.t0)} into the run`));
+    lines.push(...this.slowAcks.map((u) => `  slowest acknowledged: ${u.what} ${ms(u.ms)}, answered ${ms(u.at - this.t0)} into the run`));
     lines.push(...this.faultTimes.map((f) => `  ${f.kind}: issued ${ms(f.startedAt - this.t0)}, Postgres back ${ms(f.readyAt - this.t0)} into the run`));
     if (run.hangs.length) lines.push(...run.hangs.slice(0, 10).map((l) => `  hang: ${l}`));
     return lines.join("\n");

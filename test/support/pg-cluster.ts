@@ -19,6 +19,8 @@ export interface PgCluster {
   restart(mode?: "fast" | "immediate"): Promise<CommandResult>;
   stop(mode?: "fast" | "immediate"): Promise<CommandResult>;
   start(): Promise<CommandResult>;
+  /** Terminates every backend of the `ds` database at once (Postgres itself stays up). */
+  terminateBackends(): Promise<CommandResult>;
   /** True when pg_isready says the cluster accepts connections. */
   ready(): Promise<boolean>;
   /** Stops (immediately) and removes the cluster, its data and its config. Safe to call twice. */
@@ -96,6 +98,9 @@ export async function createPgCluster(prefix = "dsfault"): Promise<PgCluster> {
     restart: (mode = "fast") => ctl("-m", mode, version, name, "restart"),
     stop: (mode = "fast") => ctl("-m", mode, version, name, "stop"),
     start: () => ctl(version, name, "start"),
+    terminateBackends: () =>
+      run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-qAtc",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'ds' AND pid <> pg_backend_pid()"]),
     ready: async () => (await run("pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port)])).code === 0,
     drop() {
       if (dropped) return;
