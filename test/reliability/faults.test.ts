@@ -108,6 +108,10 @@ describe.skipIf(!!SKIP)("Postgres faults on a private cluster", () => {
     const run: FaultRun = await load.finish(faults).finally(() => clearInterval(watchdog));
 
     console.log(load.report(run));
+    const pgLog = c.log();
+    if (process.env.FAULT_LOG_DIR) writeFileSync(`${process.env.FAULT_LOG_DIR}/postgres.log`, pgLog);
+    const count = (re: RegExp) => pgLog.split("\n").filter((l) => re.test(l)).length;
+    console.log(`  Postgres log: ${count(/deadlock detected/)} deadlocks, ${count(/still waiting for/)} lock waits over deadlock_timeout`);
     const logs = instances.map((s) => s.output()).join("\n");
     for (const s of instances) expect(s.proc.exitCode).toBeNull();
     expect(logs).not.toContain("unexpected error");

@@ -58,6 +58,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const now = () => performance.now();
 
 interface Response503 {
+  /** When the request was sent and when its answer came. */
+  t0?: number;
   at: number;
   ms: number;
   what: string;
@@ -117,7 +119,7 @@ export class Load {
 
   private note(status: number, t0: number, what: string): void {
     const t1 = now();
-    if (status === 503) this.unavailable.push({ at: t1, ms: t1 - t0, what });
+    if (status === 503) this.unavailable.push({ t0, at: t1, ms: t1 - t0, what });
     else if (status >= 500) this.fiveHundreds.push(`${what}: ${status}`);
   }
 
@@ -304,8 +306,13 @@ export class Load {
       unexpected: this.unexpected,
       hangs: this.hangs,
       unavailableOutsideOutage: this.unavailable.filter((u) => !inOutage(u.at)).map((u) => `${u.what} at ${Math.round(u.at)}`),
-      // A long-poll cut off by the outage had been waiting by design; the bound is for the rest.
-      max503Ms: Math.max(0, ...this.unavailable.filter((u) => !u.what.startsWith("long-poll")).map((u) => u.ms)),
+      // How long a 503 took from when the request was sent, or from the fault for a request
+      // already in flight then (it may have waited for a lock before the fault). A long-poll
+      // cut off by the outage had been waiting by design; the bound is for the rest.
+      max503Ms: Math.max(0, ...this.unavailable.filter((u) => !u.what.startsWith("long-poll")).map((u) => {
+        const fault = faults.find((f) => u.at >= f.startedAt && u.at <= f.readyAt + OUTAGE_TAIL_MS);
+        return u.at - Math.max(u.t0 ?? u.at - u.ms, fault?.startedAt ?? -Infinity);
+      })),
       count503: this.unavailable.length,
       recovery,
       maxReaderLagMs,
@@ -316,7 +323,7 @@ export class Load {
     const ms = (x: number) => `${Math.round(x)} ms`;
     const lines = [
       `fault run: ${run.writers.reduce((a, w) => a + w.acked, 0)} appends acknowledged by ${run.writers.length} writers, ` +
-        `${run.readers.length} live readers; ${run.count503} x 503 (slowest ${ms(run.max503Ms)}), ${run.fiveHundreds.length} other 5xx, ` +
+        `${run.readers.length} live readers; ${run.count503} x 503 (slowest ${ms(run.max503Ms)} after the fault or the request began), ${run.fiveHundreds.length} other 5xx, ` +
         `${run.hangs.length} hangs, ${run.unexpected.length} unexpected; max reader lag ${ms(run.maxReaderLagMs)}`,
       ...run.recovery.map(
         (r) => `  ${r.kind}: Postgres down ${ms(r.downMs)}; after pg_isready: appends resumed ${ms(r.writeResumeMs)}, ` +

@@ -2,7 +2,7 @@
 // created on a port of its own, restarted or crashed at will, always dropped afterwards.
 // The shared cluster on 5432 is never touched: every command names this cluster only.
 import { spawnSync, spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 const TOOLS = "/usr/bin/pg_createcluster";
@@ -21,6 +21,8 @@ export interface PgCluster {
   start(): Promise<CommandResult>;
   /** Terminates every backend of the `ds` database at once (Postgres itself stays up). */
   terminateBackends(): Promise<CommandResult>;
+  /** The cluster's server log so far (lock waits are logged: log_lock_waits). */
+  log(): string;
   /** True when pg_isready says the cluster accepts connections. */
   ready(): Promise<boolean>;
   /** Stops (immediately) and removes the cluster, its data and its config. Safe to call twice. */
@@ -101,6 +103,13 @@ export async function createPgCluster(prefix = "dsfault"): Promise<PgCluster> {
     terminateBackends: () =>
       run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-qAtc",
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'ds' AND pid <> pg_backend_pid()"]),
+    log: () => {
+      try {
+        return readFileSync(`/var/log/postgresql/postgresql-${version}-${name}.log`, "utf8");
+      } catch {
+        return "";
+      }
+    },
     ready: async () => (await run("pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port)])).code === 0,
     drop() {
       if (dropped) return;
@@ -118,7 +127,7 @@ export async function createPgCluster(prefix = "dsfault"): Promise<PgCluster> {
     cluster.drop();
     throw new Error(`pg_createcluster failed: ${created.output}`);
   }
-  const settings = ["fsync=off", "max_connections=100", "shared_buffers=16MB", "listen_addresses='127.0.0.1'"];
+  const settings = ["fsync=off", "max_connections=100", "shared_buffers=16MB", "listen_addresses='127.0.0.1'", "log_lock_waits=on"];
   const conf = `/etc/postgresql/${version}/${name}/conf.d/ds-fault.conf`;
   writeFileSync(conf, settings.join("\n") + "\n");
   const started = await cluster.start();
