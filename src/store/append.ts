@@ -245,7 +245,9 @@ async function writeGroup(
   chunks: ChunkRow[],
   producers: { streamId: number; id: string; state: ProducerState }[],
 ): Promise<Set<number>> {
-  const touched = streams.filter((w) => w.touched);
+  // Rows are locked in the order given; the same order (by id) on every instance keeps two
+  // groups touching the same streams from deadlocking (Postgres aborts one after 1 s).
+  const touched = streams.filter((w) => w.touched).sort((x, y) => x.record.id - y.record.id);
   if (touched.length === 0) return new Set();
   const st = touched.map((w) => w.state);
   const rec = touched.map((w) => w.record);
