@@ -41,6 +41,8 @@ export function pgClusterUnavailable(): string | undefined {
   if (!existsSync(TOOLS)) return "pg_createcluster is not installed (Debian postgresql-common)";
   const versions = installedVersions();
   if (versions.length === 0) return "no Postgres server version under /usr/lib/postgresql";
+  // pg_createcluster writes under /etc/postgresql and /var/lib/postgresql: root (or postgres) only.
+  if (process.getuid?.() !== 0 && process.env.USER !== "postgres") return "pg_createcluster needs root or the postgres user";
   return undefined;
 }
 
