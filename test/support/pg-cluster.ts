@@ -80,7 +80,23 @@ function usedPorts(): Set<number> {
   return new Set((r.stdout ?? "").split("\n").map((l) => Number(l.split(/\s+/)[2])).filter(Number.isFinite));
 }
 
+/** Drops clusters left by runs of this helper whose process is gone (a killed test run). */
+function dropLeftovers(prefix: string): void {
+  const r = spawnSync("pg_lsclusters", ["-h"], { encoding: "utf8" });
+  for (const line of (r.stdout ?? "").split("\n")) {
+    const [version, name] = line.split(/\s+/);
+    const pid = Number(new RegExp(`^${prefix}_(\\d+)_`).exec(name ?? "")?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      spawnSync("pg_dropcluster", ["--stop", version, name], { stdio: "ignore" });
+    }
+  }
+}
+
 export async function createPgCluster(prefix = "dsfault"): Promise<PgCluster> {
+  dropLeftovers(prefix);
   const version = process.env.PG_CLUSTER_VERSION ?? installedVersions()[0];
   const name = `${prefix}_${process.pid}_${Date.now().toString(36)}`;
   const taken = usedPorts();
