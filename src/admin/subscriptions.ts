@@ -84,6 +84,7 @@ export async function handleSubscriptionList(ctx: AppContext, url: URL): Promise
  */
 export async function handleSubscriptionDescribe(ctx: AppContext, url: URL): Promise<Response> {
   const id = decoded(url.pathname.slice(ADMIN_SUBSCRIPTIONS.length + 1));
+  // deno-lint-ignore no-control-regex
   if (id.length === 0 || id.length > MAX_ID || /[\u0000-\u001f\u007f]/.test(id)) {
     throw new BadRequest(`subscription id must be 1 to ${MAX_ID} printable characters`);
   }
