@@ -70,6 +70,14 @@ export function fetchHandler(app: { fetch: (r: Request) => Response | Promise<Re
     const host = url.slice(0, pathAt);
     if (host.lastIndexOf(":") > 5) return app.fetch(request); // has a port: nothing to pad
     const port = url.startsWith("https:") ? 443 : 80;
-    return app.fetch(new Request(`${host}:${port}${url.slice(pathAt)}`, request));
+    let padded: Request;
+    try {
+      padded = new Request(`${host}:${port}${url.slice(pathAt)}`, request);
+    } catch {
+      // The runtime will not build a Request with this method (TRACE, or one Deno passes
+      // through unnormalised): the router answers the original, at worst with a 404.
+      return app.fetch(request);
+    }
+    return app.fetch(padded);
   };
 }
