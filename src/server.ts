@@ -5,6 +5,7 @@ import { buildApp, fetchHandler } from "./http/app.ts";
 import { SseHubs } from "./http/sse-hub.ts";
 import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
+import { StreamCache } from "./live/stream-cache.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
 import { Store } from "./store/index.ts";
@@ -16,6 +17,30 @@ export interface RunningServer {
   store: Store;
   notifier: Notifier;
   stop(): Promise<void>;
+}
+
+/**
+ * What a change notification updates, in the order it runs, all before any waiter of the
+ * changed stream wakes (Notifier.onNotify; a failing hook costs nobody a wake-up):
+ *  1. store: the writer cache drops state another instance moved, so this instance's next
+ *     append group reads the row instead of losing its compare-and-set;
+ *  2. cache: the live-read stream cache merges the new tail/closed (or drops the entry),
+ *     so every reader woken below finds the stream without a query;
+ *  3. reads: shared reads keep the notified data for the waiters about to wake, so their
+ *     range read needs no query either;
+ *  4. sse: SSE hubs write notified data to their caught-up readers right away.
+ * All four run synchronously and none reads another's state, so the order is not what keeps
+ * them correct; it is fixed here so that it is the same everywhere (tests use this too).
+ * On a listener reconnect, the hooks' reset() runs in the same order, then every waiter wakes.
+ */
+export function addChangeHooks(
+  notifier: Notifier,
+  hooks: { store: Store; cache: StreamCache; reads: SharedReads; sse?: SseHubs },
+): void {
+  notifier.addHook(hooks.store);
+  notifier.addHook(hooks.cache);
+  notifier.addHook(hooks.reads);
+  if (hooks.sse) notifier.addHook(hooks.sse);
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -38,12 +63,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
   });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
-  notifier.onChange((c) => store.observe(c));
+  const cache = new StreamCache(store, notifier);
+  const reads = new SharedReads(store, notifier, cache);
+  const sse = new SseHubs(reads, notifier, config.READ_CHUNK_BYTES);
+  addChangeHooks(notifier, { store, cache, reads, sse });
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;
-  const reads = new SharedReads(store, notifier);
-  const sse = new SseHubs(reads, notifier, config.READ_CHUNK_BYTES);
   const app = buildApp({ store, notifier, reads, sse, config, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy && db.available,
     detail: {

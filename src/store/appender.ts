@@ -2,7 +2,7 @@
 // group, so the commit rate of Postgres no longer caps the append rate. A stream is in at
 // most one in-flight group at a time, which keeps this instance's appends to a stream in
 // arrival order and its optimistic writes free of self-inflicted conflicts.
-import type { StreamState } from "./change.ts";
+import type { Change } from "./change.ts";
 import { isConnectionError } from "./availability.ts";
 import type { Db } from "./db.ts";
 import { ClientGone } from "../protocol/errors.ts";
@@ -46,9 +46,9 @@ export class Appender {
     this.writers.forget(path);
   }
 
-  /** A stream changed somewhere (a change notification); see WriterCache.observe. */
-  observe(id: number, state?: StreamState): void {
-    this.writers.observe(id, state);
+  /** A stream changed somewhere (a change notification); see WriterCache.applyChange. */
+  applyChange(change: Change): void {
+    this.writers.applyChange(change);
   }
 
   /** Resolves once every queued append has been committed or rejected. */

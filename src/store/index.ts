@@ -4,7 +4,7 @@ import type { AppendOutcome, AppendRequest } from "./append.ts";
 import { Appender } from "./appender.ts";
 import { describeStream, type ListQuery, listStreams, type StreamDetail, type StreamSummary } from "./admin.ts";
 import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
-import type { Change } from "./change.ts";
+import { type Change, notifyChannel } from "./change.ts";
 import type { Db } from "./db.ts";
 import type { StreamRecord } from "./records.ts";
 import {
@@ -14,7 +14,6 @@ import {
   deleteStream,
   findStream,
   findStreamById,
-  notifyChannel,
   sweepExpired,
   touchStream,
 } from "./streams.ts";
@@ -60,11 +59,12 @@ export class Store {
   }
 
   /**
-   * Feeds change notifications to the append path, so state remembered from this
-   * instance's last commit is dropped as soon as another instance moves the stream.
+   * A change hook (see server.ts): feeds change notifications to the append path, so state
+   * remembered from this instance's last commit is dropped as soon as another instance
+   * moves the stream.
    */
-  observe(change: Change): void {
-    this.appender.observe(change.id, change.state);
+  applyChange(change: Change): void {
+    this.appender.applyChange(change);
   }
 
   delete(path: string): Promise<void> {

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SseHubs, type Member } from "../../src/http/sse-hub.ts";
 import { Notifier } from "../../src/live/notifier.ts";
 import { SharedReads } from "../../src/live/shared-reads.ts";
+import { StreamCache } from "../../src/live/stream-cache.ts";
+import { addChangeHooks } from "../../src/server.ts";
 import { type Change, NOTIFY_DATA_MAX } from "../../src/store/change.ts";
 import type { Db } from "../../src/store/db.ts";
 import { Store } from "../../src/store/index.ts";
@@ -66,10 +68,12 @@ for (const backend of backends) {
         return read(...args);
       };
       notifier = new Notifier(db, store.channel, 60_000);
-      await notifier.start();
-      notifier.onChange((c) => changes.push(c));
-      shared = new SharedReads(store, notifier);
+      const cache = new StreamCache(store, notifier);
+      shared = new SharedReads(store, notifier, cache);
       hubs = new SseHubs(shared, notifier, 1 << 20);
+      addChangeHooks(notifier, { store, cache, reads: shared, sse: hubs });
+      notifier.addHook({ applyChange: (c) => changes.push(c) });
+      await notifier.start();
     });
     afterAll(async () => {
       await notifier.stop();
@@ -115,10 +119,12 @@ for (const backend of backends) {
       const members = [probe(s), broken, probe(s)];
       const leaves = members.map((m) => hubs.join(s, m));
       let thrown = false; // a hook that fails once must not cost anyone a wake-up
-      notifier.onChange(() => {
-        if (thrown) return;
-        thrown = true;
-        throw new Error("a failing hook");
+      notifier.addHook({
+        applyChange: () => {
+          if (thrown) return;
+          thrown = true;
+          throw new Error("a failing hook");
+        },
       });
       await append("/hub/broken", "still delivered");
       await until(() => dataOf(members[0]) === "still delivered" && dataOf(members[2]) === "still delivered", "delivery past the broken member");

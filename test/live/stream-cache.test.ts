@@ -2,6 +2,8 @@
 import { expect, test } from "bun:test";
 import { Notifier } from "../../src/live/notifier.ts";
 import { SharedReads } from "../../src/live/shared-reads.ts";
+import { StreamCache } from "../../src/live/stream-cache.ts";
+import { addChangeHooks } from "../../src/server.ts";
 import { openDb } from "../../src/store/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { migrate } from "../../src/store/migrate.ts";
@@ -13,8 +15,10 @@ test("cached live look-ups follow every notified change and skip TTL streams", a
   await migrate(db);
   const store = new Store(db, { appendBatchMax: 8 });
   const notifier = new Notifier(db, store.channel, 60_000);
+  const cache = new StreamCache(store, notifier);
+  const reads = new SharedReads(store, notifier, cache);
+  addChangeHooks(notifier, { store, cache, reads });
   await notifier.start();
-  const reads = new SharedReads(store, notifier);
   try {
     const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, expiresAt: null, closed: false, units: [] };
     await store.create({ ...base, path: "/k/a", ttlSeconds: null });
@@ -22,7 +26,7 @@ test("cached live look-ups follow every notified change and skip TTL streams", a
     const first = (await reads.lookup("/k/a"))!;
     expect(reads.unchanged(first)).toBe(true);
     let woken = false;
-    notifier.onChange(() => (woken = true));
+    notifier.addHook({ applyChange: () => (woken = true) });
     await store.append({ path: "/k/a", contentType: "text/plain", body: enc("xyz"), messages: null, close: false, streamSeq: null });
     for (let i = 0; i < 100 && !woken; i++) await new Promise((r) => setTimeout(r, 10));
     expect(woken).toBe(true);

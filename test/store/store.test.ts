@@ -165,9 +165,9 @@ for (const backend of backends) {
       const id = visible(await a.find("/s/observed")).id;
       await append(a, "/s/observed", "a"); // a remembers tail 1
       // a's own notification (tail 1) changes nothing it remembers
-      a.observe({ id, state: { tail: 1, closed: false } });
+      a.applyChange({ id, state: { tail: 1, closed: false } });
       await append(b, "/s/observed", "b"); // tail 2, behind a's back
-      a.observe({ id, state: { tail: 2, closed: false } }); // what b's commit notifies
+      a.applyChange({ id, state: { tail: 2, closed: false } }); // what b's commit notifies
       const before = a.appendStats.lockedRetries;
       expect((await append(a, "/s/observed", "c")).tail).toBe(3);
       expect(a.appendStats.lockedRetries).toBe(before); // read the row, no lost compare-and-set
