@@ -2,9 +2,9 @@
 // the current runtime through a thin adapter, and shuts down gracefully.
 import type { Config } from "./config.ts";
 import { buildApp, fetchHandler } from "./http/app.ts";
-import { SseHubs } from "./http/sse-hub.ts";
 import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
+import { SseHubs } from "./live/sse-hub.ts";
 import { StreamCache } from "./live/stream-cache.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";

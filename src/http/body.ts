@@ -1,6 +1,6 @@
 // Reads a request body without ever holding more than the configured maximum.
 import { BadRequest, PayloadTooLarge } from "../protocol/errors.ts";
-import { concatBytes } from "../protocol/json.ts";
+import { concatBytes } from "../lib/bytes.ts";
 
 export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   try {

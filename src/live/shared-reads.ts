@@ -106,13 +106,3 @@ export class SharedReads implements ChangeHook {
     return promise;
   }
 }
-
-/** Per-result memo for derived encodings (response bodies, SSE payloads) shared by readers. */
-export function memo<T>(cache: WeakMap<ReadResult, T>, result: ReadResult, make: () => T): T {
-  let v = cache.get(result);
-  if (v === undefined) {
-    v = make();
-    cache.set(result, v);
-  }
-  return v;
-}

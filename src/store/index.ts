@@ -108,5 +108,7 @@ export class Store {
 }
 
 export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
+export { visible } from "./streams.ts";
+export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
 export type { StreamRecord, AppendOutcome, AppendRequest, CreateParams, CreateOutcome };

@@ -2,7 +2,8 @@
 // cascading clean-up, TTL touches and expiry. Each write is one transaction.
 import { BadRequest, Conflict, StreamGone, StreamNotFound } from "../protocol/errors.ts";
 import { sameContentType } from "../protocol/content-type.ts";
-import { concatBytes, splitJsonMessages } from "../protocol/json.ts";
+import { concatBytes } from "../lib/bytes.ts";
+import { splitJsonMessages } from "../protocol/json.ts";
 import { notifyChanged } from "./change.ts";
 import { insertChunks, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";

@@ -2,7 +2,7 @@
 // DATABASE_URL is set): small appends reach every caught-up reader from the notification
 // alone, larger ones through one shared read, and nothing is lost or sent twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SseHubs, type Member } from "../../src/http/sse-hub.ts";
+import { SseHubs, type Member } from "../../src/live/sse-hub.ts";
 import { Notifier } from "../../src/live/notifier.ts";
 import { SharedReads } from "../../src/live/shared-reads.ts";
 import { StreamCache } from "../../src/live/stream-cache.ts";

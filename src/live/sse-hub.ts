@@ -12,12 +12,12 @@
 // either shows in that state or wakes the waiter.
 import { isTextForSse } from "../protocol/content-type.ts";
 import { currentInterval } from "../protocol/cursor.ts";
-import type { ChangeHook, Notifier } from "../live/notifier.ts";
-import type { SharedReads } from "../live/shared-reads.ts";
+import { controlJson, eventBytes, KEEPALIVE } from "../protocol/sse.ts";
 import { type Change, mergeState, sameState } from "../store/change.ts";
 import type { ReadResult } from "../store/chunks.ts";
 import type { StreamRecord } from "../store/records.ts";
-import { controlJson, eventBytes, KEEPALIVE } from "./sse-events.ts";
+import type { ChangeHook, Notifier } from "./notifier.ts";
+import type { SharedReads } from "./shared-reads.ts";
 
 const KEEPALIVE_MS = 15_000;
 
