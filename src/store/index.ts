@@ -1,7 +1,7 @@
 // The store: the only module the HTTP layer talks to for data. Everything SQL lives
 // under store/; this facade binds it to one database, schema and notification channel.
 import type { AppendOutcome, AppendRequest } from "./append.ts";
-import { Appender } from "./appender.ts";
+import { APPEND_DEFAULTS, Appender } from "./appender.ts";
 import { describeStream, type ListQuery, listStreams, type StreamDetail, type StreamSummary } from "./admin.ts";
 import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
 import { type Change, notifyChannel } from "./change.ts";
@@ -18,8 +18,9 @@ import {
   touchStream,
 } from "./streams.ts";
 
+/** Group commit settings; each defaults to APPEND_DEFAULTS (store/appender.ts). */
 export interface StoreOptions {
-  appendBatchMax: number;
+  appendBatchMax?: number;
   appendConcurrency?: number;
   /** Appends waiting before a further group goes in flight beside a running one. */
   appendOverlapMin?: number;
@@ -31,15 +32,18 @@ export class Store {
 
   constructor(
     readonly db: Db,
-    opts: StoreOptions,
+    opts: StoreOptions = {},
   ) {
     this.channel = notifyChannel(db.schema);
-    // PGlite has a single connection: one group at a time. On Postgres a second group goes
-    // in flight only once enough appends wait for it: small groups cost Postgres more per
-    // append, while overlapping full ones keeps the server busy during round trips
-    // (measured in the append scenario: +13% appends/s over one group at a time).
-    const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? 1);
-    this.appender = new Appender(db, this.channel, opts.appendBatchMax, concurrency, opts.appendOverlapMin ?? 1);
+    // PGlite has a single connection: one group at a time.
+    const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? APPEND_DEFAULTS.concurrency);
+    this.appender = new Appender(
+      db,
+      this.channel,
+      opts.appendBatchMax ?? APPEND_DEFAULTS.batchMax,
+      concurrency,
+      opts.appendOverlapMin ?? APPEND_DEFAULTS.overlapMin,
+    );
   }
 
   find(path: string): Promise<StreamRecord | undefined> {
@@ -108,6 +112,7 @@ export class Store {
 }
 
 export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
+export { APPEND_DEFAULTS } from "./appender.ts";
 export { visible } from "./streams.ts";
 export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
