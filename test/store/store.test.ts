@@ -79,9 +79,15 @@ for (const backend of backends) {
     test("concurrent appends share transactions and each gets its own range", async () => {
       const paths = Array.from({ length: 10 }, (_, i) => `/s/group-${i}`);
       for (const p of paths) await store.create(params(p));
+      const before = { ...store.appendStats };
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) => append(store, paths[i % 10], `<${i}>`)),
       );
+      // All 200 are queued in one turn: groups of up to appendBatchMax (64) appends each,
+      // and none retried (no other instance writes here).
+      expect(store.appendStats.appends - before.appends).toBe(200);
+      expect(store.appendStats.groups - before.groups).toBe(Math.ceil(200 / 64));
+      expect(store.appendStats.lockedRetries - before.lockedRetries).toBe(0);
       for (const p of paths) {
         const text = await readAll(store, p);
         const seen = text.match(/<\d+>/g) ?? [];
