@@ -14,8 +14,6 @@ import { migrate } from "./store/migrate.ts";
 export interface RunningServer {
   url: string;
   port: number;
-  store: Store;
-  notifier: Notifier;
   stop(): Promise<void>;
 }
 
@@ -92,8 +90,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
     port: handle.port,
-    store,
-    notifier,
     stop: () =>
       (stopping ??= (async () => {
         draining = true;

@@ -58,14 +58,6 @@ export class SharedReads implements ChangeHook {
   }
 
   /**
-   * True when the cache vouches that `s` is still the stream's state: call it in the same
-   * tick as Notifier.subscribe, and no change can fall between the check and the wait.
-   */
-  unchanged(s: StreamRecord): boolean {
-    return this.cache.unchanged(s);
-  }
-
-  /**
    * The state of `s`'s stream for a reader whose waiter has tick `since`: from the cache
    * when it holds the stream (it has taken over every processed notification, including
    * the one that woke the reader), else a shared look-up.

@@ -8,7 +8,7 @@
 // Only live reads use it; catch-up reads go to the table (read-your-writes across
 // instances must not depend on notification latency). Streams with a TTL or an expiry
 // time are never cached, since they can expire without any notification.
-import { type Change, mergeState, sameState } from "../store/change.ts";
+import { type Change, mergeState } from "../store/change.ts";
 import type { Store } from "../store/index.ts";
 import type { StreamRecord } from "../store/records.ts";
 import type { ChangeHook, Notifier } from "./notifier.ts";
@@ -60,12 +60,6 @@ export class StreamCache implements ChangeHook {
   current(s: StreamRecord): StreamRecord | undefined {
     const hit = s.path !== null && this.notifier.healthy ? this.byPath.get(s.path) : undefined;
     return hit !== undefined && hit.id === s.id ? hit : undefined;
-  }
-
-  /** Whether the cached entry says the stream is exactly as `s` describes it. */
-  unchanged(s: StreamRecord): boolean {
-    const hit = this.current(s);
-    return hit !== undefined && sameState(hit, s);
   }
 
   /** Drops a path's entry, e.g. when a reader found the cached tail behind its offset. */

@@ -46,8 +46,6 @@ export const sameState = (a: StreamState, b: StreamState) => a.tail === b.tail &
  * separators, see inlineChars) stays within this many characters per stream and commit.
  */
 export const NOTIFY_INLINE_CHARS = 2800;
-/** The largest single unit that always travels inline (2,733 characters encoded). */
-export const NOTIFY_DATA_MAX = 2048;
 /**
  * Beyond its first stream, a commit inlines data for its streams, in order, until their
  * encoded data reaches this many characters; the rest notify state only and their readers

@@ -4,13 +4,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Member, SseHubs } from "../../src/live/sse-hub.ts";
 import type { SharedReads } from "../../src/live/shared-reads.ts";
-import { NOTIFY_DATA_MAX } from "../../src/store/change.ts";
 import type { Store, StreamRecord } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 import { type Live, openLive } from "../support/live.ts";
 import { Signal } from "../support/signal.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
+/** An append this size always travels inline in its notification (store/change.ts). */
+const INLINE_MAX = 2048;
 const dec = new TextDecoder();
 
 interface Probe extends Member {
@@ -123,7 +124,7 @@ for (const backend of backends) {
       const s = await create("/hub/big");
       const members = [probe(s), probe(s), probe(s), probe(s)];
       const leaves = members.map((m) => hubs.join(s, m));
-      const body = "x".repeat(NOTIFY_DATA_MAX * 2);
+      const body = "x".repeat(INLINE_MAX * 2);
       reads = 0;
       await append("/hub/big", body);
       await until(() => members.every((m) => dataOf(m) === body), "the big append at every member");
@@ -161,13 +162,13 @@ for (const backend of backends) {
       for (let i = 0; i < n; i++) ids.add((await store.find(`/hub/many/${i}`))!.id);
       const changes = live.changes;
       changes.length = 0;
-      const body = "y".repeat(NOTIFY_DATA_MAX);
+      const body = "y".repeat(INLINE_MAX);
       await Promise.all(Array.from({ length: n }, (_, i) => append(`/hub/many/${i}`, body)));
       await live.changed.until(() => changes.filter((c) => ids.has(c.id)).length >= n, "a change for every stream");
       const got = changes.filter((c) => ids.has(c.id));
       expect(new Set(got.map((c) => c.id)).size).toBe(n);
       for (const c of got) {
-        expect(c.state).toEqual({ tail: NOTIFY_DATA_MAX, closed: false });
+        expect(c.state).toEqual({ tail: INLINE_MAX, closed: false });
         if (!c.data) continue;
         expect(c.data.from).toBe(0);
         expect(dec.decode(c.data.units[0])).toBe(body);
