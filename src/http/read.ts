@@ -34,7 +34,7 @@ export async function handleRead(ctx: AppContext, request: Request, url: URL): P
   const from = offset.kind === "now" ? stream.tail : position;
   if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
   const cursor = url.searchParams.get("cursor");
-  if (live === "sse") return handleSse(ctx, request, stream, from, cursor);
+  if (live === "sse") return handleSse(ctx, stream, from, cursor);
   if (live === "long-poll") return longPoll(ctx, request, stream, from, cursor);
   if (offset.kind === "now") {
     // offset=now: no data, just the tail, and never cached (8).
@@ -99,7 +99,10 @@ async function longPoll(
 ): Promise<Response> {
   const deadline = Date.now() + ctx.config.LONG_POLL_TIMEOUT_MS;
   // Shutdown answers a waiting long-poll at once (the client retries elsewhere); a client
-  // that went away stops waiting too.
+  // that went away stops waiting too. Before a response exists, request.signal is the only
+  // word of that on every runtime (Bun and Deno abort it when the connection closes; Deno's
+  // legacy abort after a successful response comes after this wait and is turned off in
+  // deno.json).
   const stop = AbortSignal.any([ctx.shutdown, request.signal]);
   let current = stream;
   for (;;) {

@@ -13,16 +13,16 @@ import { respond } from "./respond.ts";
 
 export function handleSse(
   ctx: AppContext,
-  request: Request,
   stream: StreamRecord,
   from: number,
   clientCursor: string | null,
 ): Response {
   const text = isTextForSse(stream.contentType);
-  // The pump stops on shutdown (the client reconnects elsewhere), on client disconnect,
-  // or when the consumer cancels the body.
+  // The pump stops on shutdown (the client reconnects elsewhere) or when the runtime cancels
+  // the body because the client went away (runtime/direct-stream.ts); never on
+  // request.signal, which Deno's legacy mode also aborts after a successful response.
   const cancelled = new AbortController();
-  const stop = AbortSignal.any([ctx.shutdown, request.signal, cancelled.signal]);
+  const stop = AbortSignal.any([ctx.shutdown, cancelled.signal]);
   const body = pushStream(async (send, close) => {
     try {
       await pump(ctx, stream, from, clientCursor, text, (b) => stop.aborted || send(b), stop);
