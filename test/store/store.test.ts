@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BadRequest, Conflict, ProducerSeqGap, StreamClosedConflict, StreamGone, StreamNotFound } from "../../src/protocol/errors.ts";
 import { type Db, sql } from "../../src/store/db.ts";
-import { Store } from "../../src/store/index.ts";
+import { Store, type StoreOptions } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams.ts";
 import { visible } from "../../src/store/streams.ts";
 import { backends } from "../support/backends.ts";
@@ -56,6 +56,8 @@ for (const backend of backends) {
       await store.drained();
       await db.close();
     });
+    /** Two stores on one database behave like two instances: own appenders, same rows. */
+    const twoInstances = (opts: StoreOptions = {}) => [new Store(db, { appendBatchMax: 8, ...opts }), new Store(db, { appendBatchMax: 8, ...opts })];
 
     test("create is idempotent on matching config and conflicts otherwise", async () => {
       expect((await store.create(params("/s/a"))).created).toBe(true);
@@ -100,8 +102,7 @@ for (const backend of backends) {
     test("two instances appending to one stream race safely (compare-and-set, then locks)", async () => {
       // A second Store on the same database behaves like another instance: its own
       // appender, its own groups, the same rows.
-      const one = new Store(db, { appendBatchMax: 8, appendConcurrency: 4 });
-      const other = new Store(db, { appendBatchMax: 8, appendConcurrency: 4 });
+      const [one, other] = twoInstances({ appendConcurrency: 4 });
       await one.create(params("/s/race"));
       const writes = Array.from({ length: 120 }, (_, i) => append(i % 2 ? one : other, "/s/race", `<${i}>`));
       const producerWrites = Array.from({ length: 30 }, (_, seq) =>
@@ -138,8 +139,7 @@ for (const backend of backends) {
     });
 
     test("an instance's remembered stream state never outlives changes made elsewhere", async () => {
-      const a = new Store(db, { appendBatchMax: 8 });
-      const b = new Store(db, { appendBatchMax: 8 });
+      const [a, b] = twoInstances();
       await a.create(params("/s/memo"));
       await append(a, "/s/memo", "x"); // a now remembers the stream's state
       // b replaces the stream with a closed JSON stream at the same path
@@ -165,8 +165,7 @@ for (const backend of backends) {
     });
 
     test("a change notification from elsewhere drops remembered state: no lost compare-and-set", async () => {
-      const a = new Store(db, { appendBatchMax: 8 });
-      const b = new Store(db, { appendBatchMax: 8 });
+      const [a, b] = twoInstances();
       await a.create(params("/s/observed"));
       const id = visible(await a.find("/s/observed")).id;
       await append(a, "/s/observed", "a"); // a remembers tail 1
