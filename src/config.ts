@@ -27,6 +27,19 @@ export const ConfigSchema = Type.Object({
   APPEND_BATCH_MAX: Int(1, APPEND_DEFAULTS.batchMax, "most appends committed in one shared transaction"),
   APPEND_CONCURRENCY: Int(1, APPEND_DEFAULTS.concurrency, "append groups in flight at once per instance (PGlite always uses 1)"),
   APPEND_OVERLAP_MIN: Int(1, APPEND_DEFAULTS.overlapMin, "appends that must be waiting before a further group goes in flight beside a running one"),
+  PUBLIC_BASE_URL: Type.Optional(
+    Type.String({
+      pattern: "^https?://[^\\s]+$",
+      description: "public origin (and path prefix) clients use, e.g. https://streams.example.com; names callback_url and jwks_url (default: the request's origin)",
+    }),
+  ),
+  WEBHOOK_SIGNING_KEY: Type.Optional(Type.String({ description: "private Ed25519 JWK that signs webhooks and tokens (default: generated once and stored)" })),
+  WEBHOOK_PUBLISHED_KEYS: Type.Optional(Type.String({ description: "JSON array of further public JWKs to publish (rotation)" })),
+  WEBHOOK_TIMEOUT_MS: Int(100, 10_000, "how long one webhook POST may take before it counts as failed"),
+  WEBHOOK_CONCURRENCY: Int(1, 32, "webhook deliveries in flight at once per instance"),
+  CALLBACK_TOKEN_TTL_S: Int(60, 3_600, "lifetime of callback and claim tokens"),
+  SUBSCRIPTION_TICK_MS: Int(50, 1_000, "how often lapsed leases are ended and due retries claimed"),
+  SUBSCRIPTION_BACKSTOP_MS: Int(100, 15_000, "how often one instance re-checks every subscription for pending work a trigger missed"),
 });
 
 export type Config = Static<typeof ConfigSchema>;

@@ -8,12 +8,14 @@ import { SseHubs } from "./live/sse-hub.ts";
 import { StreamCache } from "./live/stream-cache.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
-import { Store } from "./store/index.ts";
+import { isConnectionError, Store } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
+import { Subscriptions } from "./subscriptions/service.ts";
 
 export interface RunningServer {
   url: string;
   port: number;
+  subscriptions: Subscriptions;
   stop(): Promise<void>;
 }
 
@@ -60,6 +62,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
     appendConcurrency: config.APPEND_CONCURRENCY,
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
   });
+  // Subscriptions listen first: the stream channel stays the listener connection's last
+  // statement (test/live/multi-instance.test.ts finds listener backends by it).
+  const subscriptions = await Subscriptions.start(db, store, {
+    publicBaseUrl: config.PUBLIC_BASE_URL,
+    signingKey: config.WEBHOOK_SIGNING_KEY,
+    publishedKeys: config.WEBHOOK_PUBLISHED_KEYS,
+    tokenTtlSeconds: config.CALLBACK_TOKEN_TTL_S,
+    concurrency: config.WEBHOOK_CONCURRENCY,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    tickMs: config.SUBSCRIPTION_TICK_MS,
+    backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
+  });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   const cache = new StreamCache(store, notifier);
   const reads = new SharedReads(store, notifier, cache);
@@ -68,7 +82,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;
-  const app = buildApp({ store, notifier, reads, sse, config, shutdown: shutdown.signal }, () => ({
+  const app = buildApp({ store, notifier, reads, sse, subscriptions, config, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy && db.available,
     detail: {
       database: db.kind,
@@ -79,17 +93,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
       liveWaiters: notifier.waiterCount,
       sseReaders: sse.readerCount,
       appends: store.appendStats,
+      deliveries: subscriptions.deliverer.stats,
     },
   }));
   const sweeper =
     config.SWEEP_INTERVAL_MS > 0
-      ? setInterval(() => store.sweep().catch((e) => console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
+      ? setInterval(() => store.sweep().catch((e) => isConnectionError(e) || console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
       : undefined;
   const handle: ServerHandle = await serve(fetchHandler(app), config);
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
     port: handle.port,
+    subscriptions,
     stop: () =>
       (stopping ??= (async () => {
         draining = true;
@@ -98,6 +114,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         // in-flight requests and queued appends finish before the pool closes.
         shutdown.abort();
         await handle.stop(config.SHUTDOWN_GRACE_MS);
+        await subscriptions.stop();
         await store.drained();
         await notifier.stop();
         await db.close();

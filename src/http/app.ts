@@ -5,20 +5,11 @@ import { adminRoutes } from "../admin/routes.ts";
 import { BadRequest, MethodNotAllowed } from "../protocol/errors.ts";
 import { type AppContext, STREAM_PREFIX } from "./context.ts";
 import { handleRead } from "./read.ts";
+import { handleControl, isControlPath } from "./subscriptions.ts";
 import { ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS, errorResponse, respond } from "./respond.ts";
 import { handleAppend, handleCreate, handleDelete, handleHead } from "./write.ts";
 
 type Handler = (request: Request, url: URL) => Promise<Response>;
-
-function guarded(fn: Handler) {
-  return async ({ request }: { request: Request }) => {
-    try {
-      return await fn(request, requestUrl(request));
-    } catch (err) {
-      return errorResponse(err, request.method);
-    }
-  };
-}
 
 function requestUrl(request: Request): URL {
   try {
@@ -30,6 +21,16 @@ function requestUrl(request: Request): URL {
 }
 
 export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: Record<string, unknown> }) {
+  // PROTOCOL 6: the reserved __ds prefix is routed before any stream operation.
+  const guarded = (fn: Handler) => async ({ request }: { request: Request }) => {
+    try {
+      const url = requestUrl(request);
+      if (isControlPath(url.pathname)) return await handleControl(ctx.subscriptions, request, url, ctx.config.MAX_BODY_BYTES);
+      return await fn(request, url);
+    } catch (err) {
+      return errorResponse(err, request.method);
+    }
+  };
   const route = `${STREAM_PREFIX}*`;
   const opts = { parse: "none" as const };
   return new Elysia()

@@ -4,6 +4,7 @@ import type { Notifier } from "../live/notifier.ts";
 import type { SharedReads } from "../live/shared-reads.ts";
 import type { SseHubs } from "../live/sse-hub.ts";
 import type { Store } from "../store/index.ts";
+import type { Subscriptions } from "../subscriptions/service.ts";
 
 /** What every handler needs: the store, the live notifier, and the limits. */
 export interface AppContext {
@@ -17,6 +18,8 @@ export interface AppContext {
     Config,
     "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES"
   >;
+  /** Subscriptions (PROTOCOL 6, 7); control paths answer 501 without them. */
+  subscriptions?: Subscriptions;
   /** Aborted when the server shuts down: live reads end so clients reconnect elsewhere. */
   shutdown: AbortSignal;
 }

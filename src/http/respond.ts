@@ -1,6 +1,6 @@
 // Response construction in one place: the headers every response carries, and the
 // mapping from typed protocol errors to status codes.
-import { type HeaderMap, ProtocolError } from "../protocol/errors.ts";
+import { type HeaderMap, ProtocolError, SubscriptionError } from "../protocol/errors.ts";
 import { isConnectionError } from "../store/index.ts";
 
 /** Headers a browser must be allowed to read (CORS). */
@@ -33,6 +33,9 @@ export function respond(status: number, extra: HeaderMap | Headers = {}, body: B
 }
 
 export function errorResponse(err: unknown, method = "GET"): Response {
+  if (err instanceof SubscriptionError) {
+    return respond(err.status, { "Content-Type": "application/json", "Cache-Control": "no-store" }, method === "HEAD" ? null : err.body);
+  }
   if (err instanceof ProtocolError) {
     const body = method === "HEAD" ? null : err.message;
     return respond(err.status, { ...err.headers, "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }, body);

@@ -3,6 +3,7 @@
 // or after the configured lifetime so clients reconnect (10.2). A reader catches up on
 // its own, then its stream's hub (live/sse-hub.ts) delivers every later change.
 import { ProtocolError } from "../protocol/errors.ts";
+import { isConnectionError } from "../store/index.ts";
 import { isTextForSse } from "../protocol/content-type.ts";
 import { currentInterval, nextCursor } from "../protocol/cursor.ts";
 import type { StreamRecord } from "../store/index.ts";
@@ -29,7 +30,8 @@ export function handleSse(
     } catch (err) {
       // The stream vanished or the database failed mid-stream: end the response; the
       // client reconnects and gets a proper status.
-      if (!(err instanceof ProtocolError)) console.error("sse read failed", err);
+      // (An outage is logged once by the store's availability gate, not per reader.)
+      if (!(err instanceof ProtocolError) && !isConnectionError(err)) console.error("sse read failed", err);
     } finally {
       if (!cancelled.signal.aborted) {
         try {

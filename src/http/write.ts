@@ -41,8 +41,9 @@ export async function handleCreate(ctx: AppContext, request: Request, url: URL):
   const isJson = isJsonType(contentType);
   let units: Uint8Array[] = [];
   if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true }) : [body];
+  const path = streamPath(url);
   const { created, stream } = await ctx.store.create({
-    path: streamPath(url),
+    path,
     contentType,
     contentTypeGiven: Boolean(givenType?.trim()),
     isJson,
@@ -51,6 +52,11 @@ export async function handleCreate(ctx: AppContext, request: Request, url: URL):
     units,
     fork,
   });
+  if (created && ctx.subscriptions) {
+    // Glob subscriptions link a new stream before its creation is answered (PROTOCOL 6.2).
+    const from = stream.forkOffset ?? 0;
+    await ctx.subscriptions.trigger.created(path, from, stream.tail > from);
+  }
   const headers = metadataHeaders(stream);
   if (created) headers["Location"] = `${url.origin}${url.pathname}`;
   return respond(created ? 201 : 200, headers);
@@ -66,8 +72,9 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
   const messages = body.byteLength > 0 && contentType !== null && isJsonType(contentType)
     ? splitJsonMessages(body, { allowEmptyArray: false })
     : null;
+  const path = streamPath(url);
   const out = await ctx.store.append({
-    path: streamPath(url),
+    path,
     contentType,
     body,
     messages,
@@ -76,6 +83,8 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
     producer,
     signal: request.signal,
   });
+  // Subscriptions following this stream are woken off the response path.
+  ctx.subscriptions?.trigger.appended(path);
   const headers: Record<string, string> = { "Stream-Next-Offset": formatOffset(out.tail) };
   if (out.closed) headers["Stream-Closed"] = "true";
   if (out.producer) {

@@ -11,11 +11,13 @@
 // subscribes before reading the stream's state, so an append that commits at any moment
 // either shows in that state or wakes the waiter.
 import { isTextForSse } from "../protocol/content-type.ts";
+import { ProtocolError, StreamNotFound } from "../protocol/errors.ts";
 import { currentInterval } from "../protocol/cursor.ts";
 import { controlJson, eventBytes, KEEPALIVE } from "../protocol/sse.ts";
 import { type Change, mergeState, sameState } from "../store/change.ts";
 import type { ReadResult } from "../store/chunks.ts";
 import type { StreamRecord } from "../store/records.ts";
+import { isConnectionError } from "../store/index.ts";
 import type { ChangeHook, Notifier } from "./notifier.ts";
 import type { SharedReads } from "./shared-reads.ts";
 
@@ -132,7 +134,7 @@ class Hub {
     } catch (err) {
       // A failed read ends the members' responses; their clients reconnect and get a
       // proper status from a fresh request.
-      console.error("sse delivery failed", err);
+      if (!isConnectionError(err) && !(err instanceof ProtocolError)) console.error("sse delivery failed", err);
       this.endAll();
     } finally {
       this.onEmpty();
@@ -188,7 +190,9 @@ class Hub {
       if (groups.size === 0) return;
       for (const [pos, group] of groups) {
         const result = pos < s.tail ? await this.reads.read(s, pos, this.chunkBytes) : undefined;
-        if (result && result.next <= pos) throw new Error(`read at ${pos} of stream ${s.id} made no progress`);
+        // Nothing stored where the state says data is: the stream was deleted or expired
+        // between the look-up and the read. Members end; reconnecting, they get the status.
+        if (result && result.next <= pos) throw new StreamNotFound(`stream ${s.id} vanished during a read`);
         this.send(group, pos, result);
       }
     }

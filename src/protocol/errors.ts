@@ -79,3 +79,52 @@ export class ClientGone extends ProtocolError {
     super("client closed the request before it was committed; nothing was stored");
   }
 }
+
+/**
+ * Errors of the subscription control APIs (PROTOCOL 6, 7): a status and a machine-readable
+ * code, answered as `{"error": {"code", "message", ...detail}}`.
+ */
+export type SubscriptionErrorCode =
+  | "INVALID_REQUEST"
+  | "NOT_FOUND"
+  | "SUBSCRIPTION_NOT_FOUND"
+  | "SUBSCRIPTION_ALREADY_EXISTS"
+  | "WEBHOOK_URL_REJECTED"
+  | "TOKEN_INVALID"
+  | "TOKEN_EXPIRED"
+  | "FENCED"
+  | "ALREADY_CLAIMED"
+  | "NO_PENDING_WORK"
+  | "INVALID_OFFSET"
+  | "METHOD_NOT_ALLOWED";
+
+const SUBSCRIPTION_STATUS: Record<SubscriptionErrorCode, number> = {
+  INVALID_REQUEST: 400,
+  WEBHOOK_URL_REJECTED: 400,
+  TOKEN_INVALID: 401,
+  TOKEN_EXPIRED: 401,
+  NOT_FOUND: 404,
+  SUBSCRIPTION_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  SUBSCRIPTION_ALREADY_EXISTS: 409,
+  FENCED: 409,
+  ALREADY_CLAIMED: 409,
+  NO_PENDING_WORK: 409,
+  INVALID_OFFSET: 409,
+};
+
+export class SubscriptionError extends ProtocolError {
+  readonly status: number;
+  constructor(
+    readonly code: SubscriptionErrorCode,
+    message: string,
+    readonly detail: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.status = SUBSCRIPTION_STATUS[code];
+  }
+
+  get body(): string {
+    return JSON.stringify({ error: { code: this.code, message: this.message, ...this.detail } });
+  }
+}

@@ -139,8 +139,8 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     listen: (channel, onNotify, onListen) =>
       listenPostgres({
         url,
-        // Named per schema, so operators (and tests) can tell the listener backends apart.
-        connection: { ...connection, application_name: `ds listener ${opts.schema}` },
+        // Named after the channel (schema-prefixed), so operators and tests can tell them apart.
+        connection: { ...connection, application_name: `listen ${channel}`.slice(0, 63) },
         channel,
         onNotify,
         onListen,
@@ -166,7 +166,14 @@ async function copyOut(client: postgres.Sql, q: SQL): Promise<Uint8Array[]> {
   if (params.length > 0) throw new Error("COPY takes no parameters; inline validated integers");
   const conn = await client.reserve();
   try {
-    const readable = await conn.unsafe(text).readable();
+    const query = conn.unsafe(text);
+    const copy = query.readable();
+    query.execute();
+    // An empty statement sent right behind the COPY settles only after the COPY's own
+    // ReadyForQuery: the connection goes back to the pool idle, never with the COPY's end
+    // still in flight (the stream's "end" can come before ReadyForQuery arrives).
+    const fence = conn.unsafe("").execute().then(() => {}, () => {});
+    const readable = await copy;
     // postgres.js pauses the connection's socket whenever the COPY stream's buffer is
     // full and resumes it only from the stream's read(); rows pushed before we attach,
     // or a last row that filled the buffer, can leave the socket paused and the
@@ -185,7 +192,7 @@ async function copyOut(client: postgres.Sql, q: SQL): Promise<Uint8Array[]> {
       });
       readable.once("error", reject);
       resume();
-    });
+    }).finally(() => fence);
   } finally {
     conn.release();
   }

@@ -9,6 +9,7 @@ import { insertChunks, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { resolveForkPoint } from "./fork-point.ts";
+import { unlinkStream } from "./subscriptions.ts";
 
 export async function findStream(q: Queryable, path: string, forUpdate = false): Promise<StreamRecord | undefined> {
   const lock = forUpdate ? sql` FOR UPDATE` : sql``;
@@ -151,6 +152,8 @@ export async function deleteStream(db: Db, channel: string, path: string): Promi
     const s = await findStream(q, path, true);
     if (s?.expired) await retireStream(q, s);
     const stream = visible(s);
+    // A deleted stream leaves every subscription that linked it (PROTOCOL 6).
+    await unlinkStream(q, stream.path);
     if (stream.refCount > 0) {
       // Forks still read this data: hide the stream but keep it (soft delete, 4.2).
       await q.rows(sql`UPDATE ds_streams SET deleted_at = clock_timestamp() WHERE id = ${stream.id}`);
@@ -163,6 +166,7 @@ export async function deleteStream(db: Db, channel: string, path: string): Promi
 
 /** Takes an expired stream off its path; keeps its data while forks reference it. */
 export async function retireStream(q: Queryable, s: StreamRecord): Promise<void> {
+  await unlinkStream(q, s.path);
   if (s.refCount > 0) {
     await q.rows(sql`UPDATE ds_streams SET path = NULL, deleted_at = coalesce(deleted_at, clock_timestamp()) WHERE id = ${s.id}`);
   } else {

@@ -8,7 +8,8 @@ import { afterAll, beforeAll } from "vitest";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 
 const LONG_POLL_TIMEOUT_MS = 1_000;
-const config = { baseUrl: process.env.CONFORMANCE_URL ?? "", longPollTimeoutMs: LONG_POLL_TIMEOUT_MS };
+// The subscription tests are opt-in (the suite's CLI cannot turn them on).
+const config = { baseUrl: process.env.CONFORMANCE_URL ?? "", longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, subscriptions: true };
 let server: SpawnedServer | undefined;
 
 beforeAll(async () => {

@@ -57,7 +57,8 @@ describe("bad input gets a 4xx and changes nothing", () => {
     ["PATCH", () => fetch(`${base}/${name}`, { method: "PATCH", body: "x" }), 405],
     ["empty stream name", () => put("", { "Content-Type": "text/plain" }), 400],
     ["overlong stream path", () => put("x".repeat(1100), { "Content-Type": "text/plain" }), 400],
-    ["reserved __ds prefix", () => put("__ds/subscriptions/s1", { "Content-Type": "application/json" }, "{}"), 501],
+    ["subscription with an empty configuration", () => put("__ds/subscriptions/s1", { "Content-Type": "application/json" }, "{}"), 400],
+    ["unknown control path under __ds", () => put("__ds/nothing-here", { "Content-Type": "text/plain" }, "x"), 404],
   ];
 
   for (const [label, send, status] of cases) {

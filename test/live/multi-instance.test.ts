@@ -26,7 +26,7 @@ if (!DATABASE_URL) console.warn(`test/live/multi-instance.test.ts: SKIPPED — $
 const SCHEMA = `live_${process.pid}_${Date.now().toString(36)}`;
 // The listener's last statement is its LISTEN or a heartbeat (pg_stat_activity.query).
 const LISTENER_QUERIES = [`LISTEN "ds_${SCHEMA}_streams"`, "SELECT 1"];
-const LISTENER_APP = `ds listener ${SCHEMA}`;
+const LISTENER_APP = `listen ds_${SCHEMA}_streams`;
 const LONG_POLL_TIMEOUT_MS = 20_000;
 const BACKSTOP_MS = 30_000;
 const SHUTDOWN_GRACE_MS = 10_000;

@@ -65,7 +65,8 @@ async function once(base: string, op: Op, r: () => number): Promise<[number, str
       return [await drain(await fetch(`${url}?offset=now&live=long-poll`, { signal })), op];
     case "sse": {
       const ctl = new AbortController();
-      const res = await fetch(`${url}?offset=-1&live=sse`, { signal: ctl.signal });
+      // Its own connection: one hung up mid-response must not go back to the client's pool.
+      const res = await fetch(`${url}?offset=-1&live=sse`, { signal: ctl.signal, keepalive: false });
       const status = res.status;
       // Read for a moment, then hang up mid-stream as browsers do.
       const reader = res.body?.getReader();

@@ -1,0 +1,139 @@
+// Worker calls (PROTOCOL 7.1-7.3): webhook callbacks, pull-wake claim, ack (heartbeat or
+// done) and release. Each runs in one transaction holding the subscription row, checks the
+// fence (incarnation, generation, wake id, live lease) against the row, and only then moves
+// cursors. The caller has verified the token's signature; this checks what it binds.
+import { SubscriptionError } from "../protocol/errors.ts";
+import { type Db, type Queryable, sql } from "./db.ts";
+import { ackPositions, notifyDue, wakeIfPending } from "./subscription-wakes.ts";
+import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, SNAPSHOT } from "./subscription-sql.ts";
+
+interface Locked {
+  incarnation: number;
+  type: string;
+  generation: number;
+  wakeId: string | null;
+  holder: string | null;
+  leaseLapsed: boolean;
+  leaseTtlMs: number;
+  links: LinkState[];
+}
+
+async function lockSubscription(q: Queryable, id: string): Promise<Locked | undefined> {
+  const rows = await q.rows<Record<string, unknown>>(sql`
+    SELECT s.incarnation, s.type, s.generation, s.wake_id, s.holder, s.lease_ttl_ms,
+           coalesce(s.lease_until < clock_timestamp(), false) AS lapsed, ${LINKS_JSON} AS links
+    FROM ds_subscriptions s WHERE s.id = ${id} AND s.deleted_at IS NULL FOR UPDATE`);
+  if (rows.length === 0) return undefined;
+  const r = rows[0];
+  return {
+    incarnation: Number(r.incarnation),
+    type: String(r.type),
+    generation: Number(r.generation),
+    wakeId: (r.wake_id as string | null) ?? null,
+    holder: (r.holder as string | null) ?? null,
+    leaseLapsed: Boolean(r.lapsed),
+    leaseTtlMs: Number(r.lease_ttl_ms),
+    links: parseLinks(r.links),
+  };
+}
+
+const notFound = (id: string) => new SubscriptionError("SUBSCRIPTION_NOT_FOUND", `subscription ${JSON.stringify(id)} not found`);
+const fenced = (why: string) => new SubscriptionError("FENCED", why);
+
+export interface WakeCall {
+  id: string;
+  /** "webhook" for callbacks, "pull-wake" for ack and release. */
+  type: "webhook" | "pull-wake";
+  token: { incarnation: number; generation: number; wakeId: string };
+  generation: number;
+  wakeId: string;
+  /** Stream key -> position (already parsed). */
+  acks: Map<string, number>;
+  done: boolean;
+}
+
+/** Ack (and heartbeat) for callbacks and pull-wake acks; returns whether a new wake started. */
+export async function applyWakeCall(db: Db, channel: string, c: WakeCall): Promise<{ nextWake: boolean }> {
+  return db.tx(async (q) => {
+    const s = await checkFence(q, c);
+    for (const [key, pos] of c.acks) {
+      const link = s.links.find((l) => l.key === key);
+      if (!link) throw new SubscriptionError("INVALID_OFFSET", `stream ${key} is not linked to this subscription`);
+      if (pos < link.ackedPos) throw new SubscriptionError("INVALID_OFFSET", `ack for ${key} is behind its committed cursor`);
+      if (pos > link.tail) throw new SubscriptionError("INVALID_OFFSET", `ack for ${key} is beyond the stream's tail`);
+    }
+    await ackPositions(q, c.id, c.acks);
+    if (!c.done) {
+      await q.rows(sql`UPDATE ds_subscriptions s SET lease_until = clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond'
+        WHERE s.id = ${c.id}`);
+      return { nextWake: false };
+    }
+    await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`);
+    const nextWake = await wakeIfPending(q, c.id);
+    if (nextWake) await notifyDue(q, channel);
+    return { nextWake };
+  });
+}
+
+/** Pull-wake release without ack: the wake ends, and a new one starts if work is pending. */
+export async function releaseWake(db: Db, channel: string, c: WakeCall): Promise<void> {
+  await db.tx(async (q) => {
+    await checkFence(q, c);
+    await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`);
+    if (await wakeIfPending(q, c.id)) await notifyDue(q, channel);
+  });
+}
+
+async function checkFence(q: Queryable, c: WakeCall): Promise<Locked> {
+  const s = await lockSubscription(q, c.id);
+  if (!s) throw notFound(c.id);
+  if (s.type !== c.type) {
+    throw new SubscriptionError("INVALID_REQUEST", c.type === "webhook" ? "not a webhook subscription" : "not a pull-wake subscription");
+  }
+  // PROTOCOL 7.3: token, token generation, request generation and wake id must all match.
+  if (c.token.incarnation !== s.incarnation) throw fenced("token belongs to an earlier subscription with this id");
+  if (s.wakeId === null || c.token.generation !== s.generation || c.generation !== s.generation) throw fenced("wake generation is stale");
+  if (c.wakeId !== s.wakeId || c.token.wakeId !== s.wakeId) throw fenced("wake_id does not match the current wake");
+  if (s.leaseLapsed) throw fenced("the lease has expired");
+  if (c.type === "pull-wake" && s.holder === null) throw fenced("the wake is not claimed");
+  return s;
+}
+
+export type ClaimResult =
+  | { kind: "claimed"; incarnation: number; generation: number; wakeId: string; leaseTtlMs: number; links: LinkState[] }
+  | { kind: "busy"; holder: string; generation: number }
+  | { kind: "idle" };
+
+/**
+ * A pull-wake worker claims the subscription (PROTOCOL 7.2): it takes the wake in flight,
+ * or starts one when work is pending; a held, unexpired lease refuses it.
+ */
+export async function claimWake(db: Db, id: string, worker: string): Promise<ClaimResult> {
+  return db.tx(async (q): Promise<ClaimResult> => {
+    const s = await lockSubscription(q, id);
+    if (!s) throw notFound(id);
+    if (s.type !== "pull-wake") throw new SubscriptionError("INVALID_REQUEST", "not a pull-wake subscription");
+    if (s.holder !== null && !s.leaseLapsed) return { kind: "busy", holder: s.holder, generation: s.generation };
+    if (s.holder !== null || s.leaseLapsed) await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${id}`);
+    const wakeInFlight = s.wakeId !== null && s.holder === null && !s.leaseLapsed;
+    // A new wake is started here directly: its event would be stale the moment it is written.
+    const start = wakeInFlight ? sql`` : sql`generation = s.generation + 1, wake_id = ${NEW_WAKE_ID},`;
+    const rows = await q.rows<Record<string, unknown>>(sql`
+      UPDATE ds_subscriptions s SET ${start} holder = ${worker},
+        lease_until = clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond',
+        deliver_at = NULL, attempt = 0, status = 'active', delivery_claim = NULL, delivering_until = NULL,
+        wake_snapshot = ${SNAPSHOT}
+      WHERE s.id = ${id} ${wakeInFlight ? sql`` : sql`AND ${HAS_PENDING}`}
+      RETURNING s.incarnation, s.generation, s.wake_id, s.lease_ttl_ms, ${LINKS_JSON} AS links`);
+    if (rows.length === 0) return { kind: "idle" };
+    const r = rows[0];
+    return {
+      kind: "claimed",
+      incarnation: Number(r.incarnation),
+      generation: Number(r.generation),
+      wakeId: String(r.wake_id),
+      leaseTtlMs: Number(r.lease_ttl_ms),
+      links: parseLinks(r.links),
+    };
+  });
+}

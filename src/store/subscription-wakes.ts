@@ -1,0 +1,164 @@
+// Wakes and their delivery (PROTOCOL 7). Every transition is a conditional statement on the
+// subscription row, so any number of instances may try it and exactly one succeeds:
+// starting a wake requires no wake in flight and no holder; a delivery is claimed with
+// FOR UPDATE SKIP LOCKED plus a delivery lease (no row lock is held while the HTTP call
+// runs); finishing requires the claim still to be ours. Deadlines use the database clock.
+import { type Db, type Queryable, sql } from "./db.ts";
+import { pgArray } from "./pg-array.ts";
+import {
+  CLEAR_WAKE,
+  HAS_PENDING,
+  IDLE,
+  LINKS_JSON,
+  type LinkState,
+  NEW_WAKE,
+  parseLinks,
+  parseSnapshot,
+  SNAPSHOT,
+} from "./subscription-sql.ts";
+
+/** Starts a wake for each idle subscription linked to these streams that has pending work. */
+export async function wakeForStreams(db: Db, channel: string, keys: string[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  const rows = await db.rows(sql`
+    UPDATE ds_subscriptions s SET ${NEW_WAKE}
+    WHERE s.id IN (SELECT DISTINCT subscription_id FROM ds_subscription_links WHERE stream_path = ANY(${pgArray(keys)}::text[]))
+      AND ${IDLE} AND ${HAS_PENDING}
+    RETURNING s.id`);
+  if (rows.length > 0) await notifyDue(db, channel);
+  return rows.length;
+}
+
+/** Starts a wake for one subscription if it is idle with pending work (inside a transaction). */
+export async function wakeIfPending(q: Queryable, id: string): Promise<boolean> {
+  const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING} RETURNING s.id`);
+  return rows.length > 0;
+}
+
+export async function notifyDue(q: Queryable, channel: string): Promise<void> {
+  await q.rows(sql`SELECT pg_notify(${channel}, 'due')`);
+}
+
+/**
+ * Lapsed leases (PROTOCOL 7.3): holder and wake are cleared, and a new wake starts where
+ * work is pending. Returns how many leases lapsed.
+ */
+export async function expireLeases(db: Db, channel: string): Promise<number> {
+  const expired = await db.rows<{ id: string }>(sql`
+    UPDATE ds_subscriptions s SET ${CLEAR_WAKE}
+    WHERE s.deleted_at IS NULL AND s.lease_until < clock_timestamp() RETURNING s.id`);
+  let woke = 0;
+  for (const r of expired) if (await wakeIfPending(db, r.id)) woke++;
+  if (woke > 0) await notifyDue(db, channel);
+  return expired.length;
+}
+
+/**
+ * The backstop for lost triggers (an instance died between commit and trigger): wakes every
+ * idle subscription with pending work. One instance at a time runs it.
+ */
+export async function wakeAllPending(db: Db, channel: string): Promise<number> {
+  return db.tx(async (q) => {
+    const [lock] = await q.rows<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtext(${`ds_subs_backstop:${db.schema}`})) AS ok`);
+    if (!lock.ok) return 0;
+    const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id`);
+    if (rows.length > 0) await notifyDue(q, channel);
+    return rows.length;
+  });
+}
+
+export interface DueDelivery {
+  id: string;
+  incarnation: number;
+  type: "webhook" | "pull-wake";
+  webhookUrl: string | null;
+  wakeStream: string | null;
+  generation: number;
+  wakeId: string;
+  baseUrl: string;
+  attempt: number;
+  claim: string;
+  links: LinkState[];
+}
+
+/**
+ * Claims up to `limit` due deliveries for `claimPrefix`: each gets a delivery lease of
+ * `leaseMs` and a snapshot of its streams' tails (what `{done: true}` will ack).
+ */
+export async function claimDueDeliveries(db: Db, claimPrefix: string, limit: number, leaseMs: number): Promise<DueDelivery[]> {
+  const rows = await db.rows<Record<string, unknown>>(sql`
+    WITH d AS (
+      SELECT id FROM ds_subscriptions
+      WHERE deliver_at <= clock_timestamp() AND deleted_at IS NULL AND wake_id IS NOT NULL
+        AND (delivering_until IS NULL OR delivering_until < clock_timestamp())
+      ORDER BY deliver_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+    UPDATE ds_subscriptions s
+    SET delivery_claim = ${claimPrefix} || ':' || s.id || ':' || s.generation || ':' || (s.attempt + 1),
+        delivering_until = clock_timestamp() + ${leaseMs} * interval '1 millisecond',
+        wake_snapshot = ${SNAPSHOT}
+    FROM d WHERE s.id = d.id
+    RETURNING s.id, s.incarnation, s.type, s.webhook_url, s.wake_stream, s.generation, s.wake_id, s.base_url, s.attempt,
+              s.delivery_claim, ${LINKS_JSON} AS links`);
+  return rows.map((r) => ({
+    id: String(r.id),
+    incarnation: Number(r.incarnation),
+    type: r.type as DueDelivery["type"],
+    webhookUrl: (r.webhook_url as string | null) ?? null,
+    wakeStream: (r.wake_stream as string | null) ?? null,
+    generation: Number(r.generation),
+    wakeId: String(r.wake_id),
+    baseUrl: String(r.base_url),
+    attempt: Number(r.attempt),
+    claim: String(r.delivery_claim),
+    links: parseLinks(r.links),
+  }));
+}
+
+const OURS = (d: DueDelivery) => sql`s.id = ${d.id} AND s.delivery_claim = ${d.claim} AND s.wake_id = ${d.wakeId} AND s.deleted_at IS NULL`;
+
+/**
+ * Delivered. A webhook's lease starts now (its worker calls back within it); a pull-wake
+ * wake stays in flight, unleased, until a worker claims it. False if the claim was lost.
+ */
+export async function deliveryDone(db: Db, d: DueDelivery): Promise<boolean> {
+  const lease = d.type === "webhook" ? sql`clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond'` : sql`s.lease_until`;
+  const rows = await db.rows(sql`
+    UPDATE ds_subscriptions s SET deliver_at = NULL, attempt = 0, status = 'active', delivery_claim = NULL,
+      delivering_until = NULL, lease_until = ${lease}
+    WHERE ${OURS(d)} RETURNING s.id`);
+  return rows.length > 0;
+}
+
+/** The webhook answered `{done: true}`: ack the snapshot, end the wake, wake again if pending. */
+export async function deliveryFinished(db: Db, channel: string, d: DueDelivery): Promise<boolean> {
+  return db.tx(async (q) => {
+    const rows = await q.rows<{ wake_snapshot: unknown }>(sql`SELECT s.wake_snapshot FROM ds_subscriptions s WHERE ${OURS(d)} FOR UPDATE`);
+    if (rows.length === 0) return false;
+    await ackPositions(q, d.id, parseSnapshot(rows[0].wake_snapshot));
+    await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${d.id}`);
+    if (await wakeIfPending(q, d.id)) await notifyDue(q, channel);
+    return true;
+  });
+}
+
+/** Nothing was pending after all (a wake that raced an ack): the wake ends undelivered. */
+export async function deliveryDropped(db: Db, d: DueDelivery): Promise<void> {
+  await db.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE ${OURS(d)}`);
+}
+
+/** Failed: the retry is scheduled `delayMs` from now by the database clock (status failed). */
+export async function deliveryFailed(db: Db, d: DueDelivery, delayMs: number): Promise<void> {
+  await db.rows(sql`
+    UPDATE ds_subscriptions s SET attempt = s.attempt + 1, status = 'failed', delivery_claim = NULL, delivering_until = NULL,
+      deliver_at = clock_timestamp() + ${Math.round(delayMs)} * interval '1 millisecond'
+    WHERE ${OURS(d)}`);
+}
+
+/** Moves cursors forward only: an ack never lowers a position. */
+export async function ackPositions(q: Queryable, id: string, positions: Map<string, number>): Promise<void> {
+  if (positions.size === 0) return;
+  await q.rows(sql`
+    UPDATE ds_subscription_links l SET acked_pos = greatest(l.acked_pos, a.pos)
+    FROM unnest(${pgArray([...positions.keys()])}::text[], ${pgArray([...positions.values()])}::int8[]) AS a(key, pos)
+    WHERE l.subscription_id = ${id} AND l.stream_path = a.key`);
+}

@@ -1,0 +1,242 @@
+// Delivers wakes: webhook POSTs (PROTOCOL 7.1) and the wake events of pull-wake
+// subscriptions (7.2). Due deliveries are claimed in the database with a delivery lease, so
+// across all instances one delivers a wake at a time, and if it dies another takes over once
+// the lease lapses. No row lock is held during the HTTP call. Failures are retried with
+// exponential backoff and jitter; the schedule lives in the row, so it survives restarts.
+// Every instance looks when notified (a wake started anywhere), on its own timer (retries
+// coming due, lapsed leases) and, rarely, through a backstop over every subscription.
+import { formatOffset } from "../protocol/offsets.ts";
+import type { Db } from "../store/db.ts";
+import type { Store } from "../store/index.ts";
+import {
+  claimDueDeliveries,
+  deliveryDone,
+  deliveryDropped,
+  deliveryFailed,
+  deliveryFinished,
+  type DueDelivery,
+  expireLeases,
+  wakeAllPending,
+} from "../store/subscription-wakes.ts";
+import type { KeyRing } from "./keys.ts";
+import { relativeOf, streamKey } from "./paths.ts";
+import { checkDeliveryTarget, type Resolver } from "./ssrf.ts";
+import type { WakeTrigger } from "./trigger.ts";
+import { controlUrl } from "./view.ts";
+
+export interface DelivererOptions {
+  concurrency: number;
+  timeoutMs: number;
+  tickMs: number;
+  backstopMs: number;
+  publicBaseUrl?: string;
+  resolver?: Resolver;
+}
+
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** Retry delay after the n-th consecutive failure: 1 s doubling to 60 s, ±20% (PROTOCOL 7.1). */
+export function retryDelayMs(failures: number, random = Math.random()): number {
+  const base = Math.min(1000 * 2 ** Math.max(0, failures - 1), 60_000);
+  return Math.round(base * (0.8 + 0.4 * random));
+}
+
+export function streamEntries(d: Pick<DueDelivery, "links">) {
+  return d.links.map((l) => ({
+    path: relativeOf(l.key),
+    link_type: l.explicit ? "explicit" : "glob",
+    acked_offset: formatOffset(l.ackedPos),
+    tail_offset: formatOffset(l.tail),
+    has_pending: l.tail > l.ackedPos,
+  }));
+}
+
+export class Deliverer {
+  private inflight = 0;
+  private passing = false;
+  private again = false;
+  private stopped = false;
+  private claims = 0;
+  private readonly timers: ReturnType<typeof setInterval>[] = [];
+  private readonly running = new Set<Promise<void>>();
+  /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
+  private readonly stopping = new AbortController();
+  /** Counters for /healthz and tests. */
+  readonly stats = { delivered: 0, failed: 0, dropped: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly store: Store,
+    private readonly keys: KeyRing,
+    private readonly trigger: WakeTrigger,
+    private readonly channel: string,
+    private readonly instanceId: string,
+    private readonly opts: DelivererOptions,
+  ) {}
+
+  start(): void {
+    const every = (ms: number, f: () => Promise<unknown>) => {
+      const t = setInterval(() => f().catch((err) => console.error("subscriptions: periodic check failed", err)), ms);
+      (t as { unref?: () => void }).unref?.();
+      this.timers.push(t);
+    };
+    // Each tick: lapsed leases end (and re-wake), and retries that came due are claimed.
+    every(this.opts.tickMs, async () => {
+      await expireLeases(this.db, this.channel);
+      this.kick();
+    });
+    every(this.opts.backstopMs, async () => {
+      if ((await wakeAllPending(this.db, this.channel)) > 0) this.kick();
+    });
+    this.kick();
+  }
+
+  /** Looks for due deliveries now (a wake started, a delivery ended, a timer fired). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.passing) {
+      this.again = true;
+      return;
+    }
+    this.passing = true;
+    this.pass()
+      .catch((err) => console.error("subscriptions: claiming deliveries failed", err))
+      .finally(() => (this.passing = false));
+  }
+
+  private async pass(): Promise<void> {
+    do {
+      this.again = false;
+      const room = this.opts.concurrency - this.inflight;
+      if (room <= 0 || this.stopped) return;
+      // The delivery lease outlasts the HTTP timeout, so a live deliverer never loses it.
+      const due = await claimDueDeliveries(this.db, `${this.instanceId}:${++this.claims}`, room, this.opts.timeoutMs + 5_000);
+      for (const d of due) {
+        this.inflight++;
+        const p: Promise<void> = this.deliver(d)
+          .catch((err) => console.error(`subscriptions: delivery for ${d.id} failed`, err))
+          .finally(() => {
+            this.inflight--;
+            this.running.delete(p);
+            this.kick();
+          });
+        this.running.add(p);
+      }
+      if (due.length === room) this.again = true;
+    } while (this.again && !this.stopped);
+  }
+
+  private async deliver(d: DueDelivery): Promise<void> {
+    if (!d.links.some((l) => l.tail > l.ackedPos)) {
+      this.stats.dropped++;
+      return deliveryDropped(this.db, d);
+    }
+    let ok: "done" | "delivered";
+    try {
+      ok = d.type === "webhook" ? await this.postWebhook(d) : await this.appendWakeEvent(d);
+    } catch (err) {
+      this.stats.failed++;
+      const delay = retryDelayMs(d.attempt + 1);
+      console.warn(`subscriptions: delivery to ${d.id} failed (attempt ${d.attempt + 1}, retry in ${Math.round(delay)} ms): ${(err as Error)?.message ?? err}`);
+      await deliveryFailed(this.db, d, delay);
+      // The row holds the schedule; this timer only saves waiting for the next tick.
+      const t = setTimeout(() => this.kick(), delay + 10);
+      (t as { unref?: () => void }).unref?.();
+      return;
+    }
+    this.stats.delivered++;
+    if (ok === "done") await deliveryFinished(this.db, this.channel, d);
+    else await deliveryDone(this.db, d);
+  }
+
+  private async postWebhook(d: DueDelivery): Promise<"done" | "delivered"> {
+    const url = d.webhookUrl!;
+    // One deadline for the whole attempt (name resolution included), well inside the
+    // delivery lease, so no other instance can start delivering this wake meanwhile.
+    const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stopping.signal]);
+    await untilAborted(checkDeliveryTarget(url, this.opts.resolver), signal);
+    const base = this.opts.publicBaseUrl ?? d.baseUrl;
+    const body = JSON.stringify({
+      subscription_id: d.id,
+      wake_id: d.wakeId,
+      generation: d.generation,
+      streams: streamEntries(d),
+      callback_url: controlUrl(base, `subscriptions/${encodeURIComponent(d.id)}/callback`),
+      callback_token: await this.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
+    });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Webhook-Signature": await this.keys.signWebhook(body) },
+      body,
+      // A redirect could lead anywhere, including places the URL checks refuse.
+      redirect: "manual",
+      signal,
+    });
+    const text = await untilAborted(readCapped(res), signal);
+    if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
+    try {
+      return (JSON.parse(text) as { done?: unknown })?.done === true ? "done" : "delivered";
+    } catch {
+      return "delivered";
+    }
+  }
+
+  private async appendWakeEvent(d: DueDelivery): Promise<"delivered"> {
+    const key = streamKey(d.wakeStream!);
+    const stream = await this.store.find(key);
+    if (!stream || stream.expired || stream.deleted) throw new Error(`wake stream ${d.wakeStream} does not exist`);
+    const first = d.links.find((l) => l.tail > l.ackedPos)!;
+    const event = { type: "wake", subscription_id: d.id, stream: relativeOf(first.key), generation: d.generation, ts: Date.now() };
+    const bytes = new TextEncoder().encode(JSON.stringify(event));
+    await this.store.append({
+      path: key,
+      contentType: stream.contentType,
+      body: bytes,
+      messages: stream.isJson ? [bytes] : null,
+      close: false,
+      streamSeq: null,
+    });
+    this.trigger.appended(key);
+    return "delivered";
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.stopping.abort();
+    await Promise.allSettled([...this.running]);
+  }
+}
+
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function readCapped(res: Response): Promise<string> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_RESPONSE_BYTES) {
+      await reader.cancel().catch(() => {});
+      break;
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}

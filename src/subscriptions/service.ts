@@ -1,0 +1,221 @@
+// The subscription service: what the HTTP handlers call. It checks requests (pure parsing
+// in config.ts, tokens in keys.ts), runs the store's statements, and owns this instance's
+// trigger set and deliverer.
+import { randomUUID } from "node:crypto";
+import process from "node:process";
+import { SubscriptionError } from "../protocol/errors.ts";
+import { isOffsetToken, offsetPosition } from "../protocol/offsets.ts";
+import type { Listener } from "../store/listener.ts";
+import type { Db } from "../store/db.ts";
+import type { Store } from "../store/index.ts";
+import { type LinkState, subscriptionsChannel } from "../store/subscription-sql.ts";
+import { applyWakeCall, claimWake, releaseWake, type WakeCall } from "../store/subscription-acks.ts";
+import {
+  addExplicitLinks,
+  createSubscription,
+  deleteSubscription,
+  findSubscription,
+  removeExplicitLink,
+} from "../store/subscriptions.ts";
+import { parseJsonBody, parseStreamList, parseSubscriptionConfig } from "./config.ts";
+import { Deliverer, type DelivererOptions, streamEntries } from "./deliverer.ts";
+import { BadRequestCode, NotFound } from "./errors.ts";
+import { globRegexSource } from "./glob.ts";
+import { KeyRing } from "./keys.ts";
+import { relativePath, streamKey } from "./paths.ts";
+import { WakeTrigger } from "./trigger.ts";
+import { subscriptionView } from "./view.ts";
+
+export interface SubscriptionOptions extends DelivererOptions {
+  signingKey?: string;
+  publishedKeys?: string;
+  tokenTtlSeconds: number;
+}
+
+const MAX_ID = 256;
+const MAX_WORKER = 256;
+
+function checkId(id: string): string {
+  // deno-lint-ignore no-control-regex
+  if (id.length === 0 || id.length > MAX_ID || /[\u0000-\u001f\u007f]/.test(id)) {
+    throw BadRequestCode(`subscription id must be 1 to ${MAX_ID} printable characters`);
+  }
+  return id;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export class Subscriptions {
+  readonly channel: string;
+  readonly instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  readonly trigger: WakeTrigger;
+  readonly deliverer: Deliverer;
+  private listener?: Listener;
+
+  private constructor(
+    private readonly db: Db,
+    private readonly keys: KeyRing,
+    store: Store,
+    private readonly opts: SubscriptionOptions,
+  ) {
+    this.channel = subscriptionsChannel(db.schema);
+    this.trigger = new WakeTrigger(db, this.channel);
+    this.deliverer = new Deliverer(db, store, keys, this.trigger, this.channel, this.instanceId, opts);
+    this.trigger.onWoke = () => this.deliverer.kick();
+  }
+
+  static async start(db: Db, store: Store, opts: SubscriptionOptions): Promise<Subscriptions> {
+    const keys = await KeyRing.load(db, opts);
+    const subs = new Subscriptions(db, keys, store, opts);
+    subs.listener = await db.listen(
+      subs.channel,
+      (payload) => {
+        if (payload === "links") subs.trigger.reload().catch((err) => console.error("subscriptions: reloading links failed", err));
+        else subs.deliverer.kick();
+      },
+      // (Re)connected: anything notified meanwhile is lost, so reload and look.
+      () => {
+        subs.trigger.reload().catch((err) => console.error("subscriptions: reloading links failed", err));
+        subs.deliverer.kick();
+      },
+    );
+    await subs.trigger.reload();
+    subs.deliverer.start();
+    return subs;
+  }
+
+  async stop(): Promise<void> {
+    await this.deliverer.stop();
+    await this.trigger.idle().catch(() => {});
+    await this.listener?.close().catch(() => {});
+  }
+
+  jwks() {
+    return this.keys.jwks();
+  }
+
+  private viewBase(origin: string): string {
+    return this.opts.publicBaseUrl ?? origin;
+  }
+
+  async put(id: string, bytes: Uint8Array, origin: string): Promise<{ created: boolean; body: Record<string, unknown> }> {
+    checkId(id);
+    const c = parseSubscriptionConfig(parseJsonBody(bytes));
+    const result = await createSubscription(this.db, this.channel, {
+      id,
+      type: c.type,
+      pattern: c.pattern,
+      patternRegex: c.pattern === null ? null : globRegexSource(c.pattern),
+      streams: c.streams.map(streamKey),
+      webhookUrl: c.webhookUrl,
+      wakeStream: c.wakeStream,
+      leaseTtlMs: c.leaseTtlMs,
+      description: c.description,
+      configHash: c.hash,
+      baseUrl: origin,
+    });
+    if (result.kind === "conflict") {
+      throw new SubscriptionError("SUBSCRIPTION_ALREADY_EXISTS", "a subscription with this id exists with a different configuration");
+    }
+    await this.trigger.reload();
+    return {
+      created: result.kind === "created",
+      body: subscriptionView(result.subscription, { kid: this.keys.activeKid, base: this.viewBase(origin) }),
+    };
+  }
+
+  async get(id: string, origin: string): Promise<Record<string, unknown>> {
+    const s = await findSubscription(this.db, checkId(id));
+    if (!s) throw NotFound(id);
+    return subscriptionView(s, { kid: this.keys.activeKid, base: this.viewBase(origin) });
+  }
+
+  async delete(id: string): Promise<void> {
+    if (!(await deleteSubscription(this.db, this.channel, checkId(id)))) throw NotFound(id);
+  }
+
+  async addStreams(id: string, bytes: Uint8Array): Promise<void> {
+    checkId(id);
+    const body = parseJsonBody(bytes);
+    if (!isObject(body) || Object.keys(body).some((k) => k !== "streams")) throw BadRequestCode('body must be {"streams": [...]}');
+    const paths = parseStreamList(body.streams);
+    if (paths.length === 0) throw BadRequestCode("streams must name at least one stream");
+    if (!(await addExplicitLinks(this.db, this.channel, id, paths.map(streamKey)))) throw NotFound(id);
+    await this.trigger.reload();
+  }
+
+  async removeStream(id: string, encodedPath: string): Promise<void> {
+    checkId(id);
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(encodedPath);
+    } catch {
+      throw BadRequestCode("stream path is not valid URL encoding");
+    }
+    if (!(await removeExplicitLink(this.db, this.channel, id, streamKey(relativePath(decoded, "stream path"))))) throw NotFound(id);
+    await this.trigger.reload();
+  }
+
+  async claim(id: string, bytes: Uint8Array): Promise<Record<string, unknown>> {
+    checkId(id);
+    const body = parseJsonBody(bytes);
+    const worker = isObject(body) ? body.worker : undefined;
+    // deno-lint-ignore no-control-regex
+    if (typeof worker !== "string" || worker.length === 0 || worker.length > MAX_WORKER || /[\u0000-\u001f\u007f]/.test(worker)) {
+      throw BadRequestCode(`worker must be a non-empty string of at most ${MAX_WORKER} characters`);
+    }
+    const r = await claimWake(this.db, id, worker);
+    if (r.kind === "busy") {
+      throw new SubscriptionError("ALREADY_CLAIMED", "another worker holds the lease", { current_holder: r.holder, generation: r.generation });
+    }
+    if (r.kind === "idle") throw new SubscriptionError("NO_PENDING_WORK", "the subscription has no pending work");
+    const token = await this.keys.issueToken({ subscription: id, incarnation: r.incarnation, generation: r.generation, wakeId: r.wakeId });
+    return { wake_id: r.wakeId, generation: r.generation, token, streams: streamEntries({ links: r.links }), lease_ttl_ms: r.leaseTtlMs };
+  }
+
+  /** Webhook callback (`webhook`) or pull-wake ack (`pull-wake`). */
+  async ack(type: "webhook" | "pull-wake", id: string, authorization: string | null, bytes: Uint8Array) {
+    const call = await this.wakeCall(type, id, authorization, bytes, true);
+    const { nextWake } = await applyWakeCall(this.db, this.channel, call);
+    if (nextWake) this.deliverer.kick();
+    return { ok: true, next_wake: nextWake };
+  }
+
+  async release(id: string, authorization: string | null, bytes: Uint8Array): Promise<void> {
+    const call = await this.wakeCall("pull-wake", id, authorization, bytes, false);
+    await releaseWake(this.db, this.channel, call);
+    this.deliverer.kick();
+  }
+
+  /** Token (Authorization header only, PROTOCOL 12.9), body shape, and ack offsets. */
+  private async wakeCall(type: WakeCall["type"], id: string, authorization: string | null, bytes: Uint8Array, acks: boolean): Promise<WakeCall> {
+    checkId(id);
+    const m = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
+    if (!m) throw new SubscriptionError("TOKEN_INVALID", "Authorization: Bearer <token> is required");
+    const body = parseJsonBody(bytes);
+    if (!isObject(body)) throw BadRequestCode("request body must be a JSON object");
+    const { wake_id, generation, done } = body;
+    if (typeof wake_id !== "string" || !/^[\w-]{1,128}$/.test(wake_id)) throw BadRequestCode("wake_id must be a wake id this server issued");
+    if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0) {
+      throw BadRequestCode("generation must be a non-negative integer");
+    }
+    if (done !== undefined && typeof done !== "boolean") throw BadRequestCode("done must be a boolean");
+    const positions = new Map<string, number>();
+    if (body.acks !== undefined) {
+      if (!acks) throw BadRequestCode("release takes no acks");
+      if (!Array.isArray(body.acks)) throw BadRequestCode("acks must be an array");
+      body.acks.forEach((a: unknown, i: number) => {
+        if (!isObject(a)) throw BadRequestCode(`acks[${i}] must be an object`);
+        const key = streamKey(relativePath(a.stream ?? a.path, `acks[${i}].stream`));
+        if (typeof a.offset !== "string" || !isOffsetToken(a.offset) || !Number.isFinite(offsetPosition(a.offset))) {
+          throw BadRequestCode(`acks[${i}].offset must be an offset this server issued`);
+        }
+        positions.set(key, Math.max(positions.get(key) ?? 0, offsetPosition(a.offset)));
+      });
+    }
+    const token = await this.keys.verifyToken(m[1], id);
+    return { id, type, token, generation, wakeId: wake_id, acks: positions, done: done === true };
+  }
+}
+
+export type { LinkState };

@@ -1,0 +1,123 @@
+// Webhook URL checks against server-side request forgery (PROTOCOL 6.2, 12.8). At creation
+// the URL must be https, or http to localhost / 127.0.0.x for development, and must not name
+// a private, loopback, link-local, metadata or otherwise local address (IPv6 forms too).
+// At delivery time the host name is resolved again and every address it resolves to must
+// pass, so a public name pointed at an internal address later is still refused.
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { SubscriptionError } from "../protocol/errors.ts";
+
+const reject = (message: string) => new SubscriptionError("WEBHOOK_URL_REJECTED", message);
+
+const METADATA_NAMES = new Set(["metadata.google.internal", "metadata", "instance-data", "metadata.azure.internal"]);
+
+/** The development exception: plain http to this machine only. */
+function isDevHost(host: string): boolean {
+  return host === "localhost" || /^127\.0\.0\.\d{1,3}$/.test(host);
+}
+
+/** Parses and checks a webhook URL at subscription creation; returns it unchanged. */
+export function checkWebhookUrl(raw: string): string {
+  // deno-lint-ignore no-control-regex
+  if (raw.length > 2048 || /[\u0000-\u0020\u007f]/.test(raw)) throw reject("webhook.url must be at most 2048 characters, without spaces or control characters");
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw reject("webhook.url must be an absolute URL");
+  }
+  if (url.username || url.password) throw reject("webhook.url must not carry credentials");
+  const host = bareHost(url.hostname);
+  if (url.protocol === "http:") {
+    if (isDevHost(host)) return raw;
+    throw reject("webhook.url must use https (http is allowed only for localhost and 127.0.0.x)");
+  }
+  if (url.protocol !== "https:") throw reject("webhook.url must use https");
+  if (host === "localhost" || host.endsWith(".localhost") || METADATA_NAMES.has(host)) {
+    throw reject("webhook.url must not target this machine or a metadata service");
+  }
+  if (isIP(host) !== 0 && isBlockedAddress(host)) throw reject("webhook.url must not target a private, loopback or link-local address");
+  return raw;
+}
+
+export type Resolver = (host: string) => Promise<string[]>;
+
+const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+/**
+ * The check at delivery time: the URL again (rules may have been tightened), then every
+ * address its host resolves to. Throws WEBHOOK_URL_REJECTED.
+ */
+export async function checkDeliveryTarget(raw: string, resolve: Resolver = systemResolver): Promise<void> {
+  checkWebhookUrl(raw);
+  const url = new URL(raw);
+  const host = bareHost(url.hostname);
+  if (url.protocol === "http:") return; // localhost / 127.0.0.x only, checked above
+  if (isIP(host) !== 0) return;
+  let addresses: string[];
+  try {
+    addresses = await resolve(host);
+  } catch {
+    throw reject(`webhook host ${host} does not resolve`);
+  }
+  if (addresses.length === 0) throw reject(`webhook host ${host} does not resolve`);
+  const bad = addresses.find(isBlockedAddress);
+  if (bad) throw reject(`webhook host ${host} resolves to a non-public address (${bad})`);
+}
+
+const bareHost = (hostname: string) => hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+
+/** True for any address a webhook must not reach (IPv4 or IPv6 literal). */
+export function isBlockedAddress(address: string): boolean {
+  const kind = isIP(address);
+  if (kind === 4) return isBlockedV4(address);
+  if (kind === 6) return isBlockedV6(address);
+  return true;
+}
+
+function isBlockedV4(a: string): boolean {
+  const [x, y] = a.split(".").map(Number);
+  return (
+    x === 0 || // "this" network
+    x === 10 || // RFC 1918
+    x === 127 || // loopback
+    (x === 100 && y >= 64 && y <= 127) || // carrier-grade NAT
+    (x === 169 && y === 254) || // link-local, cloud metadata (169.254.169.254)
+    (x === 172 && y >= 16 && y <= 31) || // RFC 1918
+    (x === 192 && y === 0) || // IETF protocol assignments, DS-Lite
+    (x === 192 && y === 168) || // RFC 1918
+    (x === 198 && (y === 18 || y === 19)) || // benchmarking
+    x >= 224 // multicast, reserved, broadcast
+  );
+}
+
+/** Expands an IPv6 literal into 8 groups (handles "::" and a trailing dotted IPv4). */
+function v6Groups(a: string): number[] {
+  let text = a.split("%")[0];
+  const dotted = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
+  if (dotted) {
+    const [p, q, r, s] = dotted[1].split(".").map(Number);
+    text = text.slice(0, -dotted[1].length) + `${((p << 8) | q).toString(16)}:${((r << 8) | s).toString(16)}`;
+  }
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill("0");
+  return [...h, ...fill, ...t].map((g) => parseInt(g || "0", 16));
+}
+
+function isBlockedV6(a: string): boolean {
+  const g = v6Groups(a);
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  if (g.slice(0, 7).every((x) => x === 0)) return true; // :: and ::1
+  if (g.slice(0, 5).every((x) => x === 0) && (g[5] === 0xffff || g[5] === 0)) return isBlockedV4(v4(g[6], g[7])); // v4-mapped / compatible
+  if (g[0] === 0x64 && g[1] === 0xff9b) return isBlockedV4(v4(g[6], g[7])); // NAT64
+  if (g[0] === 0x2002) return isBlockedV4(v4(g[1], g[2])); // 6to4
+  if ((g[0] & 0xfe00) === 0xfc00) return true; // unique local
+  if ((g[0] & 0xffc0) === 0xfe80) return true; // link-local
+  if ((g[0] & 0xffc0) === 0xfec0) return true; // site-local (deprecated)
+  if ((g[0] & 0xff00) === 0xff00) return true; // multicast
+  if (g[0] === 0x2001 && g[1] === 0xdb8) return true; // documentation
+  if (g[0] === 0x100 && g[1] === 0 && g[2] === 0 && g[3] === 0) return true; // discard-only
+  return false;
+}
