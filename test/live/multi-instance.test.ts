@@ -17,6 +17,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import postgres from "postgres";
 import { type Cluster, startCluster } from "../support/cluster.ts";
 import { type RawRequest, rawGet } from "../support/http1.ts";
+import { until } from "../support/poll.ts";
 import type { SpawnedServer } from "../support/spawn-server.ts";
 
 const DATABASE_URL = process.env.DATABASE_URL || "";
@@ -69,15 +70,6 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
