@@ -3,6 +3,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { APPEND_DEFAULTS } from "./store/index.ts";
+import { AuthConfigSchema } from "./auth/config.ts";
 
 const Int = (min: number, dflt: number, description: string) =>
   Type.Integer({ minimum: min, default: dflt, description });
@@ -40,6 +41,13 @@ export const ConfigSchema = Type.Object({
   CALLBACK_TOKEN_TTL_S: Int(60, 3_600, "lifetime of callback and claim tokens"),
   SUBSCRIPTION_TICK_MS: Int(50, 1_000, "how often lapsed leases are ended and due retries claimed"),
   SUBSCRIPTION_BACKSTOP_MS: Int(100, 15_000, "how often one instance re-checks every subscription for pending work a trigger missed"),
+  // Observability (src/observability/)
+  LOG_LEVEL: Type.Union(["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => Type.Literal(l)), { default: "info" }),
+  LOG_FORMAT: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("pretty")], { description: "unset: json unless stdout is a terminal" })),
+  ACCESS_LOG: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "false", description: "one log line per request" }),
+  TRUST_REQUEST_ID: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "true", description: "reuse a well-formed X-Request-Id from the client" }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: "serve /metrics on this port only (unset: on PORT)" })),
+  ...AuthConfigSchema.properties,
 });
 
 export type Config = Static<typeof ConfigSchema>;

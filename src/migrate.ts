@@ -1,10 +1,12 @@
 // `npm run migrate`: apply pending migrations and exit (the server also does this at start).
 import process from "node:process";
 import { loadConfig } from "./config.ts";
+import { configureLogging, log } from "./observability/log.ts";
 import { openDb } from "./store/db.ts";
 import { migrate } from "./store/migrate.ts";
 
 const config = loadConfig(process.env);
+configureLogging(config);
 const db = await openDb({
   databaseUrl: config.DATABASE_URL,
   dataDir: config.DATA_DIR,
@@ -13,7 +15,7 @@ const db = await openDb({
 });
 try {
   const ran = await migrate(db);
-  console.log(ran.length ? `applied migrations ${ran.join(", ")}` : "database is up to date");
+  log.info({ applied: ran }, ran.length ? "applied migrations" : "database is up to date");
 } finally {
   await db.close();
 }

@@ -1,6 +1,7 @@
 // Wires config, database, migrations, live notifier and the HTTP app together; serves on
 // the current runtime through a thin adapter, and shuts down gracefully.
 import type { Config } from "./config.ts";
+import { Guard } from "./auth/guard.ts";
 import { buildApp, fetchHandler } from "./http/app.ts";
 import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
@@ -11,11 +12,19 @@ import { openDb } from "./store/db.ts";
 import { isConnectionError, Store } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
 import { Subscriptions } from "./subscriptions/service.ts";
+import { watchDb } from "./observability/db.ts";
+import { observeHttp, startMetricsServer } from "./observability/http.ts";
+import { log } from "./observability/log.ts";
+import { observeServer, timedSweep } from "./observability/metrics.ts";
 
 export interface RunningServer {
   url: string;
   port: number;
+  /** Where /metrics is served when METRICS_PORT is set. */
+  metricsPort?: number;
   subscriptions: Subscriptions;
+  /** Re-reads AUTH_TOKENS_FILE (SIGHUP); throws and keeps the old keys if the file is bad. */
+  reloadAuth(): string;
   stop(): Promise<void>;
 }
 
@@ -44,6 +53,8 @@ export function addChangeHooks(
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
+  // First: a server that would refuse to be open on this address stops before touching the database.
+  const guard = await Guard.create(config);
   const db = await openDb({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATA_DIR,
@@ -53,9 +64,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
       connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
       reconnectMaxMs: config.DATABASE_RECONNECT_MAX_MS,
       heartbeatMs: config.LISTENER_HEARTBEAT_MS,
-      log: (msg) => console.error(msg),
+      log: (msg) => log.warn(msg),
+      onAvailability: (up, { cause, downForMs }) =>
+        up ? log.info({ outageMs: downForMs }, "database available again") : log.error({ err: cause }, "database unavailable"),
     },
   });
+  const dbWatch = watchDb(db, config.DATABASE_POOL_SIZE);
   await migrate(db);
   const store = new Store(db, {
     appendBatchMax: config.APPEND_BATCH_MAX,
@@ -98,23 +112,40 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }));
   const sweeper =
     config.SWEEP_INTERVAL_MS > 0
-      ? setInterval(() => store.sweep().catch((e) => isConnectionError(e) || console.error("expiry sweep failed", e)), config.SWEEP_INTERVAL_MS)
+      ? setInterval(
+        () => timedSweep(() => store.sweep(), (err) => isConnectionError(err) || log.error({ err }, "expiry sweep failed")),
+        config.SWEEP_INTERVAL_MS,
+      )
       : undefined;
-  const handle: ServerHandle = await serve(fetchHandler(app), config);
+  const unobserve = observeServer({
+    liveWaiters: () => notifier.waiterCount,
+    sseMembers: () => sse.readerCount,
+    listenerUp: () => notifier.healthy,
+    dbInUse: dbWatch.inUse,
+    dbWaiting: dbWatch.waiting,
+    dbUp: dbWatch.up,
+  });
+  const handle: ServerHandle = await serve(observeHttp(guard.wrap(fetchHandler(app)), config), config);
+  const metricsHandle = await startMetricsServer(config);
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
     port: handle.port,
+    metricsPort: metricsHandle?.port,
     subscriptions,
+    reloadAuth: () => guard.reload(),
     stop: () =>
       (stopping ??= (async () => {
         draining = true;
         clearInterval(sweeper);
+        guard.close();
         // End live reads first so their clients reconnect to another instance, then let
         // in-flight requests and queued appends finish before the pool closes.
         shutdown.abort();
         await handle.stop(config.SHUTDOWN_GRACE_MS);
         await subscriptions.stop();
+        await metricsHandle?.stop(0);
+        unobserve();
         await store.drained();
         await notifier.stop();
         await db.close();

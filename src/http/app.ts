@@ -7,6 +7,7 @@ import { type AppContext, STREAM_PREFIX } from "./context.ts";
 import { handleRead } from "./read.ts";
 import { handleControl, isControlPath } from "./subscriptions.ts";
 import { ALLOWED_METHODS, ALLOWED_REQUEST_HEADERS, errorResponse, respond } from "./respond.ts";
+import { noteRequestError } from "../observability/log.ts";
 import { handleAppend, handleCreate, handleDelete, handleHead } from "./write.ts";
 
 type Handler = (request: Request, url: URL) => Promise<Response>;
@@ -28,6 +29,7 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
       if (isControlPath(url.pathname)) return await handleControl(ctx.subscriptions, request, url, ctx.config.MAX_BODY_BYTES);
       return await fn(request, url);
     } catch (err) {
+      noteRequestError(err);
       return errorResponse(err, request.method);
     }
   };

@@ -34,7 +34,7 @@ export async function handleRead(ctx: AppContext, request: Request, url: URL): P
   const from = offset.kind === "now" ? stream.tail : position;
   if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
   const cursor = url.searchParams.get("cursor");
-  if (live === "sse") return handleSse(ctx, stream, from, cursor);
+  if (live === "sse") return handleSse(ctx, request, stream, from, cursor);
   if (live === "long-poll") return longPoll(ctx, request, stream, from, cursor);
   if (offset.kind === "now") {
     // offset=now: no data, just the tail, and never cached (8).

@@ -2,12 +2,13 @@
 // mapping from typed protocol errors to status codes.
 import { type HeaderMap, ProtocolError, SubscriptionError } from "../protocol/errors.ts";
 import { isConnectionError } from "../store/index.ts";
+import { log } from "../observability/log.ts";
 
 /** Headers a browser must be allowed to read (CORS). */
 const EXPOSED = [
   "Stream-Next-Offset", "Stream-Cursor", "Stream-Up-To-Date", "Stream-Closed", "Stream-TTL", "Stream-Expires-At",
   "Stream-SSE-Data-Encoding", "ETag", "Location", "Content-Type", "Producer-Epoch", "Producer-Seq",
-  "Producer-Expected-Seq", "Producer-Received-Seq",
+  "Producer-Expected-Seq", "Producer-Received-Seq", "Retry-After", "WWW-Authenticate",
 ].join(", ");
 
 export const ALLOWED_REQUEST_HEADERS = [
@@ -49,6 +50,6 @@ export function errorResponse(err: unknown, method = "GET"): Response {
       "database unavailable, retry shortly",
     );
   }
-  console.error("unexpected error", err);
+  log.error({ err }, "unexpected error");
   return respond(500, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }, "internal server error");
 }

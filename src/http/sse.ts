@@ -11,9 +11,12 @@ import type { AppContext } from "./context.ts";
 import { controlJson, eventBytes } from "../protocol/sse.ts";
 import { pushStream } from "../runtime/direct-stream.ts";
 import { respond } from "./respond.ts";
+import { log } from "../observability/log.ts";
+import { bodyEnded } from "./body-end.ts";
 
 export function handleSse(
   ctx: AppContext,
+  request: Request,
   stream: StreamRecord,
   from: number,
   clientCursor: string | null,
@@ -31,8 +34,9 @@ export function handleSse(
       // The stream vanished or the database failed mid-stream: end the response; the
       // client reconnects and gets a proper status.
       // (An outage is logged once by the store's availability gate, not per reader.)
-      if (!(err instanceof ProtocolError) && !isConnectionError(err)) console.error("sse read failed", err);
+      if (!(err instanceof ProtocolError) && !isConnectionError(err)) log.error({ err }, "sse read failed");
     } finally {
+      bodyEnded(request);
       if (!cancelled.signal.aborted) {
         try {
           close();

@@ -13,6 +13,8 @@ import { type Change, parseNotification, sameState, type StreamState } from "../
 import type { Listener } from "../store/listener.ts";
 import { streamStates } from "../store/live-state.ts";
 import { later } from "../runtime/later.ts";
+import { log } from "../observability/log.ts";
+import { backstopWakeups, listenerReconnects, notificationsReceived } from "../observability/metrics.ts";
 
 export interface Waiter {
   /** Resolves true when woken, false when `ms` passed (or `signal` aborted) first. */
@@ -50,6 +52,7 @@ export class Notifier {
   private listener?: Listener;
   private backstopTimer?: ReturnType<typeof setInterval>;
   private clock = 0;
+  private listenedOnce = false;
   private readonly hooks: ChangeHook[] = [];
 
   constructor(
@@ -65,6 +68,8 @@ export class Notifier {
       this.channel,
       (payload) => this.onNotify(payload),
       () => {
+        if (this.listenedOnce) listenerReconnects.inc();
+        this.listenedOnce = true;
         for (const h of this.hooks) h.reset?.();
         this.wakeAll();
       },
@@ -204,6 +209,7 @@ export class Notifier {
         for (const e of [...set]) {
           const stale = !row || !e.seen || !sameState(row, e.seen);
           if (stale) {
+            backstopWakeups.inc();
             this.runHooks({ id });
             set.delete(e);
             e.wake();
@@ -215,6 +221,7 @@ export class Notifier {
   }
 
   private onNotify(payload: string): void {
+    notificationsReceived.inc();
     for (const change of parseNotification(payload)) {
       this.runHooks(change);
       this.wake(change.id);
@@ -227,7 +234,7 @@ export class Notifier {
       try {
         h.applyChange(change);
       } catch (err) {
-        console.error("change hook failed", err);
+        log.error({ err }, "change hook failed");
       }
     }
   }

@@ -20,6 +20,7 @@ import type { StreamRecord } from "../store/records.ts";
 import { isConnectionError } from "../store/index.ts";
 import type { ChangeHook, Notifier } from "./notifier.ts";
 import type { SharedReads } from "./shared-reads.ts";
+import { log } from "../observability/log.ts";
 
 const KEEPALIVE_MS = 15_000;
 
@@ -134,7 +135,7 @@ class Hub {
     } catch (err) {
       // A failed read ends the members' responses; their clients reconnect and get a
       // proper status from a fresh request.
-      if (!isConnectionError(err) && !(err instanceof ProtocolError)) console.error("sse delivery failed", err);
+      if (!isConnectionError(err) && !(err instanceof ProtocolError)) log.error({ err }, "sse delivery failed");
       this.endAll();
     } finally {
       this.onEmpty();
@@ -231,7 +232,7 @@ class Hub {
       m.send(bytes);
       return true;
     } catch (err) {
-      console.error("sse write failed", err);
+      log.warn({ err }, "sse write failed");
       this.members.delete(m);
       m.finish();
       return false;

@@ -128,3 +128,41 @@ export class SubscriptionError extends ProtocolError {
     return JSON.stringify({ error: { code: this.code, message: this.message, ...this.detail } });
   }
 }
+
+/** 401: no usable credentials (RFC 6750 3): the challenge tells clients to send a bearer token. */
+export class Unauthorized extends ProtocolError {
+  readonly status = 401;
+  constructor(message: string, tokenPresented: boolean) {
+    super(message);
+    this.headers = {
+      "WWW-Authenticate": tokenPresented ? 'Bearer realm="durable-streams", error="invalid_token"' : 'Bearer realm="durable-streams"',
+    };
+  }
+}
+
+/** 403: the credentials are valid but do not allow this operation on this path. */
+export class Forbidden extends ProtocolError {
+  readonly status = 403;
+}
+
+/** 429 with Retry-After (PROTOCOL 12.5): over a rate or concurrency limit. */
+export class TooManyRequests extends ProtocolError {
+  readonly status = 429;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.headers = { "Retry-After": String(retryAfterSeconds) };
+  }
+}
+
+export class UriTooLong extends ProtocolError {
+  readonly status = 414;
+}
+
+export class HeadersTooLarge extends ProtocolError {
+  readonly status = 431;
+}
+
+/** 408: the request body stopped arriving (connection idle limit). */
+export class RequestTimeout extends ProtocolError {
+  readonly status = 408;
+}

@@ -1,6 +1,7 @@
 // The only runtime-specific code: listen with Bun.serve or Deno.serve. Everything else
 // uses web-standard Request/Response.
 import type { Config } from "../config.ts";
+import { withBodyIdleTimeout } from "./body-idle.ts";
 
 export interface ServerHandle {
   port: number;
@@ -8,23 +9,45 @@ export interface ServerHandle {
   stop(graceMs: number): Promise<void>;
 }
 
-type Fetch = (request: Request) => Response | Promise<Response>;
+/** What the runtime knows about a request's connection. */
+export interface ConnInfo {
+  /** The peer's IP address. */
+  address?: string;
+  /** Exempts this request's connection from the idle timeout (live reads sit quiet on purpose). */
+  holdOpen?: () => void;
+  /** Settles once the response body has been delivered or the client went away (Deno). */
+  completed?: Promise<void>;
+}
+
+type Fetch = (request: Request, conn?: ConnInfo) => Response | Promise<Response>;
+
+interface DenoInfo {
+  remoteAddr: { hostname?: string };
+  completed?: Promise<void>;
+}
 
 declare const Deno: {
-  serve(opts: Record<string, unknown>, handler: Fetch): { finished: Promise<void>; shutdown(): Promise<void>; addr: { port: number } };
+  serve(
+    opts: Record<string, unknown>,
+    handler: (request: Request, info: DenoInfo) => Response | Promise<Response>,
+  ): { finished: Promise<void>; shutdown(): Promise<void>; addr: { port: number } };
 };
 
 const withTimeout = (p: Promise<unknown>, ms: number) =>
   Promise.race([p, new Promise((r) => setTimeout(r, ms))]);
 
-export async function serve(fetch: Fetch, config: Pick<Config, "PORT" | "HOST" | "MAX_BODY_BYTES">): Promise<ServerHandle> {
+export async function serve(fetch: Fetch, config: Pick<Config, "PORT" | "HOST" | "MAX_BODY_BYTES" | "REQUEST_IDLE_TIMEOUT_S">): Promise<ServerHandle> {
   if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
     const server = Bun.serve({
       port: config.PORT,
       hostname: config.HOST,
-      fetch,
-      // Live reads hold connections open far longer than Bun's 10 s default idle timeout.
-      idleTimeout: 0,
+      fetch: (request, server) =>
+        fetch(request, { address: server.requestIP(request)?.address, holdOpen: () => server.timeout(request, 0) }),
+      // A connection that sends or receives nothing for this long is closed: this cuts off clients
+      // that send a body slowly or not at all, and idle keep-alives. Live reads, which sit quiet
+      // on purpose, lift it for their own request (holdOpen). Request heads are bounded apart
+      // from this: Bun closes a connection whose head is not complete within about 10 s.
+      idleTimeout: config.REQUEST_IDLE_TIMEOUT_S,
       maxRequestBodySize: config.MAX_BODY_BYTES + 1024 * 1024,
     });
     return {
@@ -38,7 +61,19 @@ export async function serve(fetch: Fetch, config: Pick<Config, "PORT" | "HOST" |
   if (typeof Deno !== "undefined") {
     let ready!: () => void;
     const listening = new Promise<void>((r) => (ready = r));
-    const server = Deno.serve({ port: config.PORT, hostname: config.HOST, onListen: () => ready() }, fetch);
+    // Deno.serve has no header or idle timeouts to set (README, Security); a stalled body at
+    // least gets its handler answered (body-idle.ts).
+    const idleMs = config.REQUEST_IDLE_TIMEOUT_S * 1000;
+    const server = Deno.serve(
+      { port: config.PORT, hostname: config.HOST, onListen: () => ready() },
+      (request, info) => {
+        const completed = info.completed;
+        // It rejects when the client leaves early: expected, not an unhandled error.
+        completed?.catch(() => {});
+        const req = idleMs > 0 && request.body ? withBodyIdleTimeout(request, idleMs) : request;
+        return fetch(req, { address: info.remoteAddr.hostname, completed });
+      },
+    );
     await listening;
     return {
       port: server.addr.port,

@@ -6,6 +6,7 @@ import type { Change } from "./change.ts";
 import { isConnectionError } from "./availability.ts";
 import type { Db } from "./db.ts";
 import { ClientGone } from "../protocol/errors.ts";
+import { recordAppendGroup } from "../observability/metrics.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
 /**
@@ -127,7 +128,9 @@ export class Appender {
       this.stats.groups++;
       this.stats.appends += batch.length;
       if (lock) this.stats.lockedRetries += batch.length;
+      const started = performance.now();
       const results = await appendGroup(this.db, this.channel, batch.map((p) => p.req), lock, this.writers);
+      recordAppendGroup(batch.length, (performance.now() - started) / 1000, lock);
       const retry: Pending[] = [];
       results.forEach((r, i) => {
         if ("retry" in r) retry.push(batch[i]);

@@ -37,7 +37,8 @@ export interface GateOptions {
   probeIntervalMs: number;
   /** A probe that takes longer than this counts as failed. */
   probeTimeoutMs: number;
-  onChange?: (up: boolean, cause?: unknown) => void;
+  /** Called when the database becomes unreachable (with the cause) and when it answers again (with how long it was down). */
+  onChange?: (up: boolean, detail: { cause?: unknown; downForMs?: number }) => void;
 }
 
 export class AvailabilityGate {
@@ -45,6 +46,7 @@ export class AvailabilityGate {
   private probing = false;
   private closed = false;
   private lastCause: unknown;
+  private downSince = 0;
 
   constructor(private readonly opts: GateOptions) {}
 
@@ -72,7 +74,8 @@ export class AvailabilityGate {
     this.lastCause = cause;
     if (!this.down) {
       this.down = true;
-      this.opts.onChange?.(false, cause);
+      this.downSince = Date.now();
+      this.opts.onChange?.(false, { cause });
     }
     if (!this.probing) void this.probeLoop();
   }
@@ -93,7 +96,7 @@ export class AvailabilityGate {
         clearTimeout(timer);
         if (ok) {
           this.down = false;
-          this.opts.onChange?.(true);
+          this.opts.onChange?.(true, { downForMs: Date.now() - this.downSince });
           return;
         }
         await new Promise((r) => setTimeout(r, this.opts.probeIntervalMs));

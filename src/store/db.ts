@@ -5,7 +5,7 @@ import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import postgres from "postgres";
-import { AvailabilityGate, describe } from "./availability.ts";
+import { AvailabilityGate } from "./availability.ts";
 import { type Listener, listenPostgres } from "./listener.ts";
 
 export type Row = Record<string, unknown>;
@@ -50,7 +50,10 @@ export interface DriverOptions {
   reconnectMaxMs: number;
   /** How often the listener connection proves it is alive. */
   heartbeatMs: number;
+  /** Listener events (lost, re-connected). */
   log?: (msg: string) => void;
+  /** The database became unreachable (once per outage, with its cause) or answers again. */
+  onAvailability?: (up: boolean, detail: { cause?: unknown; downForMs?: number }) => void;
 }
 
 export const DEFAULT_DRIVER: DriverOptions = { connectTimeoutMs: 3_000, reconnectMaxMs: 500, heartbeatMs: 1_000 };
@@ -105,7 +108,7 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     probe: () => client.unsafe("SELECT 1"),
     probeIntervalMs: 100,
     probeTimeoutMs: driver.connectTimeoutMs,
-    onChange: (up, cause) => driver.log?.(up ? "database reachable again" : `database unreachable: ${describe(cause)}`),
+    onChange: (up, detail) => driver.onAvailability?.(up, detail),
   });
   // Every pool connection must see our schema; create it before the first query uses it.
   await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {

@@ -56,7 +56,7 @@ describe("bad input gets a 4xx and changes nothing", () => {
     ["malformed fork offset", () => put("fork-y", { "Stream-Forked-From": `/v1/stream/${name}`, "Stream-Fork-Offset": "zzz" }), 400],
     ["PATCH", () => fetch(`${base}/${name}`, { method: "PATCH", body: "x" }), 405],
     ["empty stream name", () => put("", { "Content-Type": "text/plain" }), 400],
-    ["overlong stream path", () => put("x".repeat(1100), { "Content-Type": "text/plain" }), 400],
+    ["overlong stream path", () => put("x".repeat(1100), { "Content-Type": "text/plain" }), 414],
     ["subscription with an empty configuration", () => put("__ds/subscriptions/s1", { "Content-Type": "application/json" }, "{}"), 400],
     ["unknown control path under __ds", () => put("__ds/nothing-here", { "Content-Type": "text/plain" }, "x"), 404],
   ];

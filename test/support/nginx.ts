@@ -1,11 +1,12 @@
 // A plain round-robin nginx in front of several instances (no sticky sessions), for
 // conformance runs through a load balancer, multi-instance tests and benchmarks.
-// nginx comes from Debian's packages (.ci/run installs it).
+// nginx comes from Debian's packages (.ci/run installs it); its configuration is
+// deploy/nginx.conf, the same file the compose deployment uses.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./spawn-server.ts";
+import { freePort, ROOT } from "./spawn-server.ts";
 
 export interface LoadBalancer {
   url: string;
@@ -15,7 +16,28 @@ export interface LoadBalancer {
 
 export const NGINX_BIN = process.env.NGINX_BIN ?? "/usr/sbin/nginx";
 
-export function nginxConfig(port: number, upstreamPorts: number[], dir: string): string {
+/** The one nginx configuration (deploy/nginx.conf), shared with deploy/compose.yaml. */
+export const NGINX_TEMPLATE = join(ROOT, "deploy/nginx.conf");
+
+/**
+ * Fills deploy/nginx.conf's ${NAME} placeholders the way the nginx image's template step
+ * does (from `values`); a placeholder without a value is an error, not an empty string.
+ */
+export function renderNginxTemplate(values: Record<string, string>, template = readFileSync(NGINX_TEMPLATE, "utf8")): string {
+  return template.replace(/\$\{([A-Z][A-Z0-9_]*)\}/g, (_, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`deploy/nginx.conf: no value for \${${name}}`);
+    return value;
+  });
+}
+
+/** A complete nginx.conf for a local, unprivileged nginx: process settings here, the rest from deploy/. */
+export function nginxConfig(port: number, upstreamPorts: number[], dir: string, accessLog = "off"): string {
+  const site = renderNginxTemplate({
+    DS_LISTEN: `127.0.0.1:${port}`,
+    DS_UPSTREAMS: upstreamPorts.map((p) => `server 127.0.0.1:${p};`).join(" "),
+    DS_ACCESS_LOG: accessLog,
+  });
   return `
 worker_processes 1;
 daemon off;
@@ -23,39 +45,20 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 16384; }
 http {
-  access_log off;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  upstream streams {
-${upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join("\n")}
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    client_max_body_size 80m;
-    location / {
-      proxy_pass http://streams;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      # Live reads: stream SSE bytes as they come and let long-polls wait.
-      proxy_buffering off;
-      proxy_request_buffering off;
-      proxy_read_timeout 120s;
-      proxy_send_timeout 120s;
-    }
-  }
+${site}
 }
 `;
 }
 
-export async function startNginx(upstreamPorts: number[]): Promise<LoadBalancer> {
+export async function startNginx(upstreamPorts: number[], opts: { accessLog?: boolean } = {}): Promise<LoadBalancer & { dir: string }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "ds-nginx-"));
-  writeFileSync(join(dir, "nginx.conf"), nginxConfig(port, upstreamPorts, dir));
+  writeFileSync(join(dir, "nginx.conf"), nginxConfig(port, upstreamPorts, dir, opts.accessLog ? `${dir}/access.log ds_requests` : "off"));
   const proc: ChildProcess = spawn(NGINX_BIN, ["-c", join(dir, "nginx.conf"), "-p", dir], { stdio: "inherit" });
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
   const url = `http://127.0.0.1:${port}`;
@@ -73,6 +76,7 @@ export async function startNginx(upstreamPorts: number[]): Promise<LoadBalancer>
   return {
     url,
     port,
+    dir,
     async stop() {
       if (proc.exitCode === null) {
         proc.kill("SIGQUIT");

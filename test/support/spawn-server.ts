@@ -28,8 +28,9 @@ export interface SpawnedServer {
   port: number;
   proc: ChildProcess;
   dataDir?: string;
-  /** Everything the process printed so far (stdout and stderr). */
+  /** Everything the process printed so far (stdout and stderr), and its stdout alone. */
   output(): string;
+  stdout(): string;
   /** SIGTERM (graceful) or SIGKILL (crash); resolves when the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -68,6 +69,8 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServe
     output += b.toString();
     if (!opts.quiet) process.stderr.write(`[${runtime}:${port}] ${b}`);
   };
+  let stdout = "";
+  proc.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
   proc.stdout!.on("data", collect);
   proc.stderr!.on("data", collect);
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
@@ -93,6 +96,7 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServe
     proc,
     dataDir,
     output: () => output,
+    stdout: () => stdout,
     async stop(signal = "SIGTERM") {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill(signal);
