@@ -4,6 +4,7 @@
 import { Elysia } from "elysia";
 import type { AppContext } from "../http/context.ts";
 import { errorResponse } from "../http/respond.ts";
+import { requestUrl } from "../http/request-url.ts";
 import { ADMIN_CONTENT, ADMIN_STREAMS, handleContent, handleDescribe, handleList } from "./api.ts";
 import { redirectToUi, serveUi, UI_ROOT } from "./static.ts";
 
@@ -12,7 +13,7 @@ type Handler = (request: Request, url: URL) => Response | Promise<Response>;
 function guarded(fn: Handler) {
   return async ({ request }: { request: Request }) => {
     try {
-      return await fn(request, new URL(request.url));
+      return await fn(request, requestUrl(request));
     } catch (err) {
       return errorResponse(err, request.method);
     }

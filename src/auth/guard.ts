@@ -14,6 +14,7 @@ import {
   UriTooLong,
 } from "../protocol/errors.ts";
 import type { ConnInfo } from "../runtime/serve.ts";
+import { requestUrl } from "../http/request-url.ts";
 import { JwtRejected, JwtVerifier } from "./jwt.ts";
 import { Gate, RateLimiter } from "./limits.ts";
 import { type Check, classify, type Operation } from "./operation.ts";
@@ -108,7 +109,7 @@ export class Guard {
 
   /** Resolves when the request may go on (pushing what it holds onto `releases`), or throws why not. */
   private async admit(request: Request, conn: ConnInfo | undefined, releases: (() => void)[]): Promise<void> {
-    const url = new URL(request.url);
+    const url = requestUrl(request);
     if (rawPath(request.url) !== url.pathname) {
       throw new BadRequest("the request path must be in normal form (no dot segments, non-ASCII percent-encoded)");
     }

@@ -2,7 +2,8 @@
 // framework (parse: "none"); handlers read raw bytes with a size cap.
 import { Elysia } from "elysia";
 import { adminRoutes } from "../admin/routes.ts";
-import { BadRequest, MethodNotAllowed } from "../protocol/errors.ts";
+import { MethodNotAllowed } from "../protocol/errors.ts";
+import { requestUrl } from "./request-url.ts";
 import { type AppContext, STREAM_PREFIX } from "./context.ts";
 import { handleRead } from "./read.ts";
 import { handleControl, isControlPath } from "./subscriptions.ts";
@@ -12,14 +13,6 @@ import { handleAppend, handleCreate, handleDelete, handleHead } from "./write.ts
 
 type Handler = (request: Request, url: URL) => Promise<Response>;
 
-function requestUrl(request: Request): URL {
-  try {
-    return new URL(request.url);
-  } catch {
-    // Bun builds the URL from the Host header: an HTTP/1.0 request without one has none.
-    throw new BadRequest("request URL is invalid (is the Host header missing?)");
-  }
-}
 
 export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: Record<string, unknown> }) {
   // PROTOCOL 6: the reserved __ds prefix is routed before any stream operation.

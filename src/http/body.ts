@@ -1,12 +1,13 @@
 // Reads a request body without ever holding more than the configured maximum.
-import { BadRequest, PayloadTooLarge } from "../protocol/errors.ts";
+import { BadRequest, PayloadTooLarge, ProtocolError } from "../protocol/errors.ts";
 import { readAtMost } from "../lib/bytes.ts";
 
 export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   try {
     return await readBodyBytes(request, maxBytes);
   } catch (err) {
-    if (err instanceof PayloadTooLarge) throw err;
+    // Our own answers (413; 408 from the idle-body limit on Deno) stand as they are.
+    if (err instanceof ProtocolError) throw err;
     // The client went away (or broke the framing) before its body was complete: its
     // request, not our fault, and nobody is left to read the answer.
     throw new BadRequest("request body was not received completely");
