@@ -21,11 +21,13 @@ const encoded = new WeakMap<Units, Map<string, Uint8Array>>();
 
 /**
  * Formats one SSE event. Every payload line (split on CR, LF and CRLF) gets its own
- * data: field, so stream content can never forge an event boundary.
+ * data: field, so stream content can never forge an event boundary. SSE parsers drop one
+ * space after "data:", so a line that starts with a space gets one more (others none, as the
+ * conformance suite expects the bare form).
  */
 export function sseEvent(event: string, payload: string): string {
   const lines = payload.split(/\r\n|\r|\n/);
-  return `event: ${event}\n${lines.map((l) => `data: ${l}`).join("\n")}\n\n`;
+  return `event: ${event}\n${lines.map((l) => (l.startsWith(" ") ? `data: ${l}` : `data:${l}`)).join("\n")}\n\n`;
 }
 
 /** The control event's JSON for a reader now at `next`. A closed stream carries no cursor. */

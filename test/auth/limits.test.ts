@@ -207,7 +207,7 @@ describe("connection limits on bun (open mode, by client address)", () => {
       if (done) break;
       text += new TextDecoder().decode(value);
     }
-    expect(text).toContain("data: late");
+    expect(text).toContain("data:late");
     await reader.cancel();
     const res = await lp;
     expect([200, 204]).toContain(res.status);

@@ -123,8 +123,8 @@ describe("values Postgres cannot hold are the client's error (400), not a 500", 
 });
 
 describe("SSE framing", () => {
-  test("a line that starts with a space keeps it (the parser drops one space after data:)", async () => {
+  test("a line that starts with a space keeps it (parsers drop one space after data:); others are bare", async () => {
     const { sseEvent } = await import("../../src/protocol/sse.ts");
-    expect(sseEvent("data", "  indented\nplain")).toBe("event: data\ndata:   indented\ndata: plain\n\n");
+    expect(sseEvent("data", "  indented\nplain")).toBe("event: data\ndata:   indented\ndata:plain\n\n");
   });
 });
