@@ -18,18 +18,18 @@ const LIST_LIMIT = { default: 50, max: 1000 };
 const JSON_LIMIT = { default: 100, max: 1000 };
 const BYTES_LIMIT = { default: 4096, max: 1024 * 1024 };
 
-function json(body: unknown): Response {
+export function json(body: unknown): Response {
   return respond(200, { "Content-Type": "application/json", "Cache-Control": "no-store" }, JSON.stringify(body));
 }
 
 /** One query parameter, at most once. */
-function param(url: URL, name: string): string | null {
+export function param(url: URL, name: string): string | null {
   const all = url.searchParams.getAll(name);
   if (all.length > 1) throw new BadRequest(`${name} may be given once`);
   return all[0] ?? null;
 }
 
-function intParam(url: URL, name: string, range: { default: number; max: number }): number {
+export function intParam(url: URL, name: string, range: { default: number; max: number }): number {
   const v = param(url, name);
   if (v === null || v === "") return range.default;
   if (!/^\d{1,9}$/.test(v) || Number(v) < 1 || Number(v) > range.max) {

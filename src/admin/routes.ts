@@ -6,6 +6,7 @@ import type { AppContext } from "../http/context.ts";
 import { errorResponse } from "../http/respond.ts";
 import { requestUrl } from "../http/request-url.ts";
 import { ADMIN_CONTENT, ADMIN_STREAMS, handleContent, handleDescribe, handleList } from "./api.ts";
+import { ADMIN_SUBSCRIPTIONS, handleSubscriptionDescribe, handleSubscriptionList } from "./subscriptions.ts";
 import { redirectToUi, serveUi, UI_ROOT } from "./static.ts";
 
 type Handler = (request: Request, url: URL) => Response | Promise<Response>;
@@ -25,6 +26,8 @@ export function adminRoutes(ctx: AppContext) {
   return new Elysia({ name: "admin" })
     .get(ADMIN_STREAMS, guarded((_req, url) => handleList(ctx, url)), opts)
     .get(`${ADMIN_STREAMS}/*`, guarded((_req, url) => handleDescribe(ctx, url)), opts)
+    .get(ADMIN_SUBSCRIPTIONS, guarded((_req, url) => handleSubscriptionList(ctx, url)), opts)
+    .get(`${ADMIN_SUBSCRIPTIONS}/*`, guarded((_req, url) => handleSubscriptionDescribe(ctx, url)), opts)
     .get(`${ADMIN_CONTENT}*`, guarded((_req, url) => handleContent(ctx, url)), opts)
     .get("/", () => redirectToUi())
     // Elysia routes "/ui" and "/ui/" alike; only the bare one is sent to the page's root.

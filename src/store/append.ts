@@ -92,18 +92,30 @@ export async function appendGroup(
       }
     });
     const applied = await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
-    for (const [path, w] of streams) {
-      if (!w.touched) continue;
-      if (applied.has(w.record.id)) cache?.remember(path, w);
-      else cache?.forget(path);
-    }
     // Decisions on a stream whose compare-and-set failed were made on stale state.
-    return decided.map(({ path, result }) => {
+    const results = decided.map(({ path, result }): GroupResult => {
       const w = streams.get(path);
       return w && w.touched && !applied.has(w.record.id) ? { retry: true as const } : result;
     });
+    return { results, streams, applied };
   };
-  return lock ? db.tx(run) : run(db);
+  // Inside a transaction the write is not committed until tx() resolves, and a COMMIT lost
+  // with the connection leaves nothing stored: the cache must never run ahead of the
+  // database, or the client's retry is answered "duplicate" for an append never stored.
+  const paths = [...new Set(batch.map((b) => b.path))];
+  let done: Awaited<ReturnType<typeof run>>;
+  try {
+    done = lock ? await db.tx(run) : await run(db);
+  } catch (err) {
+    for (const path of paths) cache?.forget(path);
+    throw err;
+  }
+  for (const [path, w] of done.streams) {
+    if (!w.touched) continue;
+    if (done.applied.has(w.record.id)) cache?.remember(path, w);
+    else cache?.forget(path);
+  }
+  return done.results;
 }
 
 function outcome(status: 200 | 204, s: WriterState, req: AppendRequest, p?: ProducerState): AppendOutcome {
@@ -229,7 +241,9 @@ async function writeGroup(
   chunks: ChunkRow[],
   producers: { streamId: number; id: string; state: ProducerState }[],
 ): Promise<Set<number>> {
-  const touched = streams.filter((w) => w.touched);
+  // Rows are locked in the order given; the same order (by id) on every instance keeps two
+  // groups touching the same streams from deadlocking (Postgres aborts one after 1 s).
+  const touched = streams.filter((w) => w.touched).sort((x, y) => x.record.id - y.record.id);
   if (touched.length === 0) return new Set();
   const st = touched.map((w) => w.state);
   const rec = touched.map((w) => w.record);

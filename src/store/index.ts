@@ -2,6 +2,14 @@
 // under store/; this facade binds it to one database, schema and notification channel.
 import type { AppendOutcome, AppendRequest } from "./append.ts";
 import { APPEND_DEFAULTS, Appender } from "./appender.ts";
+import {
+  describeSubscription,
+  type LinkPageQuery,
+  listSubscriptions,
+  type SubscriptionLink,
+  type SubscriptionListQuery,
+  type SubscriptionSummary,
+} from "./admin-subscriptions.ts";
 import { describeStream, type ListQuery, listStreams, type StreamDetail, type StreamSummary } from "./admin.ts";
 import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
 import { type Change, notifyChannel } from "./change.ts";
@@ -97,6 +105,16 @@ export class Store {
     return describeStream(this.db, path);
   }
 
+  /** Admin listing of live subscriptions in id order, each with its first links. */
+  listSubscriptions(query: SubscriptionListQuery): Promise<SubscriptionSummary[]> {
+    return listSubscriptions(this.db, query);
+  }
+
+  /** Admin view of one live subscription with a page of its links. */
+  describeSubscription(id: string, links: LinkPageQuery): Promise<(SubscriptionSummary & { linksBehind: number }) | undefined> {
+    return describeSubscription(this.db, id, links);
+  }
+
   sweep(limit?: number): Promise<number> {
     return sweepExpired(this.db, limit);
   }
@@ -116,4 +134,5 @@ export { APPEND_DEFAULTS } from "./appender.ts";
 export { visible } from "./streams.ts";
 export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
+export type { LinkPageQuery, SubscriptionLink, SubscriptionListQuery, SubscriptionSummary };
 export type { StreamRecord, AppendOutcome, AppendRequest, CreateParams, CreateOutcome };

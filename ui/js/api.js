@@ -59,6 +59,10 @@ export const admin = {
   describe: (name) => call("GET", `/v1/admin/streams/${name}`, `loading ${name}`).then((r) => r.json()),
   content: (name, offset, limit) =>
     call("GET", `/v1/admin/content/${name}${query({ offset, limit })}`, `reading ${name}`).then((r) => r.json()),
+  subscriptions: ({ prefix, after, limit }) =>
+    call("GET", `/v1/admin/subscriptions${query({ prefix, after, limit })}`, "listing subscriptions").then((r) => r.json()),
+  subscription: (id, { after, limit } = {}) =>
+    call("GET", `/v1/admin/subscriptions/${encodeURIComponent(id)}${query({ after, limit })}`, `loading subscription ${id}`).then((r) => r.json()),
   health: () => fetch("/healthz", { cache: "no-store" }).then((r) => r.json()),
 };
 

@@ -1,10 +1,12 @@
-// The Inspector's shell: header (instance health, bearer token), an error banner that
-// shows the server's own words, and a hash router between the list and a stream.
+// The Inspector's shell: header (sections, instance health, bearer token), an error banner
+// that shows the server's own words, and a hash router between the stream list, a stream,
+// the subscription list and a subscription.
 import { admin, token } from "./api.js";
 import { readable } from "./format.js";
 import { h, mount } from "./dom.js";
 import { listView } from "./list.js";
 import { streamView } from "./stream.js";
+import { subscriptionListView, subscriptionView } from "./subscriptions.js";
 
 const main = document.querySelector("main");
 const banner = document.querySelector("#banner");
@@ -33,7 +35,21 @@ async function route() {
   const [path, query] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query ?? "");
   const ctx = { go, report, onLeave: (fn) => leave.push(fn) };
-  if (path.startsWith("/s/") && path.length > 3) {
+  const section = path === "/subs" || path.startsWith("/subs/") ? "subs" : "streams";
+  for (const a of document.querySelectorAll("header.top nav a")) a.classList.toggle("active", a.dataset.section === section);
+  if (path.startsWith("/subs/") && path.length > 6) {
+    let id = path.slice(6);
+    try {
+      id = decodeURIComponent(id);
+    } catch {
+      // not valid URL encoding: look it up as written, the server answers
+    }
+    document.title = `${id} · Subscriptions · Inspector`;
+    await subscriptionView(main, id, params, ctx);
+  } else if (section === "subs") {
+    document.title = "Subscriptions · Inspector";
+    await subscriptionListView(main, params, ctx);
+  } else if (path.startsWith("/s/") && path.length > 3) {
     const name = path.slice(3);
     document.title = `${readable(name)} · Inspector`;
     await streamView(main, name, params, ctx);
@@ -60,6 +76,10 @@ function header() {
   );
   mount(document.querySelector("header.top"),
     h("a", { href: "#/", class: "brand" }, "Durable Streams ", h("b", {}, "Inspector")),
+    h("nav", { class: "sections" },
+      h("a", { href: "#/", "data-section": "streams", "data-testid": "nav-streams" }, "Streams"),
+      h("a", { href: "#/subs", "data-section": "subs", "data-testid": "nav-subs" }, "Subscriptions"),
+    ),
     health,
     h("span", { class: "spacer" }),
     input,
