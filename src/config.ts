@@ -2,6 +2,7 @@
 // start-up with a clear message instead of surfacing later.
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { APPEND_DEFAULTS } from "./store/index.ts";
 import { AuthConfigSchema } from "./auth/config.ts";
 
 const Int = (min: number, dflt: number, description: string) =>
@@ -24,9 +25,9 @@ export const ConfigSchema = Type.Object({
   BACKSTOP_MS: Int(50, 5_000, "how often one query re-checks every stream with live readers, notification or not"),
   SWEEP_INTERVAL_MS: Int(0, 60_000, "how often expired streams are removed (0 disables)"),
   SHUTDOWN_GRACE_MS: Int(0, 10_000, "how long shutdown waits for in-flight requests"),
-  APPEND_BATCH_MAX: Int(1, 256, "most appends committed in one shared transaction"),
-  APPEND_CONCURRENCY: Int(1, 2, "append groups in flight at once per instance (PGlite always uses 1)"),
-  APPEND_OVERLAP_MIN: Int(1, 16, "appends that must be waiting before a further group goes in flight beside a running one"),
+  APPEND_BATCH_MAX: Int(1, APPEND_DEFAULTS.batchMax, "most appends committed in one shared transaction"),
+  APPEND_CONCURRENCY: Int(1, APPEND_DEFAULTS.concurrency, "append groups in flight at once per instance (PGlite always uses 1)"),
+  APPEND_OVERLAP_MIN: Int(1, APPEND_DEFAULTS.overlapMin, "appends that must be waiting before a further group goes in flight beside a running one"),
   PUBLIC_BASE_URL: Type.Optional(
     Type.String({
       pattern: "^https?://[^\\s]+$",

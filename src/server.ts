@@ -3,9 +3,10 @@
 import type { Config } from "./config.ts";
 import { Guard } from "./auth/guard.ts";
 import { buildApp, fetchHandler } from "./http/app.ts";
-import { SseHubs } from "./http/sse-hub.ts";
 import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
+import { SseHubs } from "./live/sse-hub.ts";
+import { StreamCache } from "./live/stream-cache.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
 import { isConnectionError, Store } from "./store/index.ts";
@@ -21,12 +22,34 @@ export interface RunningServer {
   port: number;
   /** Where /metrics is served when METRICS_PORT is set. */
   metricsPort?: number;
-  store: Store;
-  notifier: Notifier;
   subscriptions: Subscriptions;
   /** Re-reads AUTH_TOKENS_FILE (SIGHUP); throws and keeps the old keys if the file is bad. */
   reloadAuth(): string;
   stop(): Promise<void>;
+}
+
+/**
+ * What a change notification updates, in the order it runs, all before any waiter of the
+ * changed stream wakes (Notifier.onNotify; a failing hook costs nobody a wake-up):
+ *  1. store: the writer cache drops state another instance moved, so this instance's next
+ *     append group reads the row instead of losing its compare-and-set;
+ *  2. cache: the live-read stream cache merges the new tail/closed (or drops the entry),
+ *     so every reader woken below finds the stream without a query;
+ *  3. reads: shared reads keep the notified data for the waiters about to wake, so their
+ *     range read needs no query either;
+ *  4. sse: SSE hubs write notified data to their caught-up readers right away.
+ * All four run synchronously and none reads another's state, so the order is not what keeps
+ * them correct; it is fixed here so that it is the same everywhere (tests use this too).
+ * On a listener reconnect, the hooks' reset() runs in the same order, then every waiter wakes.
+ */
+export function addChangeHooks(
+  notifier: Notifier,
+  hooks: { store: Store; cache: StreamCache; reads: SharedReads; sse?: SseHubs },
+): void {
+  notifier.addHook(hooks.store);
+  notifier.addHook(hooks.cache);
+  notifier.addHook(hooks.reads);
+  if (hooks.sse) notifier.addHook(hooks.sse);
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -66,12 +89,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
   });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
-  notifier.onChange((c) => store.observe(c));
+  const cache = new StreamCache(store, notifier);
+  const reads = new SharedReads(store, notifier, cache);
+  const sse = new SseHubs(reads, notifier, config.READ_CHUNK_BYTES);
+  addChangeHooks(notifier, { store, cache, reads, sse });
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;
-  const reads = new SharedReads(store, notifier);
-  const sse = new SseHubs(reads, notifier, config.READ_CHUNK_BYTES);
   const app = buildApp({ store, notifier, reads, sse, subscriptions, config, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy && db.available,
     detail: {
@@ -108,8 +132,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,
     port: handle.port,
     metricsPort: metricsHandle?.port,
-    store,
-    notifier,
     subscriptions,
     reloadAuth: () => guard.reload(),
     stop: () =>

@@ -5,7 +5,7 @@
 // The writer puts its send time (wall clock, µs) into every append as "T<µs>;"; readers
 // subtract it from their receive time. Warm-up appends say "W" and are not counted.
 // Readers print {"ready":n} once connected and a summary when stdin says "stop".
-import { Http1Connection } from "./http1.ts";
+import { Http1Connection } from "../../test/support/http1.ts";
 
 const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
 const [role, ...args] = process.argv.slice(2);

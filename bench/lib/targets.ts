@@ -9,11 +9,10 @@ import { freePort, ROOT, spawnServer } from "../../test/support/spawn-server.ts"
 import { databaseUrl, dropSchema } from "./pg.ts";
 import { sleep } from "./proc.ts";
 
-export type TargetKind = "ours-1" | "ours-2" | "ours-3" | "ref-mem" | "ref-file" | "floor";
+export type TargetKind = "ours-1" | "ours-3" | "ref-mem" | "ref-file" | "floor";
 
 export const TARGET_LABELS: Record<TargetKind, string> = {
   "ours-1": "ours, 1 instance",
-  "ours-2": "ours, 2 instances",
   "ours-3": "ours, 3 instances + nginx",
   "ref-mem": "reference, memory",
   "ref-file": "reference, file",
@@ -58,7 +57,7 @@ export interface OursOptions {
   env?: Record<string, string>;
 }
 
-export async function startOurs(count: 1 | 2 | 3, opts: OursOptions, loadBalancer = count > 1): Promise<Target> {
+export async function startOurs(count: 1 | 3, opts: OursOptions, loadBalancer = count > 1): Promise<Target> {
   if (!opts.keepSchema) await dropSchema(opts.schema);
   const url = databaseUrl();
   if (count === 1) {
@@ -67,7 +66,7 @@ export async function startOurs(count: 1 | 2 | 3, opts: OursOptions, loadBalance
   }
   const c = await startCluster({ databaseUrl: url, schema: opts.schema, count, loadBalancer, env: opts.env, quiet: true });
   return {
-    kind: count === 3 ? "ours-3" : "ours-2",
+    kind: "ours-3",
     url: c.lb?.url ?? c.instances[0].url,
     instanceUrls: c.instances.map((i) => i.url),
     pids: c.instances.map((i) => i.proc.pid!),

@@ -5,8 +5,7 @@ import { Buffer } from "node:buffer";
 import { BadRequest, StreamNotFound } from "../protocol/errors.ts";
 import { isTextForSse } from "../protocol/content-type.ts";
 import { formatOffset, isOffsetToken, offsetPosition } from "../protocol/offsets.ts";
-import type { StreamSummary } from "../store/index.ts";
-import type { StreamRecord } from "../store/records.ts";
+import type { StreamRecord, StreamSummary } from "../store/index.ts";
 import { type AppContext, STREAM_PREFIX } from "../http/context.ts";
 import { respond } from "../http/respond.ts";
 

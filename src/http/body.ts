@@ -1,6 +1,6 @@
 // Reads a request body without ever holding more than the configured maximum.
 import { BadRequest, PayloadTooLarge, ProtocolError } from "../protocol/errors.ts";
-import { concatBytes } from "../protocol/json.ts";
+import { readAtMost } from "../lib/bytes.ts";
 
 export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   try {
@@ -24,18 +24,7 @@ async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8A
   // cheaper than pulling it through a JS stream reader; chunked bodies are counted as
   // they arrive so an oversized one is cut off early.
   if (declared !== null) return new Uint8Array(await request.arrayBuffer());
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new PayloadTooLarge(`request body exceeds ${maxBytes} bytes`);
-    }
-    parts.push(value);
-  }
-  return parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
+  const { bytes, complete } = await readAtMost(request.body, maxBytes);
+  if (!complete) throw new PayloadTooLarge(`request body exceeds ${maxBytes} bytes`);
+  return bytes;
 }

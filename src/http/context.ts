@@ -2,9 +2,9 @@ import type { Config } from "../config.ts";
 import { BadRequest, NotImplemented } from "../protocol/errors.ts";
 import type { Notifier } from "../live/notifier.ts";
 import type { SharedReads } from "../live/shared-reads.ts";
+import type { SseHubs } from "../live/sse-hub.ts";
 import type { Store } from "../store/index.ts";
 import type { Subscriptions } from "../subscriptions/service.ts";
-import type { SseHubs } from "./sse-hub.ts";
 
 /** What every handler needs: the store, the live notifier, and the limits. */
 export interface AppContext {

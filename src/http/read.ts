@@ -3,14 +3,12 @@ import { nextCursor } from "../protocol/cursor.ts";
 import { BadRequest } from "../protocol/errors.ts";
 import { jsonArrayParts } from "../protocol/json.ts";
 import { formatOffset, parseOffset } from "../protocol/offsets.ts";
-import type { StreamRecord } from "../store/records.ts";
-import { visible } from "../store/streams.ts";
+import { type ReadResult, type StreamRecord, visible } from "../store/index.ts";
 import { type AppContext, streamPath } from "./context.ts";
 import { respond } from "./respond.ts";
 import { handleSse } from "./sse.ts";
 import { maybeCompress } from "./compress.ts";
-import { memo } from "../live/shared-reads.ts";
-import type { ReadResult } from "../store/chunks.ts";
+import { memo } from "../lib/memo.ts";
 
 // A Blob over the stored units: the runtime sends the parts without joining them in JS,
 // and readers of the same range share it.
@@ -101,7 +99,10 @@ async function longPoll(
 ): Promise<Response> {
   const deadline = Date.now() + ctx.config.LONG_POLL_TIMEOUT_MS;
   // Shutdown answers a waiting long-poll at once (the client retries elsewhere); a client
-  // that went away stops waiting too.
+  // that went away stops waiting too. Before a response exists, request.signal is the only
+  // word of that on every runtime (Bun and Deno abort it when the connection closes; Deno's
+  // legacy abort after a successful response comes after this wait and is turned off in
+  // deno.json).
   const stop = AbortSignal.any([ctx.shutdown, request.signal]);
   let current = stream;
   for (;;) {

@@ -1,14 +1,15 @@
 // Server-Sent Events reads (PROTOCOL 5.8): data events followed by control events,
 // base64 for binary streams, closed after the final control event of a closed stream
 // or after the configured lifetime so clients reconnect (10.2). A reader catches up on
-// its own, then its stream's hub (sse-hub.ts) delivers every later change.
+// its own, then its stream's hub (live/sse-hub.ts) delivers every later change.
 import { ProtocolError } from "../protocol/errors.ts";
 import { isConnectionError } from "../store/index.ts";
 import { isTextForSse } from "../protocol/content-type.ts";
 import { currentInterval, nextCursor } from "../protocol/cursor.ts";
-import type { StreamRecord } from "../store/records.ts";
+import type { StreamRecord } from "../store/index.ts";
 import type { AppContext } from "./context.ts";
-import { controlJson, eventBytes } from "./sse-events.ts";
+import { controlJson, eventBytes } from "../protocol/sse.ts";
+import { pushStream } from "../runtime/direct-stream.ts";
 import { respond } from "./respond.ts";
 import { log } from "../observability/log.ts";
 import { bodyEnded } from "./body-end.ts";
@@ -21,13 +22,14 @@ export function handleSse(
   clientCursor: string | null,
 ): Response {
   const text = isTextForSse(stream.contentType);
-  // The pump stops on shutdown (the client reconnects elsewhere), on client disconnect,
-  // or when the consumer cancels the body.
+  // The pump stops on shutdown (the client reconnects elsewhere) or when the runtime cancels
+  // the body because the client went away (runtime/direct-stream.ts); never on
+  // request.signal, which Deno's legacy mode also aborts after a successful response.
   const cancelled = new AbortController();
-  const stop = AbortSignal.any([ctx.shutdown, request.signal, cancelled.signal]);
-  const run = async (send: (b: Uint8Array) => void, close: () => void) => {
+  const stop = AbortSignal.any([ctx.shutdown, cancelled.signal]);
+  const body = pushStream(async (send, close) => {
     try {
-      await pump(ctx, stream, from, clientCursor, text, send, stop);
+      await pump(ctx, stream, from, clientCursor, text, (b) => stop.aborted || send(b), stop);
     } catch (err) {
       // The stream vanished or the database failed mid-stream: end the response; the
       // client reconnects and gets a proper status.
@@ -43,19 +45,7 @@ export function handleSse(
         }
       }
     }
-  };
-  const body = DIRECT
-    ? directStream(run, () => cancelled.abort())
-    : new ReadableStream<Uint8Array>({
-      start(controller) {
-        return run((b) => {
-          if (!stop.aborted) controller.enqueue(b);
-        }, () => controller.close());
-      },
-      cancel() {
-        cancelled.abort();
-      },
-    });
+  }, () => cancelled.abort());
   const headers: Record<string, string> = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -80,7 +70,7 @@ async function pump(
   // Cursors never go backwards for this client (10.1); within the connection they follow
   // the clock, so readers of one stream share identical control events.
   const cursorBase = Number(nextCursor(clientCursor));
-  // Catch up on our own; once at the tail, the stream's hub delivers (sse-hub.ts).
+  // Catch up on our own; once at the tail, the stream's hub delivers (live/sse-hub.ts).
   for (;;) {
     if (stop.aborted) return;
     const result = pos < stream.tail ? await ctx.reads.read(stream, pos, ctx.config.READ_CHUNK_BYTES) : undefined;
@@ -106,50 +96,4 @@ async function pump(
     stop.addEventListener("abort", end);
     const leave = ctx.sse.join(stream, { pos, cursorBase, send, finish: end });
   });
-}
-
-/** Bun's "direct" streams write straight to the socket; elsewhere a queued ReadableStream. */
-const DIRECT = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-
-interface DirectSink {
-  write(chunk: Uint8Array): unknown;
-  flush(): unknown;
-  close(): unknown;
-}
-
-/**
- * A Bun direct stream: each event is written and flushed to the socket in the same tick
- * as the wake-up that produced it. A queued stream hands chunks over to the socket only
- * on a later turn of the event loop, behind whatever requests arrived meanwhile (with
- * a thousand long-polls coming back after an append, tens of milliseconds).
- */
-function directStream(
-  run: (send: (b: Uint8Array) => void, close: () => void) => Promise<void>,
-  cancel: () => void,
-): ReadableStream<Uint8Array> {
-  let open = true;
-  const source = {
-    type: "direct",
-    pull(sink: DirectSink) {
-      return run((b) => {
-        if (!open) return;
-        try {
-          sink.write(b);
-          sink.flush();
-        } catch {
-          // The connection went away before the runtime told us: stop writing to it.
-          open = false;
-          cancel();
-        }
-      }, () => {
-        open = false;
-        sink.close();
-      });
-    },
-    cancel() {
-      open = false;
-      cancel();
-    },
-  };
-  return new ReadableStream(source as unknown as UnderlyingDefaultSource<Uint8Array>);
 }

@@ -1,7 +1,7 @@
 // Wakes live readers. ONE listener connection per instance receives the changes that
 // transactions notify on commit (store/change.ts: a stream's new tail and closed state,
 // and small appended data); an in-process map finds the waiters of each stream. Change
-// hooks (the live-read cache, SSE hubs) see each change before the waiters wake.
+// hooks (registered in order by server.ts) apply each change before the waiters wake.
 //
 // Two safety nets, both O(1) per instance rather than per reader:
 //  - after the listener (re)connects, every waiter is woken (notifications may be lost);
@@ -9,7 +9,7 @@
 //    wakes those whose state differs from what their waiters last saw, so a dead or
 //    silently broken listener costs latency, never correctness.
 import type { Db } from "../store/db.ts";
-import { type Change, parseNotification, type StreamState } from "../store/change.ts";
+import { type Change, parseNotification, sameState, type StreamState } from "../store/change.ts";
 import type { Listener } from "../store/listener.ts";
 import { streamStates } from "../store/live-state.ts";
 import { later } from "../runtime/later.ts";
@@ -37,8 +37,13 @@ interface Entry {
   first: boolean;
 }
 
-/** Runs for every notified change (store/change.ts), before the stream's waiters wake. */
-export type ChangeHook = (change: Change) => void;
+/** Something kept current by change notifications (store/change.ts). */
+export interface ChangeHook {
+  /** Applies one notified change; runs before the changed stream's waiters wake. */
+  applyChange(change: Change): void;
+  /** Notifications may have been missed (the listener reconnected): drop what they kept. */
+  reset?(): void;
+}
 
 const BACKSTOP_BATCH = 5_000;
 
@@ -48,8 +53,7 @@ export class Notifier {
   private backstopTimer?: ReturnType<typeof setInterval>;
   private clock = 0;
   private listenedOnce = false;
-  private readonly changeHooks: ChangeHook[] = [];
-  private readonly resetHooks: (() => void)[] = [];
+  private readonly hooks: ChangeHook[] = [];
 
   constructor(
     private readonly db: Db,
@@ -66,7 +70,7 @@ export class Notifier {
       () => {
         if (this.listenedOnce) listenerReconnects.inc();
         this.listenedOnce = true;
-        for (const h of this.resetHooks) h();
+        for (const h of this.hooks) h.reset?.();
         this.wakeAll();
       },
     );
@@ -109,14 +113,9 @@ export class Notifier {
     this.wakeAll();
   }
 
-  /** Runs before the waiters of a changed stream are woken (cache invalidation). */
-  onChange(hook: ChangeHook): void {
-    this.changeHooks.push(hook);
-  }
-
-  /** Runs when notifications may have been missed (listener reconnect). */
-  onReset(hook: () => void): void {
-    this.resetHooks.push(hook);
+  /** Adds a change hook; hooks run in the order they were added (server.ts says why). */
+  addHook(hook: ChangeHook): void {
+    this.hooks.push(hook);
   }
 
   /** Logical time: bumped by registrations, wake-ups and shared reads (live/shared-reads.ts). */
@@ -208,7 +207,7 @@ export class Notifier {
         const set = this.waiters.get(id);
         if (!set) continue;
         for (const e of [...set]) {
-          const stale = !row || !e.seen || row.tail !== e.seen.tail || row.closed !== e.seen.closed;
+          const stale = !row || !e.seen || !sameState(row, e.seen);
           if (stale) {
             backstopWakeups.inc();
             this.runHooks({ id });
@@ -231,9 +230,9 @@ export class Notifier {
 
   /** A failing hook must not cost other hooks, or any waiter, its wake-up. */
   private runHooks(change: Change): void {
-    for (const h of this.changeHooks) {
+    for (const h of this.hooks) {
       try {
-        h(change);
+        h.applyChange(change);
       } catch (err) {
         log.error({ err }, "change hook failed");
       }

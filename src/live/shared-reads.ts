@@ -9,8 +9,8 @@ import type { Change } from "../store/change.ts";
 import type { ReadResult } from "../store/chunks.ts";
 import type { Store } from "../store/index.ts";
 import type { StreamRecord } from "../store/records.ts";
-import type { Notifier } from "./notifier.ts";
-import { StreamCache } from "./stream-cache.ts";
+import type { ChangeHook, Notifier } from "./notifier.ts";
+import type { StreamCache } from "./stream-cache.ts";
 
 const RECENT_MAX = 1024;
 
@@ -19,27 +19,26 @@ interface InFlight<T> {
   promise: Promise<T>;
 }
 
-export class SharedReads {
+export class SharedReads implements ChangeHook {
   private readonly lookups = new Map<number, InFlight<StreamRecord | undefined>>();
   private readonly reads = new Map<string, Promise<ReadResult>>();
-  private readonly cache: StreamCache;
   /** Per stream, the data of its latest notified change, if it carried any and had waiters. */
   private readonly recent = new Map<number, { from: number; result: ReadResult; bytes: number }>();
 
   constructor(
     private readonly store: Store,
     private readonly notifier: Notifier,
-  ) {
-    this.cache = new StreamCache(store, notifier);
-    notifier.onChange((c) => this.remember(c));
-  }
+    /** Stream rows for live look-ups, kept current by notifications (stream-cache.ts). */
+    private readonly cache: StreamCache,
+  ) {}
 
   /**
-   * Keeps the data a change notification carried, for the readers it is about to wake:
-   * they read exactly that range (from the previous tail to the new one), so they need
-   * no query. Only streams with waiters on this instance are kept, and only the latest.
+   * A change hook: keeps the data a change notification carried, for the readers it is
+   * about to wake: they read exactly that range (from the previous tail to the new one),
+   * so they need no query. Only streams with waiters on this instance are kept, and only
+   * the latest.
    */
-  private remember(c: Change): void {
+  applyChange(c: Change): void {
     this.recent.delete(c.id);
     if (!c.data || !c.state || !this.notifier.hasWaiters(c.id)) return;
     if (this.recent.size >= RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
@@ -59,14 +58,6 @@ export class SharedReads {
   }
 
   /**
-   * True when the cache vouches that `s` is still the stream's state: call it in the same
-   * tick as Notifier.subscribe, and no change can fall between the check and the wait.
-   */
-  unchanged(s: StreamRecord): boolean {
-    return this.cache.unchanged(s);
-  }
-
-  /**
    * The state of `s`'s stream for a reader whose waiter has tick `since`: from the cache
    * when it holds the stream (it has taken over every processed notification, including
    * the one that woke the reader), else a shared look-up.
@@ -82,7 +73,7 @@ export class SharedReads {
     const entry: InFlight<StreamRecord | undefined> = {
       started,
       promise: this.store.findById(streamId).then((r) => {
-        if (r) this.cache.offer(r, started);
+        if (r) this.cache.fill(r, started);
         return r;
       }),
     };
@@ -106,14 +97,4 @@ export class SharedReads {
     promise.then(clear, clear);
     return promise;
   }
-}
-
-/** Per-result memo for derived encodings (response bodies, SSE payloads) shared by readers. */
-export function memo<T>(cache: WeakMap<ReadResult, T>, result: ReadResult, make: () => T): T {
-  let v = cache.get(result);
-  if (v === undefined) {
-    v = make();
-    cache.set(result, v);
-  }
-  return v;
 }

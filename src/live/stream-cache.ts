@@ -8,13 +8,14 @@
 // Only live reads use it; catch-up reads go to the table (read-your-writes across
 // instances must not depend on notification latency). Streams with a TTL or an expiry
 // time are never cached, since they can expire without any notification.
+import { type Change, mergeState } from "../store/change.ts";
 import type { Store } from "../store/index.ts";
 import type { StreamRecord } from "../store/records.ts";
-import type { Notifier, Seen } from "./notifier.ts";
+import type { ChangeHook, Notifier } from "./notifier.ts";
 
 const MAX_ENTRIES = 10_000;
 
-export class StreamCache {
+export class StreamCache implements ChangeHook {
   private readonly byPath = new Map<string, StreamRecord>();
   private readonly pathById = new Map<number, string>();
   /** Tick of the latest invalidation per stream id, and of the latest full reset. */
@@ -25,10 +26,7 @@ export class StreamCache {
   constructor(
     private readonly store: Store,
     private readonly notifier: Notifier,
-  ) {
-    notifier.onChange((c) => this.invalidate(c.id, c.state));
-    notifier.onReset(() => this.reset());
-  }
+  ) {}
 
   /** The stream at `path` as of every notification processed so far. */
   lookup(path: string): Promise<StreamRecord | undefined> {
@@ -51,7 +49,7 @@ export class StreamCache {
   }
 
   /** A row read elsewhere (for example after a wake-up) fills the entry, if still current. */
-  offer(record: StreamRecord, started: number): void {
+  fill(record: StreamRecord, started: number): void {
     if (record.path && this.cacheable(record, started)) this.put(record.path, record);
   }
 
@@ -62,12 +60,6 @@ export class StreamCache {
   current(s: StreamRecord): StreamRecord | undefined {
     const hit = s.path !== null && this.notifier.healthy ? this.byPath.get(s.path) : undefined;
     return hit !== undefined && hit.id === s.id ? hit : undefined;
-  }
-
-  /** Whether the cached entry says the stream is exactly as `s` describes it. */
-  unchanged(s: StreamRecord): boolean {
-    const hit = this.current(s);
-    return hit !== undefined && hit.tail === s.tail && hit.closed === s.closed;
   }
 
   /** Drops a path's entry, e.g. when a reader found the cached tail behind its offset. */
@@ -94,25 +86,26 @@ export class StreamCache {
   }
 
   /**
-   * A notified change: with the new state, a cached entry takes it over (only tail and
-   * closed change on append and close, the only fields live reads act on); without it,
-   * the entry goes. Look-ups that started earlier are refused either way.
+   * A notified change (a change hook): with the new state, a cached entry merges it in
+   * (only tail and closed change on append and close, the only fields live reads act on);
+   * without it, the entry goes. Look-ups that started earlier are refused either way.
    */
-  private invalidate(id: number, state?: Seen): void {
+  applyChange({ id, state }: Change): void {
     this.invalidated.set(id, this.notifier.tick());
     if (this.invalidated.size > MAX_ENTRIES * 4) this.reset();
     const path = this.pathById.get(id);
     if (path === undefined) return;
     const hit = this.byPath.get(path);
-    if (state && hit && hit.id === id && hit.tail <= state.tail && (!hit.closed || state.closed)) {
-      this.byPath.set(path, { ...hit, tail: state.tail, closed: state.closed });
+    if (state && hit && hit.id === id) {
+      this.byPath.set(path, mergeState(hit, state));
     } else {
       this.byPath.delete(path);
       this.pathById.delete(id);
     }
   }
 
-  private reset(): void {
+  /** Notifications may have been missed (a change hook's reset): nothing cached is vouched for. */
+  reset(): void {
     this.resetAt = this.notifier.tick();
     this.byPath.clear();
     this.pathById.clear();

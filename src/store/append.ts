@@ -11,7 +11,7 @@
 import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
-import { formatChange, inlineChars, type StreamState, NOTIFY_GROUP_INLINE_CHARS, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS } from "./change.ts";
+import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql } from "./change.ts";
 import { type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
@@ -44,7 +44,7 @@ interface StreamWork {
   touched: boolean;
   wrote: boolean;
   /** What this group appends to the stream, for the notification (until it is too big). */
-  appended?: { from: number; units: Uint8Array[]; chars: number };
+  appended?: InlineData;
 }
 
 /**
@@ -74,11 +74,7 @@ export async function appendGroup(
         }
         chunks.push(...unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units));
         if (!w.wrote) w.appended = { from: w.state.tail, units: [], chars: 0 };
-        if (w.appended) {
-          w.appended.units.push(...decision.units);
-          w.appended.chars += decision.units.reduce((n, u) => n + inlineChars(u), 0);
-          if (w.appended.chars > NOTIFY_INLINE_CHARS) w.appended = undefined;
-        }
+        w.appended = addInline(w.appended, decision.units);
         applyWrite(w.state, req, decision);
         w.wrote = true;
         if (decision.producer) {
@@ -168,12 +164,12 @@ export class WriterCache {
    * entry goes, and the next group reads the row instead of losing its compare-and-set
    * and retrying under locks. Our own notifications never show more than we remember.
    */
-  observe(id: number, state?: StreamState): void {
+  applyChange({ id, state }: Change): void {
     const path = this.pathById.get(id);
     if (path === undefined) return;
     const e = this.entries.get(path);
     if (!e || e.record.id !== id) return void this.pathById.delete(id);
-    if (!state || state.tail > e.state.tail || (state.closed && !e.state.closed)) this.forget(path);
+    if (!state || mergeState(e.state, state) !== e.state) this.forget(path);
   }
 }
 
@@ -252,14 +248,7 @@ async function writeGroup(
   const st = touched.map((w) => w.state);
   const rec = touched.map((w) => w.record);
   const wrote = touched.filter((w) => w.wrote);
-  let budget = NOTIFY_GROUP_INLINE_CHARS;
-  const changes = wrote.map((w, i) => {
-    // The first stream's data always travels (within NOTIFY_INLINE_CHARS); the others
-    // share the group's budget.
-    const inline = w.appended && (i === 0 || w.appended.chars <= budget) ? w.appended : undefined;
-    if (inline && i > 0) budget -= inline.chars;
-    return formatChange(w.record.id, w.state.tail, w.state.closed, inline);
-  });
+  const changes = groupChanges(wrote.map((w) => ({ id: w.record.id, state: w.state, appended: w.appended })));
   const chunkInsert = chunks.length
     ? sql`, c AS (${insertChunksSql(chunks, sql`sid IN (SELECT id FROM s)`)})`
     : sql``;
@@ -294,13 +283,7 @@ async function writeGroup(
       RETURNING t.id)
     ${chunkInsert} ${producerUpsert}
     SELECT array_to_string(array(SELECT id FROM s), ',') AS applied,
-      (SELECT count(*) FROM (
-         SELECT pg_notify(${channel}, string_agg(y.change, ',' ORDER BY y.n))
-         FROM (SELECT x.change, x.n, sum(length(x.change) + 1) OVER (ORDER BY x.n) / ${NOTIFY_PACK_CHARS}::int AS part
-               FROM unnest(${pgArray(wrote.map((w) => w.record.id))}::int8[], ${pgArray(changes)}::text[])
-                    WITH ORDINALITY AS x(id, change, n)
-               WHERE x.id IN (SELECT id FROM s)) y
-         GROUP BY y.part) z) AS notified`,
+      ${notifyChangesSql(channel, wrote.map((w) => w.record.id), changes, sql`SELECT id FROM s`)} AS notified`,
     { prepare: true },
   );
   const applied = String(rows[0]?.applied ?? "");

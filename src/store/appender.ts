@@ -2,12 +2,20 @@
 // group, so the commit rate of Postgres no longer caps the append rate. A stream is in at
 // most one in-flight group at a time, which keeps this instance's appends to a stream in
 // arrival order and its optimistic writes free of self-inflicted conflicts.
-import type { StreamState } from "./change.ts";
+import type { Change } from "./change.ts";
 import { isConnectionError } from "./availability.ts";
 import type { Db } from "./db.ts";
 import { ClientGone } from "../protocol/errors.ts";
 import { recordAppendGroup } from "../observability/metrics.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
+
+/**
+ * Group commit's defaults, the one source of them (config.ts uses these too). On Postgres a
+ * second group goes in flight only once enough appends wait for it: small groups cost
+ * Postgres more per append, while overlapping full ones keeps the server busy during
+ * round trips (measured in the append scenario: +13% appends/s over one group at a time).
+ */
+export const APPEND_DEFAULTS = { batchMax: 256, concurrency: 2, overlapMin: 16 } as const;
 
 interface Pending {
   req: AppendRequest;
@@ -30,7 +38,7 @@ export class Appender {
     private readonly channel: string,
     private readonly maxBatch: number,
     private readonly concurrency: number,
-    private readonly overlapMin = 1,
+    private readonly overlapMin: number,
     private readonly maxBatchBytes = 16 * 1024 * 1024,
   ) {}
 
@@ -47,9 +55,9 @@ export class Appender {
     this.writers.forget(path);
   }
 
-  /** A stream changed somewhere (a change notification); see WriterCache.observe. */
-  observe(id: number, state?: StreamState): void {
-    this.writers.observe(id, state);
+  /** A stream changed somewhere (a change notification); see WriterCache.applyChange. */
+  applyChange(change: Change): void {
+    this.writers.applyChange(change);
   }
 
   /** Resolves once every queued append has been committed or rejected. */

@@ -1,10 +1,15 @@
-// What a change notification says about one stream, and its text form. Appends notify
-// "id:tail:closed" and, when the appended data is small, ":from:" followed by the new
-// units in base64 separated by dots; a bare "id" means "changed, look it up" (deletes).
-// Several changes travel in one notification, separated by commas. Postgres delivers a
-// notification only once its transaction commits and in commit order, so a change is
-// exactly the state that transaction committed.
+// Change notifications: the one home of their format. Every instance LISTENs on one
+// channel per schema; appends notify "id:tail:closed" and, when the appended data is small,
+// ":from:" followed by the new units in base64 separated by dots; a bare "id" means
+// "changed, look it up" (deletes). Several changes travel in one notification, separated
+// by commas. Postgres delivers a notification only once its transaction commits and in
+// commit order, so a change is exactly the state that transaction committed.
+// Here: the channel name, both payloads and the statements that send them, the size
+// limits, the parser, and the rule for merging a notified state into a known one.
 import { Buffer } from "node:buffer";
+import type { SQL } from "drizzle-orm";
+import { type Queryable, sql } from "./db.ts";
+import { pgArray } from "./pg-array.ts";
 
 /** The part of a stream's state that appends and closes change. */
 export interface StreamState {
@@ -20,13 +25,27 @@ export interface Change {
   data?: { from: number; units: Uint8Array[] };
 }
 
+/** The notification channel of one schema's streams (schema-prefixed, like river's topics). */
+export const notifyChannel = (schema: string) => `ds_${schema}_streams`;
+
+/**
+ * Of two states of one stream, the later one: a tail only grows and a closed stream stays
+ * closed, so merging keeps the larger tail and any close. Returns `known` itself when the
+ * notified state adds nothing, so `mergeState(k, n) !== k` means "the stream moved".
+ */
+export function mergeState<T extends StreamState>(known: T, notified: StreamState): T {
+  if (notified.tail <= known.tail && (known.closed || !notified.closed)) return known;
+  return { ...known, tail: Math.max(known.tail, notified.tail), closed: known.closed || notified.closed };
+}
+
+/** Whether two states of a stream are the same (a waiter's view against the table's). */
+export const sameState = (a: StreamState, b: StreamState) => a.tail === b.tail && a.closed === b.closed;
+
 /**
  * Appended data travels in the notification while its encoded form (base64 units and
  * separators, see inlineChars) stays within this many characters per stream and commit.
  */
 export const NOTIFY_INLINE_CHARS = 2800;
-/** The largest single unit that always travels inline (2,733 characters encoded). */
-export const NOTIFY_DATA_MAX = 2048;
 /**
  * Beyond its first stream, a commit inlines data for its streams, in order, until their
  * encoded data reaches this many characters; the rest notify state only and their readers
@@ -44,11 +63,59 @@ export const NOTIFY_PACK_CHARS = 4000;
 /** Characters one unit takes in a notification: base64 and a separator. */
 export const inlineChars = (unit: Uint8Array) => 4 * Math.ceil(unit.byteLength / 3) + 1;
 
+/** What one commit appends to a stream, kept for its notification while it is small. */
+export interface InlineData {
+  from: number;
+  units: Uint8Array[];
+  chars: number;
+}
+
+/** Adds units to a stream's inline data; undefined once it no longer fits (readers query). */
+export function addInline(d: InlineData | undefined, units: Uint8Array[]): InlineData | undefined {
+  if (!d) return undefined;
+  d.units.push(...units);
+  d.chars += units.reduce((n, u) => n + inlineChars(u), 0);
+  return d.chars > NOTIFY_INLINE_CHARS ? undefined : d;
+}
+
 export function formatChange(id: number, tail: number, closed: boolean, data?: { from: number; units: Uint8Array[] }): string {
   const head = `${id}:${tail}:${closed ? 1 : 0}`;
   if (!data) return head;
   const units = data.units.map((u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64"));
   return `${head}:${data.from}:${units.join(".")}`;
+}
+
+/**
+ * The changes of one append group, one per stream it wrote, in order. The first stream's
+ * data always travels (within NOTIFY_INLINE_CHARS); the others share the group's budget.
+ */
+export function groupChanges(streams: { id: number; state: StreamState; appended?: InlineData }[]): string[] {
+  let budget = NOTIFY_GROUP_INLINE_CHARS;
+  return streams.map((w, i) => {
+    const inline = w.appended && (i === 0 || w.appended.chars <= budget) ? w.appended : undefined;
+    if (inline && i > 0) budget -= inline.chars;
+    return formatChange(w.id, w.state.tail, w.state.closed, inline);
+  });
+}
+
+/**
+ * A scalar subquery for the append statement: notifies the changes of the streams in
+ * `applied` (a subquery of ids), packed into notifications of about NOTIFY_PACK_CHARS.
+ */
+export function notifyChangesSql(channel: string, ids: number[], changes: string[], applied: SQL): SQL {
+  return sql`(SELECT count(*) FROM (
+         SELECT pg_notify(${channel}, string_agg(y.change, ',' ORDER BY y.n))
+         FROM (SELECT x.change, x.n, sum(length(x.change) + 1) OVER (ORDER BY x.n) / ${NOTIFY_PACK_CHARS}::int AS part
+               FROM unnest(${pgArray(ids)}::int8[], ${pgArray(changes)}::text[])
+                    WITH ORDINALITY AS x(id, change, n)
+               WHERE x.id IN (${applied})) y
+         GROUP BY y.part) z)`;
+}
+
+/** Tells every instance, once the transaction commits, that these streams changed (bare ids). */
+export async function notifyChanged(q: Queryable, channel: string, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await q.rows(sql`SELECT pg_notify(${channel}, ${ids.join(",")})`);
 }
 
 const DIGITS = /^\d{1,16}$/;

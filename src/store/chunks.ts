@@ -1,6 +1,6 @@
 // Stored data: one chunk row per binary append or per JSON message, addressed by
 // position. Reads stitch a fork's inherited range and its own range in one offset space.
-import { concatBytes } from "../protocol/json.ts";
+import { concatBytes } from "../lib/bytes.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { int8, parseCopyBinaryParts } from "./copy-binary.ts";
 import { pgArray } from "./pg-array.ts";

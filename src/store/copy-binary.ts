@@ -1,6 +1,7 @@
 // Parser for Postgres' binary COPY format (header, then per tuple an int16 field count
 // and int32-length-prefixed fields, then a -1 trailer). Used for bulk chunk reads, where
 // it avoids the hex text encoding of bytea in the ordinary result format.
+import { concatBytes } from "../lib/bytes.ts";
 
 const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00];
 
@@ -25,7 +26,7 @@ export function parseCopyBinaryParts(parts: Uint8Array[]): Tuple[] {
   for (let i = 0; i < parts.length; i++) {
     const end = parseTuples(parts[i], i === 0 ? headerLength(parts[0]) : 0, rows);
     if (end === "trailer") return rows;
-    if (end === "cut") return parseCopyBinary(joinParts(parts));
+    if (end === "cut") return parseCopyBinary(concatBytes(parts));
   }
   throw new Error("binary COPY payload ends without its trailer");
 }
@@ -60,16 +61,6 @@ function parseTuples(buf: Uint8Array, at: number, rows: Tuple[]): "trailer" | "e
     rows.push(row);
   }
   return "end";
-}
-
-function joinParts(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 /** A big-endian int8 field as a number (positions stay far below 2^53). */

@@ -1,7 +1,7 @@
 // The store: the only module the HTTP layer talks to for data. Everything SQL lives
 // under store/; this facade binds it to one database, schema and notification channel.
 import type { AppendOutcome, AppendRequest } from "./append.ts";
-import { Appender } from "./appender.ts";
+import { APPEND_DEFAULTS, Appender } from "./appender.ts";
 import {
   describeSubscription,
   type LinkPageQuery,
@@ -12,7 +12,7 @@ import {
 } from "./admin-subscriptions.ts";
 import { describeStream, type ListQuery, listStreams, type StreamDetail, type StreamSummary } from "./admin.ts";
 import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
-import type { Change } from "./change.ts";
+import { type Change, notifyChannel } from "./change.ts";
 import type { Db } from "./db.ts";
 import type { StreamRecord } from "./records.ts";
 import {
@@ -22,13 +22,13 @@ import {
   deleteStream,
   findStream,
   findStreamById,
-  notifyChannel,
   sweepExpired,
   touchStream,
 } from "./streams.ts";
 
+/** Group commit settings; each defaults to APPEND_DEFAULTS (store/appender.ts). */
 export interface StoreOptions {
-  appendBatchMax: number;
+  appendBatchMax?: number;
   appendConcurrency?: number;
   /** Appends waiting before a further group goes in flight beside a running one. */
   appendOverlapMin?: number;
@@ -40,15 +40,18 @@ export class Store {
 
   constructor(
     readonly db: Db,
-    opts: StoreOptions,
+    opts: StoreOptions = {},
   ) {
     this.channel = notifyChannel(db.schema);
-    // PGlite has a single connection: one group at a time. On Postgres a second group goes
-    // in flight only once enough appends wait for it: small groups cost Postgres more per
-    // append, while overlapping full ones keeps the server busy during round trips
-    // (measured in the append scenario: +13% appends/s over one group at a time).
-    const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? 1);
-    this.appender = new Appender(db, this.channel, opts.appendBatchMax, concurrency, opts.appendOverlapMin ?? 1);
+    // PGlite has a single connection: one group at a time.
+    const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? APPEND_DEFAULTS.concurrency);
+    this.appender = new Appender(
+      db,
+      this.channel,
+      opts.appendBatchMax ?? APPEND_DEFAULTS.batchMax,
+      concurrency,
+      opts.appendOverlapMin ?? APPEND_DEFAULTS.overlapMin,
+    );
   }
 
   find(path: string): Promise<StreamRecord | undefined> {
@@ -68,11 +71,12 @@ export class Store {
   }
 
   /**
-   * Feeds change notifications to the append path, so state remembered from this
-   * instance's last commit is dropped as soon as another instance moves the stream.
+   * A change hook (see server.ts): feeds change notifications to the append path, so state
+   * remembered from this instance's last commit is dropped as soon as another instance
+   * moves the stream.
    */
-  observe(change: Change): void {
-    this.appender.observe(change.id, change.state);
+  applyChange(change: Change): void {
+    this.appender.applyChange(change);
   }
 
   delete(path: string): Promise<void> {
@@ -126,6 +130,9 @@ export class Store {
 }
 
 export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
+export { APPEND_DEFAULTS } from "./appender.ts";
+export { visible } from "./streams.ts";
+export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
 export type { LinkPageQuery, SubscriptionLink, SubscriptionListQuery, SubscriptionSummary };
 export type { StreamRecord, AppendOutcome, AppendRequest, CreateParams, CreateOutcome };

@@ -2,7 +2,9 @@
 // cascading clean-up, TTL touches and expiry. Each write is one transaction.
 import { BadRequest, Conflict, StreamGone, StreamNotFound } from "../protocol/errors.ts";
 import { sameContentType } from "../protocol/content-type.ts";
-import { concatBytes, splitJsonMessages } from "../protocol/json.ts";
+import { concatBytes } from "../lib/bytes.ts";
+import { splitJsonMessages } from "../protocol/json.ts";
+import { notifyChanged } from "./change.ts";
 import { insertChunks, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
@@ -158,7 +160,7 @@ export async function deleteStream(db: Db, channel: string, path: string): Promi
     } else {
       await removeStream(q, stream);
     }
-    await notifyStream(q, channel, [stream.id]);
+    await notifyChanged(q, channel, [stream.id]);
   });
 }
 
@@ -203,13 +205,4 @@ export async function sweepExpired(db: Db, limit = 100): Promise<number> {
     for (const r of rows) await retireStream(q, toStreamRecord(r));
     return rows.length;
   });
-}
-
-/** The notification channel of one schema's streams (schema-prefixed, like river's topics). */
-export const notifyChannel = (schema: string) => `ds_${schema}_streams`;
-
-/** Wakes live readers of the given streams on every instance once the transaction commits. */
-export async function notifyStream(q: Queryable, channel: string, ids: number[]): Promise<void> {
-  if (ids.length === 0) return;
-  await q.rows(sql`SELECT pg_notify(${channel}, ${ids.join(",")})`);
 }

@@ -5,6 +5,7 @@
 // exponential backoff and jitter; the schedule lives in the row, so it survives restarts.
 // Every instance looks when notified (a wake started anywhere), on its own timer (retries
 // coming due, lapsed leases) and, rarely, through a backstop over every subscription.
+import { readAtMost } from "../lib/bytes.ts";
 import { formatOffset } from "../protocol/offsets.ts";
 import type { Db } from "../store/db.ts";
 import type { Store } from "../store/index.ts";
@@ -219,24 +220,5 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 async function readCapped(res: Response): Promise<string> {
   if (!res.body) return "";
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_RESPONSE_BYTES) {
-      await reader.cancel().catch(() => {});
-      break;
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode((await readAtMost(res.body, MAX_RESPONSE_BYTES)).bytes);
 }

@@ -4,10 +4,11 @@ import net from "node:net";
 import { type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 
 let server: SpawnedServer;
+// Starting a server (PGlite, migrations) takes seconds on a loaded machine: above bun's 5 s default.
 beforeAll(async () => {
   server = await spawnServer({ quiet: true });
 }, 60_000);
-afterAll(() => server?.stop());
+afterAll(() => server?.stop(), 30_000);
 
 function raw(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {

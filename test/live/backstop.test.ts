@@ -1,19 +1,16 @@
 // With no notification at all (here: a notifier listening on a channel nobody uses), the
 // shared backstop poll still wakes exactly the waiters whose stream changed.
 import { describe, expect, test } from "bun:test";
-import { Notifier } from "../../src/live/notifier.ts";
-import { Store } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
+import { openLive } from "../support/live.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
 for (const backend of backends) {
   describe(`backstop on ${backend.name}`, () => {
     test("wakes stale waiters without any notification, and only them", async () => {
-      const db = await backend.open();
-      const store = new Store(db, { appendBatchMax: 16 });
-      const notifier = new Notifier(db, "ds_nobody_listens_here", 100);
-      await notifier.start();
+      const live = await openLive(backend, { store: { appendBatchMax: 16 }, channel: "ds_nobody_listens_here", backstopMs: 100 });
+      const { store, notifier } = live;
       try {
         const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [] };
         const a = (await store.create({ ...base, path: "/b/a" })).stream;
@@ -29,11 +26,10 @@ for (const backend of backends) {
         wa.cancel();
         wb.cancel();
         expect(notifier.waiterCount).toBe(0);
+        expect(live.changes).toEqual([{ id: a.id }]); // the backstop's own bare change, nothing notified
       } finally {
-        await notifier.stop();
-        await store.drained();
-        await db.close();
+        await live.close();
       }
-    });
+    }, 30_000);
   });
 }

@@ -10,13 +10,14 @@
 // BACKSTOP_MS and LONG_POLL_TIMEOUT_MS are set far above every latency bound asserted
 // here, so neither the backstop timer nor a long-poll timeout can pass for a wake-up.
 // Needs DATABASE_URL; without it every test is skipped (it never passes vacuously).
-// Live reads use raw HTTP/1.1 over node:net: exact framing (a chunked terminator tells a
-// clean end from a reset) and no client-side connection pool capping 1,000 readers.
+// Live reads use raw HTTP/1.1 (test/support/http1.ts): exact framing (a chunked terminator
+// tells a clean end from a reset) and no client-side connection pool capping 1,000 readers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import net from "node:net";
 import postgres from "postgres";
 import { type Cluster, startCluster } from "../support/cluster.ts";
+import { type RawRequest, rawGet } from "../support/http1.ts";
+import { until } from "../support/poll.ts";
 import type { SpawnedServer } from "../support/spawn-server.ts";
 
 const DATABASE_URL = process.env.DATABASE_URL || "";
@@ -69,15 +70,6 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -113,141 +105,6 @@ async function readAll(server: SpawnedServer, path: string): Promise<string> {
     if (res.headers.get("stream-up-to-date") === "true") return out;
   }
   throw new Error("readAll: stream did not end");
-}
-
-// ---------------------------------------------------------------------------------------
-// raw HTTP/1.1 GET over node:net, with incremental body delivery
-
-interface RawResult {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  /** The whole message arrived: content-length reached, or the chunked terminator (0 CRLF CRLF). */
-  complete: boolean;
-  /** Socket error before the message was complete (e.g. ECONNRESET). */
-  error?: string;
-  /** performance.now() when the message completed (or the socket closed, if it never did). */
-  endedAt: number;
-}
-
-interface RawRequest {
-  /** Resolves when the response head has been parsed. */
-  head: Promise<{ status: number; headers: Record<string, string> }>;
-  /** Resolves when the message completed or the socket closed; never rejects. */
-  done: Promise<RawResult>;
-  /** The socket is connected and the request written. */
-  sent: Promise<void>;
-  /** done has resolved. */
-  isDone(): boolean;
-  destroy(): void;
-}
-
-function rawGet(port: number, path: string, onBody?: (text: string, at: number) => void): RawRequest {
-  const socket = net.connect({ host: "127.0.0.1", port });
-  socket.setNoDelay(true);
-  const decoder = new TextDecoder();
-  let buf: Buffer = Buffer.alloc(0);
-  let status = 0;
-  let headers: Record<string, string> | undefined;
-  let body = "";
-  let complete = false;
-  let error: string | undefined;
-  let mode: "chunked" | "length" | "close" = "close";
-  let remaining = 0;
-  let resolveHead!: (h: { status: number; headers: Record<string, string> }) => void;
-  let rejectHead!: (e: Error) => void;
-  let resolveDone!: (r: RawResult) => void;
-  let resolveSent!: () => void;
-  const head = new Promise<{ status: number; headers: Record<string, string> }>((res, rej) => {
-    resolveHead = res;
-    rejectHead = rej;
-  });
-  head.catch(() => {});
-  const sent = new Promise<void>((r) => (resolveSent = r));
-  let settled = false;
-  const done = new Promise<RawResult>((r) => (resolveDone = r));
-  const finish = () => {
-    if (settled) return;
-    settled = true;
-    if (!headers) rejectHead(new Error(error ?? "connection closed before the response head"));
-    resolveDone({ status, headers: headers ?? {}, body, complete, error, endedAt: now() });
-  };
-  const deliver = (bytes: Buffer) => {
-    if (bytes.length === 0) return;
-    const text = decoder.decode(bytes, { stream: true });
-    body += text;
-    onBody?.(text, now());
-  };
-  const markComplete = () => {
-    complete = true;
-    finish();
-    socket.destroy();
-  };
-  const parse = () => {
-    if (!headers) {
-      const end = buf.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const lines = buf.subarray(0, end).toString("latin1").split("\r\n");
-      buf = buf.subarray(end + 4);
-      status = Number(lines[0].split(" ")[1]);
-      headers = {};
-      for (const line of lines.slice(1)) {
-        const i = line.indexOf(":");
-        headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-      }
-      if (headers["transfer-encoding"]?.toLowerCase().includes("chunked")) mode = "chunked";
-      else if (headers["content-length"] !== undefined) {
-        mode = "length";
-        remaining = Number(headers["content-length"]);
-      } else if (status === 204 || status === 304) {
-        mode = "length";
-        remaining = 0;
-      }
-      resolveHead({ status, headers });
-      if (mode === "length" && remaining === 0) return markComplete();
-    }
-    if (mode === "length") {
-      const take = buf.subarray(0, remaining);
-      buf = buf.subarray(take.length);
-      remaining -= take.length;
-      deliver(take);
-      if (remaining === 0) markComplete();
-    } else if (mode === "close") {
-      deliver(buf);
-      buf = Buffer.alloc(0);
-    } else {
-      for (;;) {
-        const eol = buf.indexOf("\r\n");
-        if (eol < 0) return;
-        const size = parseInt(buf.subarray(0, eol).toString("latin1").split(";")[0], 16);
-        if (size === 0) {
-          // Last chunk: optional trailers, then an empty line.
-          const rest = buf.subarray(eol + 2).toString("latin1");
-          if (rest.startsWith("\r\n") || rest.includes("\r\n\r\n")) return markComplete();
-          return;
-        }
-        if (buf.length < eol + 2 + size + 2) return;
-        deliver(buf.subarray(eol + 2, eol + 2 + size));
-        buf = buf.subarray(eol + 2 + size + 2);
-      }
-    }
-  };
-  socket.on("connect", () => {
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: */*\r\nConnection: close\r\n\r\n`, () => resolveSent());
-  });
-  socket.on("data", (chunk: Buffer) => {
-    if (settled) return;
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    parse();
-  });
-  socket.on("error", (e: Error & { code?: string }) => {
-    if (!complete) error = e.code ?? e.message;
-  });
-  socket.on("close", () => {
-    if (!complete && mode === "close" && headers && !error) complete = true; // close-delimited body
-    finish();
-  });
-  return { head, done, sent, isDone: () => settled, destroy: () => socket.destroy() };
 }
 
 interface SseEvent {
@@ -305,6 +162,24 @@ function sseReader(port: number, path: string) {
       return new Promise((resolve) => waiters.push({ pred, resolve }));
     },
   };
+}
+
+/**
+ * Waits until `server` holds this many live readers of the stream at `path` (its admin view
+ * counts them per stream), instead of sleeping and hoping they have subscribed.
+ */
+async function readersOn(server: SpawnedServer, path: string, want: { longPoll?: number; sse?: number }): Promise<void> {
+  const name = path.slice("/v1/stream/".length);
+  await until(
+    async () => {
+      const { liveReaders } = (await (await fetch(`${server.url}/v1/admin/streams/${name}`)).json()) as {
+        liveReaders: { sse: number; longPoll: number };
+      };
+      return liveReaders.longPoll >= (want.longPoll ?? 0) && liveReaders.sse >= (want.sse ?? 0) ? true : undefined;
+    },
+    10_000,
+    `${JSON.stringify(want)} live readers of ${path}`,
+  );
 }
 
 const isData = (payload: string) => (e: SseEvent) => e.type === "data" && e.data === payload;
@@ -416,16 +291,15 @@ describe.skipIf(!DATABASE_URL)(`live reads across instances on Postgres (${DATAB
     const sse = sseReader(C.port, liveUrl(path, tail, "sse"));
     const lp = rawGet(B.port, liveUrl(path, tail, "long-poll"));
     try {
-      // SSE announces the tail before it waits; the long-poll has no such signal, so give
-      // it a moment to subscribe (an append before that would still be seen on its re-check).
+      // Both readers wait on their instance before the append (an append earlier would still
+      // be seen on a re-check, but would not test the wake-up).
       const head = await withTimeout(sse.req.head, 5_000, "SSE response head");
       expect(head.status).toBe(200);
       expect(head.headers["content-type"]).toContain("text/event-stream");
       const ctl = JSON.parse((await withTimeout(sse.next(isControl), 5_000, "initial SSE control event")).data);
       expect(ctl.streamNextOffset).toBe(tail);
       expect(ctl.upToDate).toBe(true);
-      await lp.sent;
-      await sleep(300);
+      await Promise.all([readersOn(B, path, { longPoll: 1 }), readersOn(C, path, { sse: 1 })]);
 
       const payload = `hello from A ${Date.now()}`;
       const t0 = now();
@@ -476,8 +350,7 @@ describe.skipIf(!DATABASE_URL)(`live reads across instances on Postgres (${DATAB
       const lp = rawGet(B.port, liveUrl(path, tail, "long-poll"));
       let lp2: RawRequest | undefined;
       try {
-        await lp.sent;
-        await sleep(300);
+        await readersOn(B, path, { longPoll: 1 });
 
         // Kill B's listener, then append on A at once: the NOTIFY may land while B has no
         // listener; the reconnect's wakeAll (or the re-LISTEN) must still deliver it.
@@ -513,8 +386,7 @@ describe.skipIf(!DATABASE_URL)(`live reads across instances on Postgres (${DATAB
 
         // A long-poll that starts after the reconnect is woken by NOTIFY again, fast.
         lp2 = rawGet(B.port, liveUrl(path, tail2, "long-poll"));
-        await lp2.sent;
-        await sleep(300);
+        await readersOn(B, path, { longPoll: 1 });
         const payload2 = `after the reconnect ${Date.now()}`;
         const t1 = now();
         expect((await append(A, path, payload2)).status).toBe(204);
@@ -558,9 +430,7 @@ describe.skipIf(!DATABASE_URL)(`live reads across instances on Postgres (${DATAB
         }
         await withTimeout(Promise.all(batch), 20_000, "opening live readers");
       }
-      // No readiness endpoint: every SSE reader has announced the tail (so it is about to
-      // wait) and every long-poll is sent; give the server a moment to subscribe them all.
-      await sleep(2_000);
+      await readersOn(B, path, { longPoll: FANOUT_LONG_POLL, sse: FANOUT_SSE });
       expect(lps.filter((r) => r.isDone()).length).toBe(0); // no long-poll answered before the append
       expect(sses.filter((s) => s.req.isDone()).length).toBe(0);
 
@@ -609,8 +479,7 @@ describe.skipIf(!DATABASE_URL)(`live reads across instances on Postgres (${DATAB
     try {
       expect((await withTimeout(sse.req.head, 5_000, "SSE head")).status).toBe(200);
       await withTimeout(sse.next(isControl), 5_000, "initial SSE control event");
-      await lp.sent;
-      await sleep(300);
+      await readersOn(B, path, { longPoll: 1, sse: 1 });
 
       await lock`BEGIN`;
       locked = true;

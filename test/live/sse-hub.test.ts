@@ -2,16 +2,16 @@
 // DATABASE_URL is set): small appends reach every caught-up reader from the notification
 // alone, larger ones through one shared read, and nothing is lost or sent twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SseHubs, type Member } from "../../src/http/sse-hub.ts";
-import { Notifier } from "../../src/live/notifier.ts";
-import { SharedReads } from "../../src/live/shared-reads.ts";
-import { type Change, NOTIFY_DATA_MAX } from "../../src/store/change.ts";
-import type { Db } from "../../src/store/db.ts";
-import { Store } from "../../src/store/index.ts";
-import type { StreamRecord } from "../../src/store/records.ts";
+import type { Member, SseHubs } from "../../src/live/sse-hub.ts";
+import type { SharedReads } from "../../src/live/shared-reads.ts";
+import type { Store, StreamRecord } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
+import { type Live, openLive } from "../support/live.ts";
+import { Signal } from "../support/signal.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
+/** An append this size always travels inline in its notification (store/change.ts). */
+const INLINE_MAX = 2048;
 const dec = new TextDecoder();
 
 interface Probe extends Member {
@@ -19,14 +19,23 @@ interface Probe extends Member {
   finished: boolean;
 }
 
+/** Fires whenever any probe receives bytes or is finished. */
+const delivered = new Signal();
+
 function probe(stream: StreamRecord, pos = stream.tail): Probe {
   const p: Probe = {
     pos,
     cursorBase: 0,
     events: [],
     finished: false,
-    send: (b) => p.events.push(dec.decode(b)),
-    finish: () => (p.finished = true),
+    send: (b) => {
+      p.events.push(dec.decode(b));
+      delivered.notify();
+    },
+    finish: () => {
+      p.finished = true;
+      delivered.notify();
+    },
   };
   return p;
 }
@@ -39,43 +48,26 @@ const dataOf = (p: Probe) =>
     .map((e) => e.slice("event: data\n".length).split("\n").map((l) => l.slice("data:".length).replace(/^ /, "")).join("\n"))
     .join("");
 
-async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (cond: () => boolean, what: string) => delivered.until(cond, what);
 
 for (const backend of backends) {
   describe(`sse hubs on ${backend.name}`, () => {
-    let db: Db;
+    let live: Live;
     let store: Store;
-    let notifier: Notifier;
     let hubs: SseHubs;
     let shared: SharedReads;
     let reads = 0;
-    const changes: Change[] = [];
 
     beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db, { appendBatchMax: 256 });
+      live = await openLive(backend, { store: { appendBatchMax: 256 } });
+      ({ store, hubs, reads: shared } = live);
       const read = store.read.bind(store);
       store.read = (...args) => {
         reads++;
         return read(...args);
       };
-      notifier = new Notifier(db, store.channel, 60_000);
-      await notifier.start();
-      notifier.onChange((c) => changes.push(c));
-      shared = new SharedReads(store, notifier);
-      hubs = new SseHubs(shared, notifier, 1 << 20);
-    });
-    afterAll(async () => {
-      await notifier.stop();
-      await store.drained();
-      await db.close();
-    });
+    }, 30_000);
+    afterAll(() => live.close(), 30_000);
 
     const create = async (path: string, contentType = "text/plain") => {
       await store.create({ path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false, units: [] });
@@ -115,10 +107,12 @@ for (const backend of backends) {
       const members = [probe(s), broken, probe(s)];
       const leaves = members.map((m) => hubs.join(s, m));
       let thrown = false; // a hook that fails once must not cost anyone a wake-up
-      notifier.onChange(() => {
-        if (thrown) return;
-        thrown = true;
-        throw new Error("a failing hook");
+      live.notifier.addHook({
+        applyChange: () => {
+          if (thrown) return;
+          thrown = true;
+          throw new Error("a failing hook");
+        },
       });
       await append("/hub/broken", "still delivered");
       await until(() => dataOf(members[0]) === "still delivered" && dataOf(members[2]) === "still delivered", "delivery past the broken member");
@@ -130,7 +124,7 @@ for (const backend of backends) {
       const s = await create("/hub/big");
       const members = [probe(s), probe(s), probe(s), probe(s)];
       const leaves = members.map((m) => hubs.join(s, m));
-      const body = "x".repeat(NOTIFY_DATA_MAX * 2);
+      const body = "x".repeat(INLINE_MAX * 2);
       reads = 0;
       await append("/hub/big", body);
       await until(() => members.every((m) => dataOf(m) === body), "the big append at every member");
@@ -166,14 +160,15 @@ for (const backend of backends) {
       await Promise.all(Array.from({ length: n }, (_, i) => create(`/hub/many/${i}`)));
       const ids = new Set<number>();
       for (let i = 0; i < n; i++) ids.add((await store.find(`/hub/many/${i}`))!.id);
+      const changes = live.changes;
       changes.length = 0;
-      const body = "y".repeat(NOTIFY_DATA_MAX);
+      const body = "y".repeat(INLINE_MAX);
       await Promise.all(Array.from({ length: n }, (_, i) => append(`/hub/many/${i}`, body)));
-      await until(() => changes.filter((c) => ids.has(c.id)).length >= n, "a change for every stream");
+      await live.changed.until(() => changes.filter((c) => ids.has(c.id)).length >= n, "a change for every stream");
       const got = changes.filter((c) => ids.has(c.id));
       expect(new Set(got.map((c) => c.id)).size).toBe(n);
       for (const c of got) {
-        expect(c.state).toEqual({ tail: NOTIFY_DATA_MAX, closed: false });
+        expect(c.state).toEqual({ tail: INLINE_MAX, closed: false });
         if (!c.data) continue;
         expect(c.data.from).toBe(0);
         expect(dec.decode(c.data.units[0])).toBe(body);

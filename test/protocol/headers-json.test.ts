@@ -3,7 +3,8 @@ import { loadConfig } from "../../src/config.ts";
 import { isJsonType, isTextForSse, sameContentType } from "../../src/protocol/content-type.ts";
 import { BadRequest } from "../../src/protocol/errors.ts";
 import { isClosedHeader, parseExpiry, parseProducer } from "../../src/protocol/headers.ts";
-import { jsonArrayParts, concatBytes, splitJsonMessages } from "../../src/protocol/json.ts";
+import { concatBytes } from "../../src/lib/bytes.ts";
+import { jsonArrayParts, splitJsonMessages } from "../../src/protocol/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -123,7 +124,7 @@ describe("values Postgres cannot hold are the client's error (400), not a 500", 
 
 describe("SSE framing", () => {
   test("a line that starts with a space keeps it (parsers drop one space after data:); others are bare", async () => {
-    const { sseEvent } = await import("../../src/http/sse-events.ts");
+    const { sseEvent } = await import("../../src/protocol/sse.ts");
     expect(sseEvent("data", "  indented\nplain")).toBe("event: data\ndata:   indented\ndata:plain\n\n");
   });
 });

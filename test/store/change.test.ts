@@ -1,6 +1,6 @@
 // The text form of change notifications (store/change.ts).
 import { expect, test } from "bun:test";
-import { formatChange, inlineChars, NOTIFY_DATA_MAX, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS, parseNotification } from "../../src/store/change.ts";
+import { formatChange, inlineChars, mergeState, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS, parseNotification } from "../../src/store/change.ts";
 
 const bytes = (...v: number[]) => new Uint8Array(v);
 
@@ -29,7 +29,19 @@ test("one change with the largest inline data plus a full pack stays under Postg
   // the append path inlines units while their inlineChars sum stays within the limit
   const units = Array.from({ length: Math.floor(NOTIFY_INLINE_CHARS / inlineChars(bytes(1))) }, () => bytes(1));
   const max = formatChange(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true, { from: Number.MAX_SAFE_INTEGER, units });
-  expect(inlineChars(new Uint8Array(NOTIFY_DATA_MAX))).toBeLessThanOrEqual(NOTIFY_INLINE_CHARS);
+  // a single append of up to 2 KiB always travels inline
+  expect(inlineChars(new Uint8Array(2048))).toBeLessThanOrEqual(NOTIFY_INLINE_CHARS);
   // a pack closes once it holds NOTIFY_PACK_CHARS, so it is at most that plus one change
   expect(NOTIFY_PACK_CHARS + max.length + 1).toBeLessThan(8000);
+});
+
+test("merging a notified state: a tail only grows, a closed stream stays closed", () => {
+  const known = { tail: 10, closed: false, extra: "kept" };
+  expect(mergeState(known, { tail: 10, closed: false })).toBe(known);
+  expect(mergeState(known, { tail: 4, closed: false })).toBe(known); // an older notification
+  expect(mergeState(known, { tail: 12, closed: false })).toEqual({ tail: 12, closed: false, extra: "kept" });
+  expect(mergeState(known, { tail: 10, closed: true })).toEqual({ tail: 10, closed: true, extra: "kept" });
+  const closed = { tail: 10, closed: true };
+  expect(mergeState(closed, { tail: 10, closed: false })).toBe(closed);
+  expect(mergeState(closed, { tail: 9, closed: false })).toBe(closed);
 });

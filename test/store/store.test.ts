@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BadRequest, Conflict, ProducerSeqGap, StreamClosedConflict, StreamGone, StreamNotFound } from "../../src/protocol/errors.ts";
 import { type Db, sql } from "../../src/store/db.ts";
-import { Store } from "../../src/store/index.ts";
+import { Store, type StoreOptions } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams.ts";
 import { visible } from "../../src/store/streams.ts";
 import { backends } from "../support/backends.ts";
@@ -56,6 +56,8 @@ for (const backend of backends) {
       await store.drained();
       await db.close();
     });
+    /** Two stores on one database behave like two instances: own appenders, same rows. */
+    const twoInstances = (opts: StoreOptions = {}) => [new Store(db, { appendBatchMax: 8, ...opts }), new Store(db, { appendBatchMax: 8, ...opts })];
 
     test("create is idempotent on matching config and conflicts otherwise", async () => {
       expect((await store.create(params("/s/a"))).created).toBe(true);
@@ -79,9 +81,15 @@ for (const backend of backends) {
     test("concurrent appends share transactions and each gets its own range", async () => {
       const paths = Array.from({ length: 10 }, (_, i) => `/s/group-${i}`);
       for (const p of paths) await store.create(params(p));
+      const before = { ...store.appendStats };
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) => append(store, paths[i % 10], `<${i}>`)),
       );
+      // All 200 are queued in one turn: groups of up to appendBatchMax (64) appends each,
+      // and none retried (no other instance writes here).
+      expect(store.appendStats.appends - before.appends).toBe(200);
+      expect(store.appendStats.groups - before.groups).toBe(Math.ceil(200 / 64));
+      expect(store.appendStats.lockedRetries - before.lockedRetries).toBe(0);
       for (const p of paths) {
         const text = await readAll(store, p);
         const seen = text.match(/<\d+>/g) ?? [];
@@ -94,8 +102,7 @@ for (const backend of backends) {
     test("two instances appending to one stream race safely (compare-and-set, then locks)", async () => {
       // A second Store on the same database behaves like another instance: its own
       // appender, its own groups, the same rows.
-      const one = new Store(db, { appendBatchMax: 8, appendConcurrency: 4 });
-      const other = new Store(db, { appendBatchMax: 8, appendConcurrency: 4 });
+      const [one, other] = twoInstances({ appendConcurrency: 4 });
       await one.create(params("/s/race"));
       const writes = Array.from({ length: 120 }, (_, i) => append(i % 2 ? one : other, "/s/race", `<${i}>`));
       const producerWrites = Array.from({ length: 30 }, (_, seq) =>
@@ -132,8 +139,7 @@ for (const backend of backends) {
     });
 
     test("an instance's remembered stream state never outlives changes made elsewhere", async () => {
-      const a = new Store(db, { appendBatchMax: 8 });
-      const b = new Store(db, { appendBatchMax: 8 });
+      const [a, b] = twoInstances();
       await a.create(params("/s/memo"));
       await append(a, "/s/memo", "x"); // a now remembers the stream's state
       // b replaces the stream with a closed JSON stream at the same path
@@ -159,15 +165,14 @@ for (const backend of backends) {
     });
 
     test("a change notification from elsewhere drops remembered state: no lost compare-and-set", async () => {
-      const a = new Store(db, { appendBatchMax: 8 });
-      const b = new Store(db, { appendBatchMax: 8 });
+      const [a, b] = twoInstances();
       await a.create(params("/s/observed"));
       const id = visible(await a.find("/s/observed")).id;
       await append(a, "/s/observed", "a"); // a remembers tail 1
       // a's own notification (tail 1) changes nothing it remembers
-      a.observe({ id, state: { tail: 1, closed: false } });
+      a.applyChange({ id, state: { tail: 1, closed: false } });
       await append(b, "/s/observed", "b"); // tail 2, behind a's back
-      a.observe({ id, state: { tail: 2, closed: false } }); // what b's commit notifies
+      a.applyChange({ id, state: { tail: 2, closed: false } }); // what b's commit notifies
       const before = a.appendStats.lockedRetries;
       expect((await append(a, "/s/observed", "c")).tail).toBe(3);
       expect(a.appendStats.lockedRetries).toBe(before); // read the row, no lost compare-and-set

@@ -17,6 +17,7 @@ import postgres from "postgres";
 import { dropSchema } from "../support/backends.ts";
 import { type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 import { type Delivery, type Receiver, startReceiver } from "./receiver.ts";
+import { until as poll } from "../support/poll.ts";
 
 const DATABASE_URL = process.env.DATABASE_URL || "";
 if (!DATABASE_URL) console.warn("test/subscriptions/multi-instance.test.ts: SKIPPED — set DATABASE_URL to run it against real Postgres");
@@ -30,15 +31,7 @@ const ENV = { WEBHOOK_TIMEOUT_MS: "1500", SUBSCRIPTION_TICK_MS: "200", SUBSCRIPT
 const DELIVERY_LEASE_MS = 1500 + 5000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const until = <T>(probe: () => Promise<T | undefined>, ms: number, what: string) => poll(probe, ms, what, 50);
 
 describe.skipIf(!DATABASE_URL)("subscriptions across instances", () => {
   let instances: SpawnedServer[] = [];

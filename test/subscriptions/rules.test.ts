@@ -9,6 +9,16 @@ import { retryDelayMs } from "../../src/subscriptions/deliverer.ts";
 import { GlobSet, globRegexSource } from "../../src/subscriptions/glob.ts";
 import { checkDeliveryTarget, checkWebhookUrl, isBlockedAddress } from "../../src/subscriptions/ssrf.ts";
 
+/** What `f` throws (undefined when it returns). */
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
 const key = (p: string) => `/v1/stream/${p}`;
 
 const GLOB_CASES: [string, string, boolean][] = [
@@ -69,12 +79,7 @@ describe("webhook URLs (SSRF)", () => {
   test("https to public hosts, and http only to localhost / 127.0.0.x", () => {
     for (const url of accepted) expect(checkWebhookUrl(url)).toBe(url);
     for (const url of rejected) {
-      let err: unknown;
-      try {
-        checkWebhookUrl(url);
-      } catch (e) {
-        err = e;
-      }
+      const err = thrown(() => checkWebhookUrl(url));
       expect([url, err instanceof SubscriptionError && err.code]).toEqual([url, "WEBHOOK_URL_REJECTED"]);
     }
   });
@@ -125,12 +130,7 @@ describe("configuration", () => {
       { ...base, wake_stream: "w" }, { ...base, pattern: "**/a/**/b/**/c/**/d/**/e" },
     ];
     for (const body of bad) {
-      let err: unknown;
-      try {
-        parseSubscriptionConfig(body);
-      } catch (e) {
-        err = e;
-      }
+      const err = thrown(() => parseSubscriptionConfig(body));
       expect([JSON.stringify(body), err instanceof SubscriptionError && err.status]).toEqual([JSON.stringify(body), 400]);
     }
   });

@@ -21,6 +21,12 @@ let page: Page;
 const put = (name: string, headers: Record<string, string>, body?: BodyInit) =>
   fetch(`${server.url}/v1/stream/${name}`, { method: "PUT", headers, body });
 
+/** Creates a stream through the protocol, then opens the page at `route` (the list by default). */
+async function createThenOpen(name: string, contentType: string, body: BodyInit, route = "/"): Promise<void> {
+  expect((await put(name, { "Content-Type": contentType }, body)).status).toBe(201);
+  await page.goto(`${server.url}/ui/#${route}`);
+}
+
 describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
   beforeAll(async () => {
     [server, browser] = await Promise.all([startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://" })), launchBrowser()]);
@@ -64,8 +70,7 @@ describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
 
   test("page through a 10,000-message stream from any offset", async () => {
     const messages = Array.from({ length: 10_000 }, (_, n) => ({ n, sku: `item-${n}` }));
-    expect((await put("big", { "Content-Type": "application/json" }, JSON.stringify(messages))).status).toBe(201);
-    await page.goto(`${server.url}/ui/#/s/big`);
+    await createThenOpen("big", "application/json", JSON.stringify(messages), "/s/big");
     const range = page.getByTestId("range");
     const firstRow = page.locator("[data-testid=content] tbody tr").first();
     const lastRow = page.locator("[data-testid=content] tbody tr").last();
@@ -104,8 +109,7 @@ describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
 
   test("a binary stream renders as hex + ASCII with byte offsets", async () => {
     const bytes = new Uint8Array([...Array.from({ length: 20 }, (_, i) => i), ...new TextEncoder().encode("Hello, streams!")]);
-    expect((await put("blob", { "Content-Type": "application/octet-stream" }, bytes)).status).toBe(201);
-    await page.goto(`${server.url}/ui/#/s/blob`);
+    await createThenOpen("blob", "application/octet-stream", bytes, "/s/blob");
     const hex = page.getByTestId("hex").first();
     await hex.waitFor();
     const lines = (await hex.textContent())!.split("\n");
@@ -124,8 +128,7 @@ describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
   }, TEST_TIMEOUT_MS);
 
   test("prefix search, typed as people write names", async () => {
-    expect((await put("café/menu", { "Content-Type": "text/plain" }, "soup")).status).toBe(201);
-    await page.goto(`${server.url}/ui/#/`);
+    await createThenOpen("café/menu", "text/plain", "soup");
     await page.locator('tr[data-name="orders/eu"]').waitFor();
     await page.getByTestId("prefix").fill("café");
     await page.waitForFunction(() => document.querySelectorAll("[data-testid=stream-table] tbody tr[data-name]").length === 1);
@@ -138,8 +141,7 @@ describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
   }, TEST_TIMEOUT_MS);
 
   test("server errors are shown in the server's words", async () => {
-    expect((await put("typed", { "Content-Type": "text/plain" }, "x")).status).toBe(201);
-    await page.goto(`${server.url}/ui/#/`);
+    await createThenOpen("typed", "text/plain", "x");
     await page.getByTestId("new-stream").click();
     await page.getByTestId("create-name").fill("typed");
     await page.getByTestId("create-type").fill("application/json");
@@ -153,8 +155,7 @@ describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
   }, TEST_TIMEOUT_MS);
 
   test("close, fork and delete ask for confirmation first", async () => {
-    expect((await put("life", { "Content-Type": "application/json" }, '[{"a":1},{"a":2}]')).status).toBe(201);
-    await page.goto(`${server.url}/ui/#/s/life`);
+    await createThenOpen("life", "application/json", '[{"a":1},{"a":2}]', "/s/life");
     await page.getByTestId("close").click();
     // Cancelling changes nothing.
     await page.getByRole("button", { name: "Cancel" }).click();

@@ -1,7 +1,9 @@
-// A minimal HTTP/1.1 client connection on Bun's native sockets: one request at a time,
-// keep-alive, Content-Length / chunked / empty bodies, body handed over as it arrives.
-// Thousands of these cost far less than a general-purpose client, so the load generator
-// does not become the latency being measured (run with bun).
+// The one raw HTTP/1.1 client of the tests and benchmarks, on Bun's native sockets: one
+// request at a time, keep-alive, Content-Length / chunked / empty bodies, body handed over
+// as it arrives. Thousands of these cost far less than a general-purpose client (no pool
+// caps them, and the load generator does not become the latency being measured), and the
+// framing is exact: a chunked terminator tells a clean end from a reset. rawGet() wraps
+// one connection as promises for tests.
 import type { Socket } from "bun";
 
 export interface Head {
@@ -196,4 +198,84 @@ export class Http1Connection {
     this.head = undefined;
     this.handler?.onEnd?.(head);
   }
+}
+
+export interface RawResult {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  /** The whole message arrived: content-length reached, or the chunked terminator (0 CRLF CRLF). */
+  complete: boolean;
+  /** Socket error before the message was complete (e.g. ECONNRESET). */
+  error?: string;
+  /** performance.now() when the message completed (or the socket closed, if it never did). */
+  endedAt: number;
+}
+
+export interface RawRequest {
+  /** Resolves when the response head has been parsed. */
+  head: Promise<{ status: number; headers: Record<string, string> }>;
+  /** Resolves when the message completed or the socket closed; never rejects. */
+  done: Promise<RawResult>;
+  /** The socket is connected and the request written. */
+  sent: Promise<void>;
+  /** done has resolved. */
+  isDone(): boolean;
+  destroy(): void;
+}
+
+/** One GET on a fresh connection (Connection: close); body text handed to onBody as it arrives. */
+export function rawGet(port: number, path: string, onBody?: (text: string, at: number) => void): RawRequest {
+  const conn = new Http1Connection("127.0.0.1", port);
+  const decoder = new TextDecoder();
+  let status = 0;
+  let headers: Record<string, string> | undefined;
+  let body = "";
+  let complete = false;
+  let error: string | undefined;
+  let settled = false;
+  let resolveHead!: (h: { status: number; headers: Record<string, string> }) => void;
+  let rejectHead!: (e: Error) => void;
+  let resolveDone!: (r: RawResult) => void;
+  const head = new Promise<{ status: number; headers: Record<string, string> }>((res, rej) => {
+    resolveHead = res;
+    rejectHead = rej;
+  });
+  head.catch(() => {});
+  const done = new Promise<RawResult>((r) => (resolveDone = r));
+  const finish = () => {
+    if (settled) return;
+    settled = true;
+    if (!headers) rejectHead(new Error(error ?? "connection closed before the response head"));
+    resolveDone({ status, headers: headers ?? {}, body, complete, error, endedAt: performance.now() });
+  };
+  conn.onClosed((err) => {
+    if (err && !complete) error = (err as Error & { code?: string }).code ?? err.message;
+    finish();
+  });
+  conn.request(
+    "GET",
+    path,
+    {
+      onHead: (h) => {
+        status = h.status;
+        headers = Object.fromEntries(h.headers);
+        resolveHead({ status, headers });
+      },
+      onBody: (chunk) => {
+        if (chunk.byteLength === 0) return;
+        const text = decoder.decode(chunk, { stream: true });
+        body += text;
+        onBody?.(text, performance.now());
+      },
+      onEnd: () => {
+        complete = true;
+        finish();
+        conn.close();
+      },
+    },
+    { Accept: "*/*", Connection: "close" },
+  );
+  const sent = conn.connected();
+  return { head, done, sent, isDone: () => settled, destroy: () => conn.close() };
 }

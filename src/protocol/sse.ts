@@ -2,18 +2,22 @@
 // followed by control events. Readers of the same range with the same control event send
 // the same bytes, so the encoding is memoised per shared read result.
 import { Buffer } from "node:buffer";
-import { concatBytes, jsonArrayParts } from "../protocol/json.ts";
-import { formatOffset } from "../protocol/offsets.ts";
-import type { ReadResult } from "../store/chunks.ts";
-import type { StreamRecord } from "../store/records.ts";
-import { memo } from "../live/shared-reads.ts";
+import { concatBytes } from "../lib/bytes.ts";
+import { memo } from "../lib/memo.ts";
+import { jsonArrayParts } from "./json.ts";
+import { formatOffset } from "./offsets.ts";
+
+/** Stored units read for a reader (store/chunks.ts ReadResult), shared by readers of a range. */
+interface Units {
+  units: Uint8Array[];
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export const KEEPALIVE = encoder.encode(": keep-alive\n\n");
 
-const encoded = new WeakMap<ReadResult, Map<string, Uint8Array>>();
+const encoded = new WeakMap<Units, Map<string, Uint8Array>>();
 
 /**
  * Formats one SSE event. Every payload line (split on CR, LF and CRLF) gets its own
@@ -36,7 +40,7 @@ export function controlJson(next: number, upToDate: boolean, closed: boolean, cu
 }
 
 /** A data event (when `result` has units) and its control event, as one buffer. */
-export function eventBytes(result: ReadResult | undefined, control: string, stream: StreamRecord, text: boolean): Uint8Array {
+export function eventBytes(result: Units | undefined, control: string, stream: { isJson: boolean }, text: boolean): Uint8Array {
   const controlEvent = sseEvent("control", control);
   if (!result || result.units.length === 0) return encoder.encode(controlEvent);
   const byControl = memo(encoded, result, () => new Map<string, Uint8Array>());

@@ -13,13 +13,13 @@
 import { isTextForSse } from "../protocol/content-type.ts";
 import { ProtocolError, StreamNotFound } from "../protocol/errors.ts";
 import { currentInterval } from "../protocol/cursor.ts";
-import type { Notifier } from "../live/notifier.ts";
-import type { SharedReads } from "../live/shared-reads.ts";
-import type { Change } from "../store/change.ts";
+import { controlJson, eventBytes, KEEPALIVE } from "../protocol/sse.ts";
+import { type Change, mergeState, sameState } from "../store/change.ts";
 import type { ReadResult } from "../store/chunks.ts";
 import type { StreamRecord } from "../store/records.ts";
 import { isConnectionError } from "../store/index.ts";
-import { controlJson, eventBytes, KEEPALIVE } from "./sse-events.ts";
+import type { ChangeHook, Notifier } from "./notifier.ts";
+import type { SharedReads } from "./shared-reads.ts";
 import { log } from "../observability/log.ts";
 
 const KEEPALIVE_MS = 15_000;
@@ -35,15 +35,18 @@ export interface Member {
   finish(): void;
 }
 
-export class SseHubs {
+export class SseHubs implements ChangeHook {
   private readonly hubs = new Map<number, Hub>();
 
   constructor(
     private readonly reads: SharedReads,
     private readonly notifier: Notifier,
     private readonly chunkBytes: number,
-  ) {
-    notifier.onChange((c) => this.hubs.get(c.id)?.offer(c));
+  ) {}
+
+  /** A change hook: the changed stream's hub, if any, takes the change over (Hub.applyChange). */
+  applyChange(c: Change): void {
+    this.hubs.get(c.id)?.applyChange(c);
   }
 
   /** Adds a caught-up reader of `stream`; returns the function that removes it. */
@@ -91,7 +94,7 @@ class Hub {
     this.members.add(member);
     // The reader may know a newer state than the hub, or be behind the hub's: either way
     // the hub re-checks now rather than at the next notification.
-    if (seen.tail !== this.stream.tail || seen.closed !== this.stream.closed || member.pos < this.stream.tail) this.kick?.();
+    if (!sameState(seen, this.stream) || member.pos < this.stream.tail) this.kick?.();
     if (!this.running) {
       this.running = true;
       this.run().finally(() => (this.running = false));
@@ -148,7 +151,7 @@ class Hub {
     // A look-up that started before a notification the hub has already taken over may
     // return an older state: never step back.
     const known = this.stream;
-    if (s.id !== known.id || s.tail > known.tail || (s.closed && !known.closed)) this.stream = s;
+    if (s.id !== known.id || mergeState(known, s) !== known) this.stream = s;
     return true;
   }
 
@@ -163,9 +166,10 @@ class Hub {
    * becomes the hub's; when it carries the appended data, members at its start get it
    * right here, with no query and no wake-up in between.
    */
-  offer(c: Change): void {
+  applyChange(c: Change): void {
+    // A notification older than what the hub knows (its look-up overtook it) brings nothing.
     if (!c.state || c.state.tail < this.stream.tail) return;
-    this.stream = { ...this.stream, tail: c.state.tail, closed: c.state.closed };
+    this.stream = mergeState(this.stream, c.state);
     const data = c.data;
     if (!data) return;
     const group: Member[] = [];
