@@ -7,6 +7,8 @@
 //   MIXED_LOAD_CLIENTS   concurrent clients (default 32)
 import { afterAll, describe, expect, test } from "bun:test";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+// Deterministic per-client random numbers, so a failing run can be replayed.
+import { rng } from "../support/fuzz-cases.ts";
 
 const DATABASE_URL = process.env.DATABASE_URL || "";
 const SECONDS = Number(process.env.MIXED_LOAD_SECONDS ?? 6);
@@ -20,16 +22,6 @@ const MIX: [Op, number][] = [
   ["read", 30], ["head", 15], ["append", 30], ["append-json", 5], ["long-poll", 8], ["sse", 6], ["delete", 2], ["create", 4],
 ];
 
-/** Deterministic per-client random numbers, so a failing run can be replayed. */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 
 function pick(r: () => number): Op {
   const total = MIX.reduce((a, [, w]) => a + w, 0);
