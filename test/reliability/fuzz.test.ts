@@ -74,8 +74,10 @@ interface Totals {
   requests: number;
   statuses: Record<string, number>;
   failures: string[];
-  pipelines: { stream: string; expected: string; what: string }[];
+  pipelines: { stream: string; expected: string; all: string[]; what: string }[];
   bunDropped: number;
+  /** Bun: a pipelined append stored although Bun closed its connection unanswered. */
+  bunStoredUnanswered: number;
 }
 
 async function runCase(base: string, port: number, runtime: Runtime, c: FuzzCase, t: Totals): Promise<void> {
@@ -107,8 +109,29 @@ async function runCase(base: string, port: number, runtime: Runtime, c: FuzzCase
   }
   if (c.pipeline) {
     const answered = c.pipeline.appends.filter((a) => (ex.responses[a.index]?.status ?? 0) < 300 && ex.responses[a.index]);
-    t.pipelines.push({ stream: c.pipeline.stream, expected: answered.map((a) => a.marker).join(""), what: show(c) });
+    t.pipelines.push({
+      stream: c.pipeline.stream,
+      expected: answered.map((a) => a.marker).join(""),
+      all: c.pipeline.appends.map((a) => a.marker),
+      what: show(c),
+    });
   }
+}
+
+/** Whether `stored` is some of `markers`, in order and each at most once, including all of `answered`. */
+function storedInOrder(stored: string, markers: string[], answered: string): boolean {
+  let rest = stored;
+  const kept: string[] = [];
+  for (const m of markers) {
+    if (rest.startsWith(m)) {
+      kept.push(m);
+      rest = rest.slice(m.length);
+    }
+  }
+  if (rest !== "") return false;
+  let need = answered;
+  for (const m of kept) if (need.startsWith(m)) need = need.slice(m.length);
+  return need === "";
 }
 
 describe("fuzzing with malformed requests", () => {
@@ -124,7 +147,7 @@ describe("fuzzing with malformed requests", () => {
       running.push(server);
       await seed(server.url);
       const before = [await snapshot(server.url, CANARY_BIN), await snapshot(server.url, CANARY_JSON)];
-      const t: Totals = { cases: 0, requests: 0, statuses: {}, failures: [], pipelines: [], bunDropped: 0 };
+      const t: Totals = { cases: 0, requests: 0, statuses: {}, failures: [], pipelines: [], bunDropped: 0, bunStoredUnanswered: 0 };
       const started = performance.now();
       await Promise.all(
         Array.from({ length: WORKERS }, async (_, w) => {
@@ -138,14 +161,23 @@ describe("fuzzing with malformed requests", () => {
       for (const p of t.pipelines) {
         const res = await fetch(`${server.url}${p.stream}?offset=-1`);
         const stored = await res.text();
-        if (stored !== p.expected) t.failures.push(`pipelined appends: stored ${JSON.stringify(stored)}, answered 2xx ${JSON.stringify(p.expected)}: ${p.what}`);
+        if (stored === p.expected) continue;
+        // Bun closes the connection when a request is pipelined behind a pending one; the
+        // server drops an append whose client is gone before its group starts, but the close
+        // can arrive after that (seen under load): stored in order, each at most once, every
+        // answered one included, is what Bun allows. Anything else fails, and on Deno any
+        // difference does.
+        if (runtime === "bun" && storedInOrder(stored, p.all, p.expected)) t.bunStoredUnanswered++;
+        else t.failures.push(`pipelined appends: stored ${JSON.stringify(stored)}, answered 2xx ${JSON.stringify(p.expected)}: ${p.what}`);
       }
       const after = [await snapshot(server.url, CANARY_BIN), await snapshot(server.url, CANARY_JSON)];
       const health = await fetch(`${server.url}/healthz`);
       const log = server.output();
       const histogram = Object.entries(t.statuses).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}: ${v}`).join(", ");
       console.log(`fuzz ${runtime} + ${backend} (seed ${SEED}): ${t.cases} cases, ${t.requests} requests in ${seconds.toFixed(1)} s; ` +
-        `statuses {${histogram}}; ${t.failures.length} failures` + (runtime === "bun" ? `; ${t.bunDropped} pipelined requests dropped by Bun (nothing stored for them)` : ""));
+        `statuses {${histogram}}; ${t.failures.length} failures` + (runtime === "bun"
+          ? `; ${t.bunDropped} pipelined requests dropped by Bun, ${t.bunStoredUnanswered} pipelines with an unanswered append stored`
+          : ""));
       if (t.failures.length) console.log(t.failures.slice(0, 15).join("\n"));
       const unexpected = log.split("\n").filter((l) => /unexpected error/.test(l));
       expect(t.failures.slice(0, 10)).toEqual([]);
