@@ -11,6 +11,7 @@ const Int = (min: number, dflt: number, description: string) =>
 export const ConfigSchema = Type.Object({
   PORT: Int(0, 4437, "TCP port to listen on"),
   HOST: Type.String({ default: "127.0.0.1", description: "interface to bind" }),
+  WORKERS: Int(1, 1, "server processes sharing PORT (SO_REUSEPORT); more than 1 needs DATABASE_URL"),
   DATABASE_URL: Type.Optional(Type.String({ description: "Postgres URL; unset means embedded PGlite" })),
   DATA_DIR: Type.String({ default: "./data", description: "PGlite data folder when DATABASE_URL is unset" }),
   DATABASE_SCHEMA: Type.String({ default: "public", pattern: "^[A-Za-z_][A-Za-z0-9_]{0,40}$" }),

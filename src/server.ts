@@ -14,6 +14,8 @@ import { migrate } from "./store/migrate.ts";
 import { Subscriptions } from "./subscriptions/service.ts";
 import { watchDb } from "./observability/db.ts";
 import { observeHttp, startMetricsServer } from "./observability/http.ts";
+import process from "node:process";
+import { workerIndex } from "./runtime/workers.ts";
 import { log } from "./observability/log.ts";
 import { observeServer, timedSweep } from "./observability/metrics.ts";
 
@@ -125,8 +127,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     dbWaiting: dbWatch.waiting,
     dbUp: dbWatch.up,
   });
-  const handle: ServerHandle = await serve(observeHttp(guard.wrap(fetchHandler(app)), config), config);
-  const metricsHandle = await startMetricsServer(config);
+  // One of WORKERS processes (runtime/workers.ts): the port is shared, and each worker
+  // serves its own /metrics on METRICS_PORT + its number.
+  const worker = workerIndex(process.env);
+  const handle: ServerHandle = await serve(observeHttp(guard.wrap(fetchHandler(app)), config), { ...config, reusePort: worker !== undefined });
+  const metricsHandle = await startMetricsServer(
+    worker !== undefined && config.METRICS_PORT ? { ...config, METRICS_PORT: config.METRICS_PORT + worker } : config,
+  );
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${handle.port}`,

@@ -123,7 +123,9 @@ export class Guard {
 
     const op = this.operation(request, url);
     if (op.kind === "public") return;
-    const address = `addr:${clientAddress(request, conn?.address, this.config.TRUST_PROXY)}`;
+    // The peer's address costs a system call on Bun: only worked out when something uses it.
+    let known: string | undefined;
+    const address = () => (known ??= `addr:${clientAddress(request, conn?.address, this.config.TRUST_PROXY)}`);
     if (op.kind === "self") return this.limitRate(address);
     let principal: Principal | undefined;
     if (this.authEnabled) {
@@ -136,10 +138,10 @@ export class Guard {
       }
     }
     // Refused (403) requests count too: probing paths is not free.
-    this.limitRate(principal?.name ?? address);
+    this.limitRate(principal ? principal.name : address);
     if (principal) for (const check of op.checks) this.authorize(principal, check);
     if (op.live) {
-      const release = this.live.tryAcquire(principal?.name ?? address);
+      const release = this.live.tryAcquire(principal?.name ?? address());
       if (typeof release === "string") {
         throw new TooManyRequests(
           release === "total" ? "too many live reads on this server" : "too many concurrent live reads for this client",
@@ -195,8 +197,9 @@ export class Guard {
     throw new Forbidden(`${principal.name} may not ${check.op} ${what}`);
   }
 
-  private limitRate(key: string): void {
-    const wait = this.rate?.take(key) ?? 0;
+  private limitRate(key: string | (() => string)): void {
+    if (!this.rate) return;
+    const wait = this.rate.take(typeof key === "string" ? key : key());
     if (wait > 0) throw new TooManyRequests("request rate limit exceeded", wait);
   }
 

@@ -3,8 +3,18 @@
 
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 
+// Every append compares its Content-Type with the stream's: the few distinct header values
+// a server sees are worked out once.
+const known = new Map<string, string>();
+
 export function mediaType(contentType: string): string {
-  return contentType.split(";")[0].trim().toLowerCase();
+  let t = known.get(contentType);
+  if (t === undefined) {
+    t = contentType.split(";")[0].trim().toLowerCase();
+    if (known.size >= 256) known.clear();
+    known.set(contentType, t);
+  }
+  return t;
 }
 
 export function sameContentType(a: string, b: string): boolean {

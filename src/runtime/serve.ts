@@ -33,16 +33,32 @@ declare const Deno: {
   ): { finished: Promise<void>; shutdown(): Promise<void>; addr: { port: number } };
 };
 
+/** Bun's view of a request's connection; the peer address (a syscall) only when asked for. */
+class BunConn implements ConnInfo {
+  constructor(private readonly server: Bun.Server<unknown>, private readonly request: Request) {}
+  get address(): string | undefined {
+    return this.server.requestIP(this.request)?.address;
+  }
+  holdOpen(): void {
+    this.server.timeout(this.request, 0);
+  }
+}
+
 const withTimeout = (p: Promise<unknown>, ms: number) =>
   Promise.race([p, new Promise((r) => setTimeout(r, ms))]);
 
-export async function serve(fetch: Fetch, config: Pick<Config, "PORT" | "HOST" | "MAX_BODY_BYTES" | "REQUEST_IDLE_TIMEOUT_S">): Promise<ServerHandle> {
+type ServeConfig = Pick<Config, "PORT" | "HOST" | "MAX_BODY_BYTES" | "REQUEST_IDLE_TIMEOUT_S"> & {
+  /** Share the port with other processes (SO_REUSEPORT, Linux): WORKERS > 1. */
+  reusePort?: boolean;
+};
+
+export async function serve(fetch: Fetch, config: ServeConfig): Promise<ServerHandle> {
   if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
     const server = Bun.serve({
       port: config.PORT,
       hostname: config.HOST,
-      fetch: (request, server) =>
-        fetch(request, { address: server.requestIP(request)?.address, holdOpen: () => server.timeout(request, 0) }),
+      reusePort: config.reusePort ?? false,
+      fetch: (request, server) => fetch(request, new BunConn(server, request)),
       // A connection that sends or receives nothing for this long is closed: this cuts off clients
       // that send a body slowly or not at all, and idle keep-alives. Live reads, which sit quiet
       // on purpose, lift it for their own request (holdOpen). Request heads are bounded apart
@@ -65,7 +81,7 @@ export async function serve(fetch: Fetch, config: Pick<Config, "PORT" | "HOST" |
     // least gets its handler answered (body-idle.ts).
     const idleMs = config.REQUEST_IDLE_TIMEOUT_S * 1000;
     const server = Deno.serve(
-      { port: config.PORT, hostname: config.HOST, onListen: () => ready() },
+      { port: config.PORT, hostname: config.HOST, reusePort: config.reusePort ?? false, onListen: () => ready() },
       (request, info) => {
         const completed = info.completed;
         // It rejects when the client leaves early: expected, not an unhandled error.

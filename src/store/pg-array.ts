@@ -4,13 +4,18 @@
 
 type Scalar = string | number | boolean | null;
 
+const NEEDS_ESCAPE = /[\\"]/;
+
 function element(v: Scalar): string {
   if (v === null) return "NULL";
   if (typeof v === "boolean") return v ? "t" : "f";
   if (typeof v === "number") return String(v);
-  return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return NEEDS_ESCAPE.test(v) ? `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"` : `"${v}"`;
 }
 
 export function pgArray(values: readonly Scalar[]): string {
-  return `{${values.map(element).join(",")}}`;
+  // Called for every column of every group: a plain loop, not map and join.
+  let out = "{";
+  for (let i = 0; i < values.length; i++) out += (i === 0 ? "" : ",") + element(values[i]);
+  return out + "}";
 }
