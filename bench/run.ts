@@ -16,8 +16,10 @@ import { hotScenario } from "./scenarios/hot.ts";
 import { readScenario } from "./scenarios/read.ts";
 import { fanoutScenario } from "./scenarios/fanout.ts";
 import { idleScenario } from "./scenarios/idle.ts";
+import { scaleScenario } from "./scenarios/scale.ts";
+import { subscriptionsScenario } from "./scenarios/subscriptions.ts";
 
-const SCENARIOS: Scenario[] = [appendScenario, hotScenario, readScenario, fanoutScenario, idleScenario];
+const SCENARIOS: Scenario[] = [appendScenario, hotScenario, readScenario, fanoutScenario, idleScenario, scaleScenario, subscriptionsScenario];
 const RESULTS = join(ROOT, "bench/results");
 /** The idle scenario holds 10,000 sockets in one process (client and server alike). */
 const NEEDED_FDS = 12_000;

@@ -59,6 +59,7 @@ export function chartSvg(r: RunReport): string {
   y += 30;
   for (const s of scenarios) {
     for (const row of s.rows) {
+      if (row.table) continue;
       const cols = legend.filter((c) => row.cells[c]);
       if (cols.length === 0) continue;
       const lowerIsBetter = /^(ms|MiB|KiB|% of a core)$/.test(row.unit);

@@ -32,3 +32,11 @@ export async function parallel(count: number, concurrency: number, job: (i: numb
 export async function createStreams(base: string, names: string[], contentType: string): Promise<void> {
   await parallel(names.length, 16, (i) => createStream(base, names[i], contentType));
 }
+
+/**
+ * Streams g<i % groups>/<i> for i < count: `groups` sets of streams, each one glob
+ * (`g<k>/*`) wide. bench/wrk/append.lua names streams the same way with BENCH_GROUPS.
+ */
+export function groupedStreams(count: number, groups: number): string[] {
+  return Array.from({ length: count }, (_, i) => `g${i % groups}/${i}`);
+}

@@ -25,8 +25,9 @@ const firstLine = (cmd: string, args: string[]) => {
   return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n").find((l) => l.trim())?.trim() ?? "not found";
 };
 
-export function openFilesLimit(): { soft: number; hard: number } {
-  const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files")) ?? "";
+/** A process's open-files limit (this process's by default; its children inherit it). */
+export function openFilesLimit(pid: number | "self" = "self"): { soft: number; hard: number } {
+  const line = readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files")) ?? "";
   const [soft, hard] = line.replace("Max open files", "").trim().split(/\s+/).map((v) => (v === "unlimited" ? Infinity : Number(v)));
   return { soft, hard };
 }

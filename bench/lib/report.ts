@@ -12,7 +12,7 @@ export interface RunReport {
 }
 
 const COLUMNS: Column[] = ["ours-1", "ours-3", "ref-mem", "ref-file", "extra"];
-const SCENARIO_ORDER = ["append", "hot", "read", "fanout", "idle"];
+const SCENARIO_ORDER = ["append", "hot", "read", "fanout", "idle", "scale", "subs"];
 
 export function orderedScenarios(r: RunReport): ScenarioResult[] {
   return Object.values(r.scenarios).sort((a, b) => SCENARIO_ORDER.indexOf(a.id) - SCENARIO_ORDER.indexOf(b.id));
@@ -36,7 +36,7 @@ export function markdown(r: RunReport, chartFile = "chart.svg"): string {
   out.push(`| scenario | ${COLUMNS.slice(0, 4).map((c) => COLUMN_TITLES[c]).join(" | ")} | other | vs targets |`);
   out.push(`|---|${"---:|".repeat(5)}---|`);
   for (const s of scenarios) {
-    s.rows.forEach((row, i) => {
+    s.rows.filter((row) => !row.table).forEach((row, i) => {
       const cells = COLUMNS.map((c) => {
         const cell = row.cells[c];
         if (!cell) return "–";
@@ -48,6 +48,7 @@ export function markdown(r: RunReport, chartFile = "chart.svg"): string {
     });
   }
   out.push("");
+  for (const s of scenarios) out.push(...ownTables(s));
 
   out.push("## Targets", "");
   out.push("| target | measured | required | status | basis |", "|---|---:|---:|---|---|");
@@ -67,7 +68,7 @@ export function markdown(r: RunReport, chartFile = "chart.svg"): string {
         const cell = row.cells[c];
         if (!cell?.detail) continue;
         const who = c === "extra" ? row.extraLabel ?? "other" : COLUMN_TITLES[c];
-        out.push(`- ${row.metric}, ${who}: \`${JSON.stringify(cell.detail)}\``);
+        out.push(`- ${row.table ? `${row.table}, ` : ""}${row.metric}, ${who}: \`${JSON.stringify(cell.detail)}\``);
       }
       if (row.note) out.push(`- ${row.note}`);
     }
@@ -81,4 +82,19 @@ export function markdown(r: RunReport, chartFile = "chart.svg"): string {
     out.push("");
   }
   return out.join("\n");
+}
+
+/** The rows a scenario puts in tables of their own: metric down, the columns that have a value across. */
+function ownTables(s: ScenarioResult): string[] {
+  const out: string[] = [];
+  for (const table of new Set(s.rows.flatMap((row) => (row.table ? [row.table] : [])))) {
+    const rows = s.rows.filter((row) => row.table === table);
+    const cols = COLUMNS.filter((c) => rows.some((row) => row.cells[c]));
+    const title = (c: Column) => (c === "extra" ? rows.find((row) => row.extraLabel)?.extraLabel ?? "other" : COLUMN_TITLES[c]);
+    out.push(`### ${table}`, "", `Measured ${s.date}${s.quick ? " (quick)" : ""}.`, "");
+    out.push(`| ${rows[0].unit} | ${cols.map(title).join(" | ")} |`, `|---|${"---:|".repeat(cols.length)}`);
+    for (const row of rows) out.push(`| ${row.metric} | ${cols.map((c) => row.cells[c]?.text ?? fmt(row.cells[c]?.value)).join(" | ")} |`);
+    out.push("");
+  }
+  return out;
 }

@@ -24,6 +24,11 @@ export interface MetricRow {
   /** What the "other" column holds for this row, e.g. "pgbench ceiling". */
   extraLabel?: string;
   note?: string;
+  /**
+   * Rows sharing a table name get a table of their own (e.g. one row per connection
+   * count), left out of the summary table and the chart.
+   */
+  table?: string;
 }
 
 export interface Check {

@@ -1,5 +1,6 @@
 // Runs the protocol's reference server (@durable-streams/server) in its own Node process,
-// in memory or file-backed, so the benchmark compares servers and not launchers.
+// in memory or file-backed, with webhook subscriptions enabled, so the benchmark compares
+// servers and not launchers.
 // Usage: node bench/servers/reference.mjs <port> [dataDir]
 import { DurableStreamTestServer, FileBackedStreamStore } from "@durable-streams/server";
 
@@ -10,7 +11,10 @@ const MAX_FILE_HANDLES = 4096;
 
 const port = Number(process.argv[2]);
 const dataDir = process.argv[3] || undefined;
-const server = new DurableStreamTestServer({ port, host: "127.0.0.1" });
+// Webhook subscriptions are off by default (pull-wake is always on); the subs scenario needs
+// them. The switch only decides whether a webhook subscription may be created: with none
+// created, appends cost the same either way.
+const server = new DurableStreamTestServer({ port, host: "127.0.0.1", webhooks: true });
 if (dataDir) server.store = new FileBackedStreamStore({ dataDir, maxFileHandles: MAX_FILE_HANDLES });
 await server.start();
 console.log(`reference server (${dataDir ? "file" : "memory"}) on ${server.url}`);
