@@ -28,7 +28,8 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
   };
   const route = `${STREAM_PREFIX}*`;
   const opts = { parse: "none" as const };
-  return new Elysia()
+  const append = guarded((req, url) => handleAppend(ctx, req, url));
+  const app = new Elysia()
     .get("/healthz", () => {
       const { ok, detail } = health();
       return respond(ok ? 200 : 503, { "Content-Type": "application/json", "Cache-Control": "no-store" }, JSON.stringify({ ok, ...detail }));
@@ -41,7 +42,7 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
       }),
     )
     .put(route, guarded((req, url) => handleCreate(ctx, req, url)), opts)
-    .post(route, guarded((req, url) => handleAppend(ctx, req, url)), opts)
+    .post(route, append, opts)
     // Elysia answers HEAD through the GET route, so the method is told apart here.
     .get(route, guarded((req, url) => (req.method === "HEAD" ? handleHead(ctx, url) : handleRead(ctx, req, url))), opts)
     .delete(route, guarded((_req, url) => handleDelete(ctx, url)), opts)
@@ -54,6 +55,9 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
       if (code === "NOT_FOUND") return respond(404, { "Content-Type": "text/plain" }, "not found");
       return errorResponse(new Error(`framework error ${String(code)}`), request.method);
     });
+  // Appends are the hot path: fetchHandler hands them to the handler directly, skipping
+  // the router (the same handler the POST route has, so nothing else differs).
+  return Object.assign(app, { appendHandler: (request: Request) => append({ request }) });
 }
 
 /**
@@ -62,10 +66,12 @@ export function buildApp(ctx: AppContext, health: () => { ok: boolean; detail: R
  * into the path and answer 404; such a URL gets the scheme's default port spelled out,
  * which changes neither its origin nor its meaning.
  */
-export function fetchHandler(app: { fetch: (r: Request) => Response | Promise<Response> }) {
+export function fetchHandler(app: { fetch: (r: Request) => Response | Promise<Response>; appendHandler?: (r: Request) => Promise<Response> }) {
+  const direct = app.appendHandler;
   return (request: Request) => {
     const url = request.url;
     const pathAt = url.indexOf("/", url.indexOf("//") + 2);
+    if (direct && request.method === "POST" && pathAt > 0 && url.startsWith(STREAM_PREFIX, pathAt)) return direct(request);
     if (pathAt === -1 || pathAt >= 11) return app.fetch(request);
     const host = url.slice(0, pathAt);
     if (host.lastIndexOf(":") > 5) return app.fetch(request); // has a port: nothing to pad

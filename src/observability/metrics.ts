@@ -47,6 +47,12 @@ const appendGroupSeconds = new Histogram({
   buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   registers,
 });
+const appendQueueSeconds = new Histogram({
+  name: "ds_append_queue_wait_seconds",
+  help: "Time an append waits between its request handing it over and its group starting",
+  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+  registers,
+});
 const casLost = new Counter({
   name: "ds_append_cas_lost_total",
   help: "Appends redone under row locks after another instance moved their stream (lost compare-and-set)",
@@ -54,6 +60,11 @@ const casLost = new Counter({
 });
 
 /** One append group ran (its statement returned); `locked` when it was a redo under row locks. */
+/** How long each append of a starting group waited for it (queued at `queuedAt`, performance.now()). */
+export function recordAppendQueueWait(queuedAt: number[], now: number): void {
+  for (const at of queuedAt) appendQueueSeconds.observe((now - at) / 1000);
+}
+
 export function recordAppendGroup(size: number, seconds: number, locked: boolean): void {
   appends.inc(size);
   appendGroups.inc();

@@ -6,7 +6,7 @@ import type { Change } from "./change.ts";
 import { isConnectionError } from "./availability.ts";
 import type { Db } from "./db.ts";
 import { ClientGone } from "../protocol/errors.ts";
-import { recordAppendGroup } from "../observability/metrics.ts";
+import { recordAppendGroup, recordAppendQueueWait } from "../observability/metrics.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
 /**
@@ -19,6 +19,8 @@ export const APPEND_DEFAULTS = { batchMax: 256, concurrency: 2, overlapMin: 16 }
 
 interface Pending {
   req: AppendRequest;
+  /** performance.now() when queued. */
+  at: number;
   resolve: (v: AppendOutcome) => void;
   reject: (e: unknown) => void;
 }
@@ -45,7 +47,7 @@ export class Appender {
   append(req: AppendRequest): Promise<AppendOutcome> {
     if (req.signal?.aborted) return Promise.reject(new ClientGone());
     return new Promise((resolve, reject) => {
-      this.queue.push({ req, resolve, reject });
+      this.queue.push({ req, at: performance.now(), resolve, reject });
       // A burst of requests parsed in one event-loop turn need not wait for the whole
       // burst: once a group's worth waits, it goes now, and the database works on it
       // while this thread parses the rest of the burst.
@@ -133,6 +135,7 @@ export class Appender {
       this.stats.appends += batch.length;
       if (lock) this.stats.lockedRetries += batch.length;
       const started = performance.now();
+      if (!lock) recordAppendQueueWait(batch.map((p) => p.at), started);
       const results = await appendGroup(this.db, this.channel, batch.map((p) => p.req), lock, this.writers);
       recordAppendGroup(batch.length, (performance.now() - started) / 1000, lock);
       const retry: Pending[] = [];

@@ -188,11 +188,12 @@ export async function unlinkStream(q: Queryable, key: string | null): Promise<vo
 }
 
 /** What the per-instance trigger check needs: explicitly linked keys and the globs. */
-export async function loadTriggerSet(db: Db): Promise<{ keys: string[]; patterns: string[] }> {
-  const keys = await db.rows<{ k: string }>(sql`SELECT DISTINCT stream_path AS k FROM ds_subscription_links WHERE explicit`);
-  const patterns = await db.rows<{ p: string }>(sql`
-    SELECT DISTINCT pattern AS p FROM ds_subscriptions WHERE deleted_at IS NULL AND pattern IS NOT NULL`);
-  return { keys: keys.map((r) => r.k), patterns: patterns.map((r) => r.p) };
+/** What the wake trigger follows: explicitly linked stream keys and glob patterns, each with its subscription. */
+export async function loadTriggerSet(db: Db): Promise<{ keys: [string, string][]; patterns: [string, string][] }> {
+  const keys = await db.rows<{ k: string; id: string }>(sql`SELECT stream_path AS k, subscription_id AS id FROM ds_subscription_links WHERE explicit`);
+  const patterns = await db.rows<{ p: string; id: string }>(sql`
+    SELECT pattern AS p, id FROM ds_subscriptions WHERE deleted_at IS NULL AND pattern IS NOT NULL`);
+  return { keys: keys.map((r) => [r.k, r.id]), patterns: patterns.map((r) => [r.p, r.id]) };
 }
 
 async function notifyLinks(q: Queryable, channel: string): Promise<void> {

@@ -15,6 +15,7 @@ import {
   deliveryDropped,
   deliveryFailed,
   deliveryFinished,
+  wakeSubscription,
   type DueDelivery,
   expireLeases,
   wakeAllPending,
@@ -30,6 +31,8 @@ export interface DelivererOptions {
   timeoutMs: number;
   tickMs: number;
   backstopMs: number;
+  /** A webhook that answered done while more was pending is woken again this much later. */
+  rewakeDelayMs?: number;
   publicBaseUrl?: string;
   resolver?: Resolver;
 }
@@ -58,6 +61,8 @@ export class Deliverer {
   private again = false;
   private stopped = false;
   private claims = 0;
+  /** A claim was cut short by WEBHOOK_CONCURRENCY: the next delivery to end looks again. */
+  private starved = false;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly running = new Set<Promise<void>>();
   /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
@@ -109,28 +114,52 @@ export class Deliverer {
     do {
       this.again = false;
       const room = this.opts.concurrency - this.inflight;
-      if (room <= 0 || this.stopped) return;
+      if (this.stopped) return;
+      if (room <= 0) {
+        this.starved = true;
+        return;
+      }
       // The delivery lease outlasts the HTTP timeout, so a live deliverer never loses it.
       const due = await claimDueDeliveries(this.db, `${this.instanceId}:${++this.claims}`, room, this.opts.timeoutMs + 5_000);
       for (const d of due) {
         this.inflight++;
+        this.trigger.delivering(d.id);
         const p: Promise<void> = this.deliver(d)
           .catch((err) => console.error(`subscriptions: delivery for ${d.id} failed`, err))
           .finally(() => {
             this.inflight--;
             this.running.delete(p);
-            this.kick();
+            // A claim that stopped for want of room looks again now there is some.
+            if (this.starved) {
+              this.starved = false;
+              this.kick();
+            }
           });
         this.running.add(p);
       }
-      if (due.length === room) this.again = true;
+      if (due.length === room) this.again = this.starved = true;
     } while (this.again && !this.stopped);
   }
 
   private async deliver(d: DueDelivery): Promise<void> {
+    let rewoke = false;
+    try {
+      rewoke = await this.attempt(d);
+    } finally {
+      // Appends the trigger let through while this delivery ran may have come after the
+      // statement that ended it: one more look, only then.
+      if (this.trigger.delivered(d.id) && !rewoke && !this.stopped) {
+        if (await wakeSubscription(this.db, this.channel, d.id, this.instanceId)) this.kick();
+      }
+    }
+  }
+
+  /** One delivery attempt; true if its end already started the next wake. */
+  private async attempt(d: DueDelivery): Promise<boolean> {
     if (!d.links.some((l) => l.tail > l.ackedPos)) {
       this.stats.dropped++;
-      return deliveryDropped(this.db, d);
+      await deliveryDropped(this.db, d);
+      return false;
     }
     let ok: "done" | "delivered";
     try {
@@ -143,11 +172,23 @@ export class Deliverer {
       // The row holds the schedule; this timer only saves waiting for the next tick.
       const t = setTimeout(() => this.kick(), delay + 10);
       (t as { unref?: () => void }).unref?.();
-      return;
+      return false;
     }
     this.stats.delivered++;
-    if (ok === "done") await deliveryFinished(this.db, this.channel, d);
-    else await deliveryDone(this.db, d);
+    if (ok === "done") {
+      const delay = this.opts.rewakeDelayMs ?? 0;
+      const { rewoke } = await deliveryFinished(this.db, this.channel, d, delay, this.instanceId);
+      // The next wake is ours to look for (other instances were told too).
+      if (rewoke && delay > 0) {
+        const t = setTimeout(() => this.kick(), delay + 5);
+        (t as { unref?: () => void }).unref?.();
+      } else if (rewoke) {
+        this.kick();
+      }
+      return rewoke;
+    }
+    await deliveryDone(this.db, d);
+    return false;
   }
 
   private async postWebhook(d: DueDelivery): Promise<"done" | "delivered"> {

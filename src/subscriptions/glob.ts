@@ -59,16 +59,17 @@ const segments = (p: string) => p.split("/").filter((s) => s.length > 0);
  * that could match it and those that start with a wildcard.
  */
 export class GlobSet {
-  private readonly byFirst = new Map<string, string[][]>();
-  private readonly wild: string[][] = [];
+  private readonly byFirst = new Map<string, [string, string[]][]>();
+  private readonly wild: [string, string[]][] = [];
   private readonly size: number;
 
   constructor(patterns: Iterable<string>) {
-    const globs = [...new Set(patterns)].map(segments);
+    const globs = [...new Set(patterns)].map((p): [string, string[]] => [p, segments(p)]);
     this.size = globs.length;
     for (const g of globs) {
-      if (g.length === 0 || g[0] === "*" || g[0] === "**") this.wild.push(g);
-      else this.byFirst.set(g[0], [...(this.byFirst.get(g[0]) ?? []), g]);
+      const first = g[1][0];
+      if (g[1].length === 0 || first === "*" || first === "**") this.wild.push(g);
+      else this.byFirst.set(first, [...(this.byFirst.get(first) ?? []), g]);
     }
   }
 
@@ -77,11 +78,23 @@ export class GlobSet {
   }
 
   matches(streamKey: string): boolean {
-    if (this.size === 0 || !streamKey.startsWith(STREAM_PREFIX)) return false;
+    const path = this.relative(streamKey);
+    if (!path) return false;
+    const candidates = this.byFirst.get(path[0]);
+    return (candidates?.some(([, g]) => globMatches(g, path)) ?? false) || this.wild.some(([, g]) => globMatches(g, path));
+  }
+
+  /** The patterns (as given) that match a stream key. */
+  matching(streamKey: string): string[] {
+    const path = this.relative(streamKey);
+    if (!path) return [];
+    return [...(this.byFirst.get(path[0]) ?? []), ...this.wild].filter(([, g]) => globMatches(g, path)).map(([p]) => p);
+  }
+
+  private relative(streamKey: string): string[] | undefined {
+    if (this.size === 0 || !streamKey.startsWith(STREAM_PREFIX)) return undefined;
     // Empty segments ("a//b", a trailing slash) never match, as in the SQL regex.
     const path = streamKey.slice(STREAM_PREFIX.length).split("/");
-    if (path.includes("")) return false;
-    const candidates = this.byFirst.get(path[0]);
-    return (candidates?.some((g) => globMatches(g, path)) ?? false) || this.wild.some((g) => globMatches(g, path));
+    return path.includes("") ? undefined : path;
   }
 }

@@ -24,6 +24,7 @@ import { globRegexSource } from "./glob.ts";
 import { KeyRing } from "./keys.ts";
 import { relativePath, streamKey } from "./paths.ts";
 import { WakeTrigger } from "./trigger.ts";
+import { duePayload } from "../store/subscription-wakes.ts";
 import { subscriptionView } from "./view.ts";
 
 export interface SubscriptionOptions extends DelivererOptions {
@@ -59,7 +60,7 @@ export class Subscriptions {
     private readonly opts: SubscriptionOptions,
   ) {
     this.channel = subscriptionsChannel(db.schema);
-    this.trigger = new WakeTrigger(db, this.channel);
+    this.trigger = new WakeTrigger(db, this.channel, this.instanceId);
     this.deliverer = new Deliverer(db, store, keys, this.trigger, this.channel, this.instanceId, opts);
     this.trigger.onWoke = () => this.deliverer.kick();
   }
@@ -71,7 +72,8 @@ export class Subscriptions {
       subs.channel,
       (payload) => {
         if (payload === "links") subs.trigger.reload().catch((err) => console.error("subscriptions: reloading links failed", err));
-        else subs.deliverer.kick();
+        // A wake this instance started and already looks for needs no second look.
+        else if (payload !== duePayload(subs.instanceId)) subs.deliverer.kick();
       },
       // (Re)connected: anything notified meanwhile is lost, so reload and look.
       () => {

@@ -3,6 +3,10 @@
 // says links changed), so an append to a stream no subscription follows costs one set
 // look-up and one regex test, however many streams other subscriptions follow. Appends to
 // followed streams are collected and woken with one statement per round trip.
+// While this instance is delivering a wake of every subscription that follows a stream,
+// an append to it needs no statement at all: the delivery's end starts the next wake if
+// anything is pending (deliveryFinished), and appends seen meanwhile mark the subscription
+// so that any other end (no snapshot ack, a race with that statement) checks once more.
 import type { Db } from "../store/db.ts";
 import { linkCreatedStream, loadTriggerSet } from "../store/subscriptions.ts";
 import { wakeForStreams } from "../store/subscription-wakes.ts";
@@ -11,6 +15,12 @@ import { GlobSet } from "./glob.ts";
 export class WakeTrigger {
   private keys = new Set<string>();
   private globs = new GlobSet([]);
+  /** Subscriptions by explicit stream key and by glob pattern (for the busy check). */
+  private byKey = new Map<string, string[]>();
+  private byPattern = new Map<string, string[]>();
+  private subscribers = new Map<string, string[]>();
+  /** Subscriptions whose wake this instance is delivering -> appends seen meanwhile. */
+  private readonly busy = new Map<string, boolean>();
   private pending = new Set<string>();
   private flushing?: Promise<void>;
   private reloading?: Promise<void>;
@@ -21,6 +31,8 @@ export class WakeTrigger {
   constructor(
     private readonly db: Db,
     private readonly channel: string,
+    /** This instance (its deliverer looks at once after a flush woke something: onWoke). */
+    private readonly instanceId?: string,
   ) {}
 
   /** Reloads the trigger set; concurrent calls coalesce into one more load. */
@@ -33,8 +45,11 @@ export class WakeTrigger {
       do {
         this.reloadAgain = false;
         const set = await loadTriggerSet(this.db);
-        this.keys = new Set(set.keys);
-        this.globs = new GlobSet(set.patterns);
+        this.keys = new Set(set.keys.map(([k]) => k));
+        this.globs = new GlobSet(set.patterns.map(([p]) => p));
+        this.byKey = groupBy(set.keys);
+        this.byPattern = groupBy(set.patterns);
+        this.subscribers = new Map();
       } while (this.reloadAgain);
     })().finally(() => (this.reloading = undefined));
     return this.reloading;
@@ -47,8 +62,37 @@ export class WakeTrigger {
   /** A committed append (or close) on `key`. */
   appended(key: string): void {
     if (!this.follows(key)) return;
+    if (this.busy.size > 0) {
+      const subs = this.subscribersOf(key);
+      if (subs.length > 0 && subs.every((id) => this.busy.has(id))) {
+        for (const id of subs) this.busy.set(id, true);
+        return;
+      }
+    }
     this.pending.add(key);
     this.schedule();
+  }
+
+  /** This instance claimed a wake of `id` and is delivering it. */
+  delivering(id: string): void {
+    this.busy.set(id, false);
+  }
+
+  /** The delivery of `id` ended; true if appends to its streams were let through meanwhile. */
+  delivered(id: string): boolean {
+    const seen = this.busy.get(id) === true;
+    this.busy.delete(id);
+    return seen;
+  }
+
+  private subscribersOf(key: string): string[] {
+    let subs = this.subscribers.get(key);
+    if (subs === undefined) {
+      subs = [...(this.byKey.get(key) ?? []), ...this.globs.matching(key).flatMap((p) => this.byPattern.get(p) ?? [])];
+      if (this.subscribers.size >= 10_000) this.subscribers.clear();
+      this.subscribers.set(key, subs);
+    }
+    return subs;
   }
 
   /**
@@ -72,7 +116,7 @@ export class WakeTrigger {
         while (this.pending.size > 0) {
           const keys = [...this.pending];
           this.pending.clear();
-          if ((await wakeForStreams(this.db, this.channel, keys)) > 0) this.onWoke();
+          if ((await wakeForStreams(this.db, this.channel, keys, this.instanceId)) > 0) this.onWoke();
         }
       })
       .catch((err) => console.error("subscriptions: wake after append failed (the backstop retries)", err))
@@ -86,4 +130,10 @@ export class WakeTrigger {
   async idle(): Promise<void> {
     while (this.flushing || this.reloading) await (this.flushing ?? this.reloading);
   }
+}
+
+function groupBy(pairs: [string, string][]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [k, id] of pairs) out.set(k, [...(out.get(k) ?? []), id]);
+  return out;
 }
