@@ -28,7 +28,7 @@ export const ConfigSchema = Type.Object({
   SHUTDOWN_GRACE_MS: Int(0, 10_000, "how long shutdown waits for in-flight requests"),
   APPEND_BATCH_MAX: Int(1, APPEND_DEFAULTS.batchMax, "most appends committed in one shared transaction"),
   APPEND_CONCURRENCY: Int(1, APPEND_DEFAULTS.concurrency, "append groups in flight at once per instance (PGlite always uses 1)"),
-  APPEND_OVERLAP_MIN: Int(1, APPEND_DEFAULTS.overlapMin, "appends that must be waiting before a further group goes in flight beside a running one"),
+  APPEND_OVERLAP_MIN: Int(1, APPEND_DEFAULTS.overlapMin, "appends that, once waiting, start a group at once (else at the end of the event-loop turn)"),
   PUBLIC_BASE_URL: Type.Optional(
     Type.String({
       pattern: "^https?://[^\\s]+$",

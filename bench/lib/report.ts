@@ -12,7 +12,7 @@ export interface RunReport {
 }
 
 const COLUMNS: Column[] = ["ours-1", "ours-3", "ref-mem", "ref-file", "extra"];
-const SCENARIO_ORDER = ["append", "hot", "read", "fanout", "idle", "scale", "subs"];
+const SCENARIO_ORDER = ["append", "hot", "read", "fanout", "idle", "scale", "workers", "subs"];
 
 export function orderedScenarios(r: RunReport): ScenarioResult[] {
   return Object.values(r.scenarios).sort((a, b) => SCENARIO_ORDER.indexOf(a.id) - SCENARIO_ORDER.indexOf(b.id));

@@ -11,11 +11,24 @@ import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from
 
 /**
  * Group commit's defaults, the one source of them (config.ts uses these too). On Postgres a
- * second group goes in flight only once enough appends wait for it: small groups cost
- * Postgres more per append, while overlapping full ones keeps the server busy during
- * round trips (measured in the append scenario: +13% appends/s over one group at a time).
+ * group goes in flight as soon as overlapMin appends wait (and at the end of the event-loop
+ * turn otherwise): small groups cost Postgres more per append, while starting one before a
+ * burst of requests is fully parsed lets Postgres work while this thread parses the rest
+ * (bench/README.md: 24,000-25,000 appends/s at 64 connections with 32, against about
+ * 18,000 when groups waited for the end of the turn).
  */
-export const APPEND_DEFAULTS = { batchMax: 256, concurrency: 2, overlapMin: 16 } as const;
+export const APPEND_DEFAULTS = { batchMax: 256, concurrency: 2, overlapMin: 32 } as const;
+
+/**
+ * When a group that did not fill up starts. On Deno, once this turn's I/O is handled
+ * (setImmediate). On Bun a millisecond later (setTimeout 0): Bun aborts a request pipelined
+ * behind a pending one only after its handler ran, and the extra wait lets the group see
+ * that abort and drop the append (measured with the fuzz test: with setImmediate such
+ * appends were stored; see README, Reliability). The millisecond is most of an append's
+ * latency at low concurrency on Bun.
+ */
+const laterThisTurn: (f: () => void) => void =
+  typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? (f) => setTimeout(f, 0) : (f) => setImmediate(f);
 
 interface Pending {
   req: AppendRequest;
@@ -73,19 +86,19 @@ export class Appender {
   }
 
   /**
-   * Groups start on a later event-loop turn, not inside the request that queued: appends
-   * of the same turn share the group, and a request its client has already abandoned is
-   * dropped before it is written. (Bun closes a connection on which a request is pipelined
+   * Groups start on a later event-loop turn (laterThisTurn), not inside the request that
+   * queued: appends of the same turn share the group, and a request its client has already
+   * abandoned is dropped before it is written. (Bun closes a connection on which a request is pipelined
    * behind a pending one, aborting it: its response can never be sent, so it must not be
    * stored, or the client's retry would store it twice.)
    */
   private schedulePump(): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
-    setTimeout(() => {
+    laterThisTurn(() => {
       this.pumpScheduled = false;
       this.pump();
-    }, 0);
+    });
   }
 
   private pump(): void {
