@@ -19,17 +19,6 @@ import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from
  */
 export const APPEND_DEFAULTS = { batchMax: 256, concurrency: 2, overlapMin: 32 } as const;
 
-/**
- * When a group that did not fill up starts. On Deno, once this turn's I/O is handled
- * (setImmediate). On Bun a millisecond later (setTimeout 0): Bun aborts a request pipelined
- * behind a pending one only after its handler ran, and the extra wait lets the group see
- * that abort and drop the append (measured with the fuzz test: with setImmediate such
- * appends were stored; see README, Reliability). The millisecond is most of an append's
- * latency at low concurrency on Bun.
- */
-const laterThisTurn: (f: () => void) => void =
-  typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? (f) => setTimeout(f, 0) : (f) => setImmediate(f);
-
 interface Pending {
   req: AppendRequest;
   /** performance.now() when queued. */
@@ -86,16 +75,18 @@ export class Appender {
   }
 
   /**
-   * Groups start on a later event-loop turn (laterThisTurn), not inside the request that
-   * queued: appends of the same turn share the group, and a request its client has already
-   * abandoned is dropped before it is written. (Bun closes a connection on which a request is pipelined
-   * behind a pending one, aborting it: its response can never be sent, so it must not be
-   * stored, or the client's retry would store it twice.)
+   * A group that does not fill up starts once this event-loop turn's I/O is handled
+   * (setImmediate), not inside the request that queued: appends of the same turn share the
+   * group, and a request its client has already abandoned is dropped before it is written.
+   * (setTimeout(0) would wait a millisecond more, most of an append's latency at low
+   * concurrency; it also gave Bun more time to report the close that follows a request
+   * pipelined behind a pending one, whose append must then not be stored: README,
+   * Reliability, says what that changes.)
    */
   private schedulePump(): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
-    laterThisTurn(() => {
+    setImmediate(() => {
       this.pumpScheduled = false;
       this.pump();
     });
