@@ -189,6 +189,42 @@ describe("webhook delivery", () => {
     }
   });
 
+  test("data appended while its wake is being delivered gets the next wake once the webhook says done", async () => {
+    // While this instance delivers, appends to the subscription's streams send no wake query
+    // (trigger.ts); the end of the delivery must still notice them, whether they committed
+    // before the statement that ends the wake or after it.
+    for (const [i, lateMs] of [[0, 0], [1, 150]] as const) {
+      const id = `during-${i}`;
+      const from = hook.deliveries.length;
+      let appended = false;
+      hook.answer = async (d) => {
+        if (d.body.subscription_id !== id || appended) return { body: { done: true } };
+        appended = true;
+        expect((await stream(`${id}/a`, "[2]")).status).toBe(204);
+        // The second round answers first and appends once the answer is on its way.
+        if (lateMs > 0) setTimeout(() => void stream(`${id}/a`, "[3]"), lateMs / 10);
+        return { body: { done: true } };
+      };
+      try {
+        await stream(`${id}/a`, "[1]", "PUT");
+        await send("PUT", sub(id), { type: "webhook", streams: [`${id}/a`], webhook: { url: hook.url } });
+        const first = await hook.next((x) => x.body.subscription_id === id, 8000, from);
+        expect(first.body.streams[0].tail_offset).toBe(offset(1));
+        const want = lateMs > 0 ? 3 : 2;
+        // Later wakes pick up what came meanwhile, ending at the last append.
+        const last = await hook.next((x) => x.body.subscription_id === id && x.body.streams[0].tail_offset === offset(want), 8000, from);
+        expect(Number(last.body.generation)).toBeGreaterThan(Number(first.body.generation));
+        const acked = await until(async () => {
+          const s = await getSub(id);
+          return s.streams[0].acked_offset === offset(want) ? s : undefined;
+        });
+        expect(acked.streams[0].acked_offset).toBe(offset(want));
+      } finally {
+        hook.answer = () => ({});
+      }
+    }
+  });
+
   test("delete tombstones: the old token cannot act, not even on a re-created subscription", async () => {
     const from = hook.deliveries.length;
     const config = { type: "webhook", streams: ["tomb/a"], webhook: { url: hook.url } };
