@@ -7,6 +7,9 @@ import { type Db, type Queryable, sql } from "./db.ts";
 import { ackPositions, notifyDue, wakeIfPending } from "./subscription-wakes.ts";
 import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, SNAPSHOT } from "./subscription-sql.ts";
 
+/** Constant-text statements: prepared once per connection. */
+const PREPARED = { prepare: true } as const;
+
 interface Locked {
   incarnation: number;
   type: string;
@@ -65,10 +68,10 @@ export async function applyWakeCall(db: Db, channel: string, c: WakeCall): Promi
     await ackPositions(q, c.id, c.acks);
     if (!c.done) {
       await q.rows(sql`UPDATE ds_subscriptions s SET lease_until = clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond'
-        WHERE s.id = ${c.id}`);
+        WHERE s.id = ${c.id}`, PREPARED);
       return { nextWake: false };
     }
-    await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`);
+    await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`, PREPARED);
     const nextWake = await wakeIfPending(q, c.id);
     if (nextWake) await notifyDue(q, channel);
     return { nextWake };
@@ -79,7 +82,7 @@ export async function applyWakeCall(db: Db, channel: string, c: WakeCall): Promi
 export async function releaseWake(db: Db, channel: string, c: WakeCall): Promise<void> {
   await db.tx(async (q) => {
     await checkFence(q, c);
-    await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`);
+    await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`, PREPARED);
     if (await wakeIfPending(q, c.id)) await notifyDue(q, channel);
   });
 }
@@ -114,7 +117,7 @@ export async function claimWake(db: Db, id: string, worker: string): Promise<Cla
     if (!s) throw notFound(id);
     if (s.type !== "pull-wake") throw new SubscriptionError("INVALID_REQUEST", "not a pull-wake subscription");
     if (s.holder !== null && !s.leaseLapsed) return { kind: "busy", holder: s.holder, generation: s.generation };
-    if (s.holder !== null || s.leaseLapsed) await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${id}`);
+    if (s.holder !== null || s.leaseLapsed) await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${id}`, PREPARED);
     const wakeInFlight = s.wakeId !== null && s.holder === null && !s.leaseLapsed;
     // A new wake is started here directly: its event would be stale the moment it is written.
     const start = wakeInFlight ? sql`` : sql`generation = s.generation + 1, wake_id = ${NEW_WAKE_ID},`;

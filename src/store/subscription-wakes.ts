@@ -5,6 +5,9 @@
 // runs); finishing requires the claim still to be ours. Deadlines use the database clock.
 import { type Db, type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
+
+/** Every statement here has constant text: prepared once per connection, not parsed and planned per wake. */
+const PREPARED = { prepare: true } as const;
 import {
   CLEAR_WAKE,
   HAS_PENDING,
@@ -25,7 +28,7 @@ export async function wakeForStreams(db: Db, channel: string, keys: string[], fr
     UPDATE ds_subscriptions s SET ${NEW_WAKE}
     WHERE s.id IN (SELECT DISTINCT subscription_id FROM ds_subscription_links WHERE stream_path = ANY(${pgArray(keys)}::text[]))
       AND ${IDLE} AND ${HAS_PENDING}
-    RETURNING s.id`);
+    RETURNING s.id`, PREPARED);
   if (rows.length > 0) await notifyDue(db, channel, from);
   return rows.length;
 }
@@ -34,13 +37,13 @@ export async function wakeForStreams(db: Db, channel: string, keys: string[], fr
 export async function wakeSubscription(db: Db, channel: string, id: string, from?: string): Promise<boolean> {
   const rows = await db.rows(sql`
     WITH w AS (UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING} RETURNING s.id)
-    SELECT pg_notify(${channel}, ${duePayload(from)}) FROM w`);
+    SELECT pg_notify(${channel}, ${duePayload(from)}) FROM w`, PREPARED);
   return rows.length > 0;
 }
 
 /** Starts a wake for one subscription if it is idle with pending work (inside a transaction). */
 export async function wakeIfPending(q: Queryable, id: string): Promise<boolean> {
-  const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING} RETURNING s.id`);
+  const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING} RETURNING s.id`, PREPARED);
   return rows.length > 0;
 }
 
@@ -51,7 +54,7 @@ export async function wakeIfPending(q: Queryable, id: string): Promise<boolean> 
 export const duePayload = (from?: string) => (from ? `due:${from}` : "due");
 
 export async function notifyDue(q: Queryable, channel: string, from?: string): Promise<void> {
-  await q.rows(sql`SELECT pg_notify(${channel}, ${duePayload(from)})`);
+  await q.rows(sql`SELECT pg_notify(${channel}, ${duePayload(from)})`, PREPARED);
 }
 
 /**
@@ -61,7 +64,7 @@ export async function notifyDue(q: Queryable, channel: string, from?: string): P
 export async function expireLeases(db: Db, channel: string): Promise<number> {
   const expired = await db.rows<{ id: string }>(sql`
     UPDATE ds_subscriptions s SET ${CLEAR_WAKE}
-    WHERE s.deleted_at IS NULL AND s.lease_until < clock_timestamp() RETURNING s.id`);
+    WHERE s.deleted_at IS NULL AND s.lease_until < clock_timestamp() RETURNING s.id`, PREPARED);
   let woke = 0;
   for (const r of expired) if (await wakeIfPending(db, r.id)) woke++;
   if (woke > 0) await notifyDue(db, channel);
@@ -74,9 +77,9 @@ export async function expireLeases(db: Db, channel: string): Promise<number> {
  */
 export async function wakeAllPending(db: Db, channel: string): Promise<number> {
   return db.tx(async (q) => {
-    const [lock] = await q.rows<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtext(${`ds_subs_backstop:${db.schema}`})) AS ok`);
+    const [lock] = await q.rows<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtext(${`ds_subs_backstop:${db.schema}`})) AS ok`, PREPARED);
     if (!lock.ok) return 0;
-    const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id`);
+    const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id`, PREPARED);
     if (rows.length > 0) await notifyDue(q, channel);
     return rows.length;
   });
@@ -140,7 +143,7 @@ export async function deliveryDone(db: Db, d: DueDelivery): Promise<boolean> {
   const rows = await db.rows(sql`
     UPDATE ds_subscriptions s SET deliver_at = NULL, attempt = 0, status = 'active', delivery_claim = NULL,
       delivering_until = NULL, lease_until = ${lease}
-    WHERE ${OURS(d)} RETURNING s.id`);
+    WHERE ${OURS(d)} RETURNING s.id`, PREPARED);
   return rows.length > 0;
 }
 
@@ -182,13 +185,13 @@ export async function deliveryFinished(
       RETURNING p.yes AS rewoke)
     SELECT e.rewoke, CASE WHEN e.rewoke THEN pg_notify(${channel}, ${duePayload(from)}) END AS notified,
       (SELECT count(*) FROM acked) AS acked
-    FROM ended e`);
+    FROM ended e`, PREPARED);
   return { finished: rows.length > 0, rewoke: rows.length > 0 && rows[0].rewoke === true };
 }
 
 /** Nothing was pending after all (a wake that raced an ack): the wake ends undelivered. */
 export async function deliveryDropped(db: Db, d: DueDelivery): Promise<void> {
-  await db.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE ${OURS(d)}`);
+  await db.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE ${OURS(d)}`, PREPARED);
 }
 
 /** Failed: the retry is scheduled `delayMs` from now by the database clock (status failed). */
@@ -196,7 +199,7 @@ export async function deliveryFailed(db: Db, d: DueDelivery, delayMs: number): P
   await db.rows(sql`
     UPDATE ds_subscriptions s SET attempt = s.attempt + 1, status = 'failed', delivery_claim = NULL, delivering_until = NULL,
       deliver_at = clock_timestamp() + ${Math.round(delayMs)} * interval '1 millisecond'
-    WHERE ${OURS(d)}`);
+    WHERE ${OURS(d)}`, PREPARED);
 }
 
 /** Moves cursors forward only: an ack never lowers a position. */
@@ -205,5 +208,5 @@ export async function ackPositions(q: Queryable, id: string, positions: Map<stri
   await q.rows(sql`
     UPDATE ds_subscription_links l SET acked_pos = greatest(l.acked_pos, a.pos)
     FROM unnest(${pgArray([...positions.keys()])}::text[], ${pgArray([...positions.values()])}::int8[]) AS a(key, pos)
-    WHERE l.subscription_id = ${id} AND l.stream_path = a.key`);
+    WHERE l.subscription_id = ${id} AND l.stream_path = a.key`, PREPARED);
 }

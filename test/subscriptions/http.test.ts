@@ -206,8 +206,8 @@ describe("webhook delivery", () => {
         return { body: { done: true } };
       };
       try {
-        await stream(`${id}/a`, "[1]", "PUT");
         await send("PUT", sub(id), { type: "webhook", streams: [`${id}/a`], webhook: { url: hook.url } });
+        await stream(`${id}/a`, "[1]", "PUT");
         const first = await hook.next((x) => x.body.subscription_id === id, 8000, from);
         expect(first.body.streams[0].tail_offset).toBe(offset(1));
         const want = lateMs > 0 ? 3 : 2;
