@@ -21,15 +21,22 @@ import {
   SNAPSHOT,
 } from "./subscription-sql.ts";
 
-/** Starts a wake for each idle subscription linked to these streams that has pending work. */
+/**
+ * Starts a wake for each idle subscription with pending work on one of these streams (the
+ * streams just appended to). Only those streams' links are looked at: pending work on a
+ * subscription's other streams is some other trigger's business. (Looking at every link of
+ * every candidate subscription read thousands of buffers per call under load.)
+ */
 export async function wakeForStreams(db: Db, channel: string, keys: string[], from?: string): Promise<number> {
   if (keys.length === 0) return 0;
   const rows = await db.rows(sql`
-    UPDATE ds_subscriptions s SET ${NEW_WAKE}
-    WHERE s.id IN (SELECT DISTINCT subscription_id FROM ds_subscription_links WHERE stream_path = ANY(${pgArray(keys)}::text[]))
-      AND ${IDLE} AND ${HAS_PENDING}
-    RETURNING s.id`, PREPARED);
-  if (rows.length > 0) await notifyDue(db, channel, from);
+    WITH p AS (
+      SELECT DISTINCT l.subscription_id AS id
+      FROM ds_subscription_links l JOIN ds_streams st ON st.path = l.stream_path
+      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND st.tail > l.acked_pos AND ${LIVE_STREAM}),
+    w AS (
+      UPDATE ds_subscriptions s SET ${NEW_WAKE} FROM p WHERE s.id = p.id AND ${IDLE} RETURNING s.id)
+    SELECT w.id, (SELECT pg_notify(${channel}, ${duePayload(from)}) WHERE EXISTS (SELECT 1 FROM w)) AS notified FROM w`, PREPARED);
   return rows.length;
 }
 
