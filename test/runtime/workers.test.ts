@@ -94,6 +94,9 @@ describe.skipIf(!DATABASE_URL)("WORKERS=2: two processes on one port", () => {
         expect(replaced).toContain(pids[1]);
         await until("the replacement listening", async () => ((await get(`${server.url}/healthz`, { headers: { Connection: "close" } })).status === 200 ? true : undefined));
         expect(server.output()).toContain("worker exited; starting it again");
+      } catch (err) {
+        // What the supervisor and its workers printed explains most failures here.
+        throw new Error(`${(err as Error).message}\n--- server output ---\n${server.output().slice(-4000)}`);
       } finally {
         const exited = new Promise<number | null>((r) => server.proc.once("exit", (code) => r(code)));
         server.proc.kill("SIGTERM");
