@@ -33,11 +33,14 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20_0
 /** fetch that fails instead of hanging: a hang must show where it happened. */
 const get = (url: string, init: RequestInit = {}) => fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
 
-/** Requests counted by one worker's own /metrics (METRICS_PORT + its number). */
+/**
+ * Appends answered by one worker, from its own /metrics (METRICS_PORT + its number). (Not
+ * ds_appends_total: an append redone after the other worker moved the stream counts twice.)
+ */
 async function appendsSeen(metricsPort: number): Promise<number> {
   const text = await (await get(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith("ds_appends_total"));
-  return Number(line?.split(" ")[1] ?? 0);
+  const line = text.split("\n").find((l) => l.startsWith("ds_http_requests_total{") && l.includes('operation="append"') && l.includes('status="204"'));
+  return Number(line?.split(" ").pop() ?? 0);
 }
 
 afterAll(async () => {
