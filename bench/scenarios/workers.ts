@@ -1,8 +1,7 @@
 // 8. WORKERS: one server process against two on the same port (SO_REUSEPORT, the
 // supervisor in src/runtime/workers.ts), on the append workloads of `append` and `hot`.
 // CPU counts every process of the server (supervisor and workers).
-import { execFileSync } from "node:child_process";
-import { spawnServer } from "../../test/support/spawn-server.ts";
+import { childPids, spawnServer } from "../../test/support/spawn-server.ts";
 import { createStream, createStreams } from "../lib/http.ts";
 import { measureWrk, rateCell } from "../lib/measure.ts";
 import { databaseUrl, dropSchema } from "../lib/pg.ts";
@@ -15,23 +14,15 @@ const STREAMS = 1000;
 const CONNECTIONS = 64;
 const BODY_BYTES = 100;
 
-function children(pid: number): number[] {
-  try {
-    return execFileSync("pgrep", ["-P", String(pid)]).toString().trim().split("\n").filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 async function startWorkers(count: number, schema: string): Promise<Target> {
   await dropSchema(schema);
   const s = await spawnServer({ databaseUrl: databaseUrl(), schema, env: { WORKERS: String(count) }, quiet: true });
   // The supervisor answers /healthz only through a worker; wait for all of them.
   const deadline = Date.now() + 30_000;
-  let pids = children(s.proc.pid!);
+  let pids = childPids(s.proc.pid!);
   while (count > 1 && pids.length < count && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
-    pids = children(s.proc.pid!);
+    pids = childPids(s.proc.pid!);
   }
   if (count > 1) await new Promise((r) => setTimeout(r, 1000)); // every worker listening
   return {

@@ -59,12 +59,12 @@ const casLost = new Counter({
   registers,
 });
 
-/** One append group ran (its statement returned); `locked` when it was a redo under row locks. */
 /** How long each append of a starting group waited for it (queued at `queuedAt`, performance.now()). */
 export function recordAppendQueueWait(queuedAt: number[], now: number): void {
   for (const at of queuedAt) appendQueueSeconds.observe((now - at) / 1000);
 }
 
+/** One append group ran (its statement returned); `locked` when it was a redo under row locks. */
 export function recordAppendGroup(size: number, seconds: number, locked: boolean): void {
   appends.inc(size);
   appendGroups.inc();

@@ -5,9 +5,6 @@
 // runs); finishing requires the claim still to be ours. Deadlines use the database clock.
 import { type Db, type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
-
-/** Every statement here has constant text: prepared once per connection, not parsed and planned per wake. */
-const PREPARED = { prepare: true } as const;
 import {
   CLEAR_WAKE,
   HAS_PENDING,
@@ -20,6 +17,9 @@ import {
   parseLinks,
   SNAPSHOT,
 } from "./subscription-sql.ts";
+
+/** Every statement here has constant text: prepared once per connection, not parsed and planned per wake. */
+const PREPARED = { prepare: true } as const;
 
 /**
  * Starts a wake for each idle subscription with pending work on one of these streams (the
@@ -36,7 +36,7 @@ export async function wakeForStreams(db: Db, channel: string, keys: string[], fr
       WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND st.tail > l.acked_pos AND ${LIVE_STREAM}),
     w AS (
       UPDATE ds_subscriptions s SET ${NEW_WAKE} FROM p WHERE s.id = p.id AND ${IDLE} RETURNING s.id)
-    SELECT w.id, (SELECT pg_notify(${channel}, ${duePayload(from)}) WHERE EXISTS (SELECT 1 FROM w)) AS notified FROM w`, PREPARED);
+    SELECT w.id, pg_notify(${channel}, ${duePayload(from)}) FROM w`, PREPARED);
   return rows.length;
 }
 
@@ -167,7 +167,7 @@ export async function deliveryFinished(
   d: DueDelivery,
   rewakeDelayMs = 0,
   from?: string,
-): Promise<{ finished: boolean; rewoke: boolean }> {
+): Promise<{ rewoke: boolean }> {
   const rows = await db.rows<{ rewoke: boolean }>(sql`
     WITH mine AS (
       SELECT s.id, s.wake_snapshot FROM ds_subscriptions s WHERE ${OURS(d)} FOR UPDATE),
@@ -190,10 +190,10 @@ export async function deliveryFinished(
         delivery_claim = NULL, delivering_until = NULL
       FROM mine, pending p WHERE s.id = mine.id
       RETURNING p.yes AS rewoke)
-    SELECT e.rewoke, CASE WHEN e.rewoke THEN pg_notify(${channel}, ${duePayload(from)}) END AS notified,
-      (SELECT count(*) FROM acked) AS acked
+    SELECT e.rewoke, CASE WHEN e.rewoke THEN pg_notify(${channel}, ${duePayload(from)}) END AS notified
     FROM ended e`, PREPARED);
-  return { finished: rows.length > 0, rewoke: rows.length > 0 && rows[0].rewoke === true };
+  // (acked is a data-modifying CTE: Postgres runs it whether or not anything reads it.)
+  return { rewoke: rows.length > 0 && rows[0].rewoke === true };
 }
 
 /** Nothing was pending after all (a wake that raced an ack): the wake ends undelivered. */

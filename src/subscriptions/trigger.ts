@@ -13,9 +13,8 @@ import { wakeForStreams } from "../store/subscription-wakes.ts";
 import { GlobSet } from "./glob.ts";
 
 export class WakeTrigger {
-  private keys = new Set<string>();
   private globs = new GlobSet([]);
-  /** Subscriptions by explicit stream key and by glob pattern (for the busy check). */
+  /** Subscriptions by explicitly linked stream key and by glob pattern. */
   private byKey = new Map<string, string[]>();
   private byPattern = new Map<string, string[]>();
   private subscribers = new Map<string, string[]>();
@@ -31,7 +30,7 @@ export class WakeTrigger {
   constructor(
     private readonly db: Db,
     private readonly channel: string,
-    /** This instance (its deliverer looks at once after a flush woke something: onWoke). */
+    /** Tags this instance's "due" notifications: its deliverer looks at once anyway (onWoke). */
     private readonly instanceId?: string,
   ) {}
 
@@ -45,10 +44,9 @@ export class WakeTrigger {
       do {
         this.reloadAgain = false;
         const set = await loadTriggerSet(this.db);
-        this.keys = new Set(set.keys.map(([k]) => k));
-        this.globs = new GlobSet(set.patterns.map(([p]) => p));
         this.byKey = groupBy(set.keys);
         this.byPattern = groupBy(set.patterns);
+        this.globs = new GlobSet(this.byPattern.keys());
         this.subscribers = new Map();
       } while (this.reloadAgain);
     })().finally(() => (this.reloading = undefined));
@@ -56,7 +54,7 @@ export class WakeTrigger {
   }
 
   follows(key: string): boolean {
-    return this.keys.has(key) || this.globs.matches(key);
+    return this.byKey.has(key) || this.globs.matches(key);
   }
 
   /** A committed append (or close) on `key`. */
@@ -78,7 +76,7 @@ export class WakeTrigger {
     this.busy.set(id, false);
   }
 
-  /** The delivery of `id` ended; true if appends to its streams were let through meanwhile. */
+  /** The delivery of `id` ended; true if appends to its streams skipped their wake statement meanwhile. */
   delivered(id: string): boolean {
     const seen = this.busy.get(id) === true;
     this.busy.delete(id);

@@ -6,19 +6,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import postgres from "postgres";
-import { freePort, ROOT, type Runtime, spawnServer } from "../support/spawn-server.ts";
+import { childPids, freePort, ROOT, type Runtime, spawnServer } from "../support/spawn-server.ts";
 
 const DATABASE_URL = process.env.DATABASE_URL;
 const SCHEMA = "t_workers";
-
-async function workerPids(supervisor: number): Promise<number[]> {
-  const { execFileSync } = await import("node:child_process");
-  try {
-    return execFileSync("pgrep", ["-P", String(supervisor)]).toString().trim().split("\n").filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -67,7 +58,7 @@ describe.skipIf(!DATABASE_URL)("WORKERS=2: two processes on one port", () => {
       });
       try {
         const pids = await until("two workers", async () => {
-          const p = await workerPids(server.proc.pid!);
+          const p = childPids(server.proc.pid!);
           return p.length === 2 ? p : undefined;
         });
         // Each worker listens: its own metrics port answers once it is up.
@@ -91,7 +82,7 @@ describe.skipIf(!DATABASE_URL)("WORKERS=2: two processes on one port", () => {
         // A worker that dies is replaced, and the port keeps answering meanwhile.
         process.kill(pids[0], "SIGKILL");
         const replaced = await until("a replacement worker", async () => {
-          const p = await workerPids(server.proc.pid!);
+          const p = childPids(server.proc.pid!);
           return p.length === 2 && !p.includes(pids[0]) ? p : undefined;
         });
         expect(replaced).toContain(pids[1]);
@@ -107,7 +98,7 @@ describe.skipIf(!DATABASE_URL)("WORKERS=2: two processes on one port", () => {
         if (typeof code === "string") await server.stop("SIGKILL");
         expect(code).toBe(0);
       }
-      expect(await workerPids(server.proc.pid!)).toEqual([]);
+      expect(childPids(server.proc.pid!)).toEqual([]);
     }, 60_000);
   }
 });

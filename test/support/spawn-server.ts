@@ -1,6 +1,6 @@
 // Starts the real server as a separate process (Bun or Deno, PGlite or Postgres) and
 // waits for /healthz. Used by the conformance run, the crash test and the multi-instance tests.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -33,6 +33,15 @@ export interface SpawnedServer {
   stdout(): string;
   /** SIGTERM (graceful) or SIGKILL (crash); resolves when the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The processes a process started (WORKERS=N: the supervisor's workers); [] when none. */
+export function childPids(pid: number): number[] {
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)]).toString().trim().split("\n").filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
 }
 
 /** Ports this process has handed out: the kernel may offer a just-closed port again. */
