@@ -40,7 +40,7 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_TIMEOUT_MS: Int(100, 10_000, "how long one webhook POST may take before it counts as failed"),
   WEBHOOK_CONCURRENCY: Int(1, 32, "webhook deliveries in flight at once per instance"),
   CALLBACK_TOKEN_TTL_S: Int(60, 3_600, "lifetime of callback and claim tokens"),
-  SUBSCRIPTION_REWAKE_DELAY_MS: Int(0, 0, "a webhook that answered done while more data was pending is woken again after this long (batches busy streams)"),
+  SUBSCRIPTION_WAKE_INTERVAL_MS: Int(0, 1_000, "a subscription is woken at most once per this interval: data appended meanwhile waits for the next wake, which covers all of it (0: as soon as the last wake ends)"),
   SUBSCRIPTION_TICK_MS: Int(50, 1_000, "how often lapsed leases are ended and due retries claimed"),
   SUBSCRIPTION_BACKSTOP_MS: Int(100, 15_000, "how often one instance re-checks every subscription for pending work a trigger missed"),
   // Observability (src/observability/)

@@ -89,7 +89,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     tickMs: config.SUBSCRIPTION_TICK_MS,
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
-    rewakeDelayMs: config.SUBSCRIPTION_REWAKE_DELAY_MS,
+    wakeIntervalMs: config.SUBSCRIPTION_WAKE_INTERVAL_MS,
   });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   const cache = new StreamCache(store, notifier);

@@ -4,7 +4,7 @@
 // 10,000 streams, so links are always read a page at a time, never all at once.
 import { type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
-import { LIVE_STREAM } from "./subscription-sql.ts";
+import { LINK_TAIL } from "./subscription-sql.ts";
 
 export interface SubscriptionLink {
   /** The stream key (its full path, e.g. /v1/stream/orders/eu). */
@@ -68,12 +68,11 @@ const COLUMNS = sql`s.id, s.incarnation, s.type, s.pattern, s.webhook_url, s.wak
  * with each stream's tail: one primary-key range per subscription, then one lookup per link.
  */
 function linksSql(ids: string[], after: string | null, limit: number) {
-  return sql`SELECT x.id AS subscription_id, l.stream_path, l.explicit, l.glob, l.acked_pos, st.tail
+  return sql`SELECT x.id AS subscription_id, l.stream_path, l.explicit, l.glob, l.acked_pos, ${LINK_TAIL} AS tail
     FROM unnest(${pgArray(ids)}::text[]) AS x(id)
     CROSS JOIN LATERAL (SELECT * FROM ds_subscription_links l
           WHERE l.subscription_id = x.id ${after === null ? sql`` : sql`AND l.stream_path > ${after}`}
           ORDER BY l.stream_path LIMIT ${limit}) l
-    LEFT JOIN ds_streams st ON st.path = l.stream_path AND ${LIVE_STREAM}
     ORDER BY x.id, l.stream_path`;
 }
 
@@ -100,8 +99,7 @@ export async function describeSubscription(
   page: LinkPageQuery,
 ): Promise<(SubscriptionSummary & { linksBehind: number }) | undefined> {
   const rows = await db.rows(sql`SELECT ${COLUMNS},
-      (SELECT count(*) FROM ds_subscription_links l JOIN ds_streams st ON st.path = l.stream_path
-       WHERE l.subscription_id = s.id AND st.tail > l.acked_pos AND ${LIVE_STREAM}) AS links_behind
+      (SELECT count(*) FROM ds_subscription_links l WHERE l.subscription_id = s.id AND ${LINK_TAIL} > l.acked_pos) AS links_behind
     FROM ds_subscriptions s WHERE s.id = ${id} AND s.deleted_at IS NULL`);
   if (rows.length === 0) return undefined;
   const links = await db.rows(linksSql([id], page.after, page.limit));

@@ -4,8 +4,8 @@
 // cursors. The caller has verified the token's signature; this checks what it binds.
 import { SubscriptionError } from "../protocol/errors.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
-import { ackPositions, notifyDue, wakeIfPending } from "./subscription-wakes.ts";
-import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, SNAPSHOT } from "./subscription-sql.ts";
+import { ackPositions, wakeSubscription } from "./subscription-wakes.ts";
+import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, SNAPSHOT, type Woken } from "./subscription-sql.ts";
 
 /** Constant-text statements: prepared once per connection. */
 const PREPARED = { prepare: true } as const;
@@ -56,7 +56,7 @@ export interface WakeCall {
 }
 
 /** Ack (and heartbeat) for callbacks and pull-wake acks; returns whether a new wake started. */
-export async function applyWakeCall(db: Db, channel: string, c: WakeCall): Promise<{ nextWake: boolean }> {
+export async function applyWakeCall(db: Db, c: WakeCall, intervalMs: number): Promise<{ nextWake?: Woken }> {
   return db.tx(async (q) => {
     const s = await checkFence(q, c);
     for (const [key, pos] of c.acks) {
@@ -69,21 +69,19 @@ export async function applyWakeCall(db: Db, channel: string, c: WakeCall): Promi
     if (!c.done) {
       await q.rows(sql`UPDATE ds_subscriptions s SET lease_until = clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond'
         WHERE s.id = ${c.id}`, PREPARED);
-      return { nextWake: false };
+      return {};
     }
     await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`, PREPARED);
-    const nextWake = await wakeIfPending(q, c.id);
-    if (nextWake) await notifyDue(q, channel);
-    return { nextWake };
+    return { nextWake: await wakeSubscription(q, c.id, intervalMs) };
   });
 }
 
 /** Pull-wake release without ack: the wake ends, and a new one starts if work is pending. */
-export async function releaseWake(db: Db, channel: string, c: WakeCall): Promise<void> {
-  await db.tx(async (q) => {
+export async function releaseWake(db: Db, c: WakeCall, intervalMs: number): Promise<{ nextWake?: Woken }> {
+  return db.tx(async (q) => {
     await checkFence(q, c);
     await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`, PREPARED);
-    if (await wakeIfPending(q, c.id)) await notifyDue(q, channel);
+    return { nextWake: await wakeSubscription(q, c.id, intervalMs) };
   });
 }
 

@@ -9,13 +9,15 @@ import {
   CLEAR_WAKE,
   HAS_PENDING,
   IDLE,
-  LINKS_JSON,
+  DUE_IN_MS,
+  LINK_TAIL,
   type LinkState,
-  LIVE_STREAM,
-  NEW_WAKE,
   NEW_WAKE_ID,
+  newWake,
   parseLinks,
-  SNAPSHOT,
+  toWoken,
+  pacedWake,
+  type Woken,
 } from "./subscription-sql.ts";
 
 /** Every statement here has constant text: prepared once per connection, not parsed and planned per wake. */
@@ -23,57 +25,49 @@ const PREPARED = { prepare: true } as const;
 
 /**
  * Starts a wake for each idle subscription with pending work on one of these streams (the
- * streams just appended to). Only those streams' links are looked at: pending work on a
- * subscription's other streams is some other trigger's business. (Looking at every link of
- * every candidate subscription read thousands of buffers per call under load.)
+ * streams just appended to), and returns their ids. Only those streams' links are looked at:
+ * pending work on a subscription's other streams is some other trigger's business. (Looking
+ * at every link of every candidate subscription read thousands of buffers per call under load.)
+ *
+ * No NOTIFY: the caller's own deliverer claims what it started. A notifying transaction
+ * holds Postgres's database-wide notify lock through its commit's WAL flush, so every
+ * notifying commit (appends' live-reader notifications included) queues behind it; under a
+ * busy subscription load these statements waited ~50 ms on that lock. Another instance
+ * takes a wake over at its next tick if this one dies before claiming it.
  */
-export async function wakeForStreams(db: Db, channel: string, keys: string[], from?: string): Promise<number> {
-  if (keys.length === 0) return 0;
-  const rows = await db.rows(sql`
+export async function wakeForStreams(db: Db, keys: string[], intervalMs: number): Promise<Woken[]> {
+  if (keys.length === 0) return [];
+  const rows = await db.rows<Record<string, unknown>>(sql`
     WITH p AS (
-      SELECT DISTINCT l.subscription_id AS id
-      FROM ds_subscription_links l JOIN ds_streams st ON st.path = l.stream_path
-      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND st.tail > l.acked_pos AND ${LIVE_STREAM}),
-    w AS (
-      UPDATE ds_subscriptions s SET ${NEW_WAKE} FROM p WHERE s.id = p.id AND ${IDLE} RETURNING s.id)
-    SELECT w.id, pg_notify(${channel}, ${duePayload(from)}) FROM w`, PREPARED);
-  return rows.length;
+      SELECT DISTINCT l.subscription_id AS id FROM ds_subscription_links l
+      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND ${LINK_TAIL} > l.acked_pos)
+    UPDATE ds_subscriptions s SET ${newWake(intervalMs)} FROM p WHERE s.id = p.id AND ${IDLE} RETURNING s.id, ${DUE_IN_MS}`, PREPARED);
+  return rows.map(toWoken);
 }
 
-/** Starts a wake for one subscription if it is idle with pending work, and says so to every instance. */
-export async function wakeSubscription(db: Db, channel: string, id: string, from?: string): Promise<boolean> {
-  const rows = await db.rows(sql`
-    WITH w AS (UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING} RETURNING s.id)
-    SELECT pg_notify(${channel}, ${duePayload(from)}) FROM w`, PREPARED);
-  return rows.length > 0;
+/** Starts a wake for one subscription if it is idle with pending work (the caller delivers it: see wakeForStreams). */
+export async function wakeSubscription(q: Queryable, id: string, intervalMs: number): Promise<Woken | undefined> {
+  const rows = await q.rows<Record<string, unknown>>(sql`
+    UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING}
+    RETURNING s.id, ${DUE_IN_MS}`, PREPARED);
+  return rows.length > 0 ? toWoken(rows[0]) : undefined;
 }
 
-/** Starts a wake for one subscription if it is idle with pending work (inside a transaction). */
-export async function wakeIfPending(q: Queryable, id: string): Promise<boolean> {
-  const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING} RETURNING s.id`, PREPARED);
-  return rows.length > 0;
-}
-
-/**
- * "A wake is due" on the subscriptions channel. `from` names the instance that notifies when
- * it looks for the wake itself anyway, so it can skip its own notification.
- */
-export const duePayload = (from?: string) => (from ? `due:${from}` : "due");
-
-export async function notifyDue(q: Queryable, channel: string, from?: string): Promise<void> {
-  await q.rows(sql`SELECT pg_notify(${channel}, ${duePayload(from)})`, PREPARED);
+/** "A wake is due" on the subscriptions channel: every instance's deliverer looks. */
+export async function notifyDue(q: Queryable, channel: string): Promise<void> {
+  await q.rows(sql`SELECT pg_notify(${channel}, 'due')`, PREPARED);
 }
 
 /**
  * Lapsed leases (PROTOCOL 7.3): holder and wake are cleared, and a new wake starts where
  * work is pending. Returns how many leases lapsed.
  */
-export async function expireLeases(db: Db, channel: string): Promise<number> {
+export async function expireLeases(db: Db, channel: string, intervalMs: number): Promise<number> {
   const expired = await db.rows<{ id: string }>(sql`
     UPDATE ds_subscriptions s SET ${CLEAR_WAKE}
     WHERE s.deleted_at IS NULL AND s.lease_until < clock_timestamp() RETURNING s.id`, PREPARED);
   let woke = 0;
-  for (const r of expired) if (await wakeIfPending(db, r.id)) woke++;
+  for (const r of expired) if (await wakeSubscription(db, r.id, intervalMs)) woke++;
   if (woke > 0) await notifyDue(db, channel);
   return expired.length;
 }
@@ -82,11 +76,11 @@ export async function expireLeases(db: Db, channel: string): Promise<number> {
  * The backstop for lost triggers (an instance died between commit and trigger): wakes every
  * idle subscription with pending work. One instance at a time runs it.
  */
-export async function wakeAllPending(db: Db, channel: string): Promise<number> {
+export async function wakeAllPending(db: Db, channel: string, intervalMs: number): Promise<number> {
   return db.tx(async (q) => {
     const [lock] = await q.rows<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtext(${`ds_subs_backstop:${db.schema}`})) AS ok`, PREPARED);
     if (!lock.ok) return 0;
-    const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${NEW_WAKE} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id`, PREPARED);
+    const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id`, PREPARED);
     if (rows.length > 0) await notifyDue(q, channel);
     return rows.length;
   });
@@ -111,19 +105,28 @@ export interface DueDelivery {
  * `leaseMs` and a snapshot of its streams' tails (what `{done: true}` will ack).
  */
 export async function claimDueDeliveries(db: Db, claimPrefix: string, limit: number, leaseMs: number): Promise<DueDelivery[]> {
+  // Each link's tail is looked up once (OFFSET 0 keeps the subquery whole) and gives both
+  // the snapshot and the links the delivery reports.
   const rows = await db.rows<Record<string, unknown>>(sql`
     WITH d AS (
       SELECT id FROM ds_subscriptions
       WHERE deliver_at <= clock_timestamp() AND deleted_at IS NULL AND wake_id IS NOT NULL
         AND (delivering_until IS NULL OR delivering_until < clock_timestamp())
-      ORDER BY deliver_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+      ORDER BY deliver_at LIMIT ${limit} FOR UPDATE SKIP LOCKED),
+    per AS (
+      SELECT d.id, (
+        SELECT jsonb_build_array(coalesce(jsonb_object_agg(x.stream_path, x.tail), '{}'::jsonb),
+          coalesce(jsonb_agg(jsonb_build_array(x.stream_path, x.explicit, x.acked_pos, x.tail) ORDER BY x.stream_path), '[]'::jsonb))
+        FROM (SELECT l.stream_path, l.explicit, l.acked_pos, coalesce(${LINK_TAIL}, 0) AS tail
+              FROM ds_subscription_links l WHERE l.subscription_id = d.id OFFSET 0) x) AS both
+      FROM d)
     UPDATE ds_subscriptions s
     SET delivery_claim = ${claimPrefix} || ':' || s.id || ':' || s.generation || ':' || (s.attempt + 1),
         delivering_until = clock_timestamp() + ${leaseMs} * interval '1 millisecond',
-        wake_snapshot = ${SNAPSHOT}
-    FROM d WHERE s.id = d.id
+        wake_snapshot = per.both -> 0
+    FROM per WHERE s.id = per.id
     RETURNING s.id, s.incarnation, s.type, s.webhook_url, s.wake_stream, s.generation, s.wake_id, s.base_url, s.attempt,
-              s.delivery_claim, ${LINKS_JSON} AS links`);
+              s.delivery_claim, per.both -> 1 AS links`, PREPARED);
   return rows.map((r) => ({
     id: String(r.id),
     incarnation: Number(r.incarnation),
@@ -159,16 +162,12 @@ export async function deliveryDone(db: Db, d: DueDelivery): Promise<boolean> {
  * one at once if more is pending, in ONE statement (one round trip, one commit: a busy
  * subscription goes through this many times a second). The links' new cursors are not
  * visible inside the statement, so "pending" compares each tail with the larger of the old
- * cursor and the snapshot's position, which is what the cursor becomes.
+ * cursor and the snapshot's position, which is what the cursor becomes. The next wake is the
+ * caller's to deliver (no NOTIFY: see wakeForStreams).
  */
-export async function deliveryFinished(
-  db: Db,
-  channel: string,
-  d: DueDelivery,
-  rewakeDelayMs = 0,
-  from?: string,
-): Promise<{ rewoke: boolean }> {
-  const rows = await db.rows<{ rewoke: boolean }>(sql`
+export async function deliveryFinished(db: Db, d: DueDelivery, intervalMs: number): Promise<{ next?: Woken }> {
+  const paced = pacedWake(intervalMs);
+  const rows = await db.rows<Record<string, unknown>>(sql`
     WITH mine AS (
       SELECT s.id, s.wake_snapshot FROM ds_subscriptions s WHERE ${OURS(d)} FOR UPDATE),
     acks AS (
@@ -178,22 +177,21 @@ export async function deliveryFinished(
       FROM acks WHERE l.subscription_id = ${d.id} AND l.stream_path = acks.key RETURNING 1),
     pending AS (
       SELECT EXISTS (
-        SELECT 1 FROM ds_subscription_links l JOIN ds_streams st ON st.path = l.stream_path
-        LEFT JOIN acks ON acks.key = l.stream_path
-        WHERE l.subscription_id = ${d.id} AND st.tail > greatest(l.acked_pos, coalesce(acks.pos, l.acked_pos)) AND ${LIVE_STREAM}) AS yes),
+        SELECT 1 FROM ds_subscription_links l LEFT JOIN acks ON acks.key = l.stream_path
+        WHERE l.subscription_id = ${d.id} AND ${LINK_TAIL} > greatest(l.acked_pos, coalesce(acks.pos, l.acked_pos))) AS yes),
     ended AS (
       UPDATE ds_subscriptions s SET
         generation = CASE WHEN p.yes THEN s.generation + 1 ELSE s.generation END,
         wake_id = CASE WHEN p.yes THEN ${NEW_WAKE_ID} END,
-        deliver_at = CASE WHEN p.yes THEN clock_timestamp() + ${Math.round(rewakeDelayMs)} * interval '1 millisecond' END,
+        deliver_at = CASE WHEN p.yes THEN ${paced.due} END,
+        next_wake_at = CASE WHEN p.yes THEN ${paced.schedule} ELSE s.next_wake_at END,
         wake_snapshot = NULL, holder = NULL, lease_until = NULL, attempt = 0, status = 'active',
         delivery_claim = NULL, delivering_until = NULL
       FROM mine, pending p WHERE s.id = mine.id
-      RETURNING p.yes AS rewoke)
-    SELECT e.rewoke, CASE WHEN e.rewoke THEN pg_notify(${channel}, ${duePayload(from)}) END AS notified
-    FROM ended e`, PREPARED);
+      RETURNING s.id, p.yes AS rewoke, ${DUE_IN_MS})
+    SELECT * FROM ended`, PREPARED);
   // (acked is a data-modifying CTE: Postgres runs it whether or not anything reads it.)
-  return { rewoke: rows.length > 0 && rows[0].rewoke === true };
+  return rows.length > 0 && rows[0].rewoke === true ? { next: toWoken(rows[0]) } : {};
 }
 
 /** Nothing was pending after all (a wake that raced an ack): the wake ends undelivered. */

@@ -20,6 +20,7 @@ import {
   expireLeases,
   wakeAllPending,
 } from "../store/subscription-wakes.ts";
+import type { Woken } from "../store/subscription-sql.ts";
 import type { KeyRing } from "./keys.ts";
 import { relativeOf, streamKey } from "./paths.ts";
 import { checkDeliveryTarget, type Resolver } from "./ssrf.ts";
@@ -31,8 +32,8 @@ export interface DelivererOptions {
   timeoutMs: number;
   tickMs: number;
   backstopMs: number;
-  /** A webhook that answered done while more was pending is woken again this much later. */
-  rewakeDelayMs?: number;
+  /** A subscription is woken at most once per this many milliseconds (SUBSCRIPTION_WAKE_INTERVAL_MS). */
+  wakeIntervalMs: number;
   publicBaseUrl?: string;
   resolver?: Resolver;
 }
@@ -55,6 +56,9 @@ export function streamEntries(d: Pick<DueDelivery, "links">) {
   }));
 }
 
+/** How a delivery attempt left the subscription. */
+type DeliveryEnd = { kind: "idle" } | { kind: "in-flight" } | { kind: "rewoke"; next: Woken; sentAt: number };
+
 export class Deliverer {
   private inflight = 0;
   private passing = false;
@@ -64,6 +68,8 @@ export class Deliverer {
   /** A claim was cut short by WEBHOOK_CONCURRENCY: the next delivery to end looks again. */
   private starved = false;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
+  /** Timers for wakes not due yet, by due slot. */
+  private readonly wakeups = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly running = new Set<Promise<void>>();
   /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
   private readonly stopping = new AbortController();
@@ -88,13 +94,28 @@ export class Deliverer {
     };
     // Each tick: lapsed leases end (and re-wake), and retries that came due are claimed.
     every(this.opts.tickMs, async () => {
-      await expireLeases(this.db, this.channel);
+      await expireLeases(this.db, this.channel, this.opts.wakeIntervalMs);
       this.kick();
     });
     every(this.opts.backstopMs, async () => {
-      if ((await wakeAllPending(this.db, this.channel)) > 0) this.kick();
+      if ((await wakeAllPending(this.db, this.channel, this.opts.wakeIntervalMs)) > 0) this.kick();
     });
     this.kick();
+  }
+
+  /** Looks for due deliveries in `ms` (a wake that is not due yet); now when `ms` <= 0. */
+  kickIn(ms: number): void {
+    if (ms <= 0) return this.kick();
+    if (this.stopped) return;
+    // One timer per 10 ms slot: a hundred wakes due at about the same time are one claim.
+    const at = Math.ceil((performance.now() + ms + 2) / 10) * 10;
+    if (this.wakeups.has(at)) return;
+    const t = setTimeout(() => {
+      this.wakeups.delete(at);
+      this.kick();
+    }, at - performance.now());
+    (t as { unref?: () => void }).unref?.();
+    this.wakeups.set(at, t);
   }
 
   /** Looks for due deliveries now (a wake started, a delivery ended, a timer fired). */
@@ -141,25 +162,45 @@ export class Deliverer {
     } while (this.again && !this.stopped);
   }
 
-  private async deliver(d: DueDelivery): Promise<void> {
-    let rewoke = false;
-    try {
-      rewoke = await this.attempt(d);
-    } finally {
-      // Appends the trigger let through while this delivery ran may have come after the
-      // statement that ended it: one more look, only then.
-      if (this.trigger.delivered(d.id) && !rewoke && !this.stopped) {
-        if (await wakeSubscription(this.db, this.channel, d.id, this.instanceId)) this.kick();
-      }
-    }
+  /**
+   * A wake of `id` ended with nothing pending as far as the ending statement could see, and
+   * the subscription is idle. An append that committed while that statement ran was not
+   * visible to it, and the append's own trigger saw the wake still in flight and left it
+   * (on whichever instance it ran): so one more look, in a new snapshot. Returns whether a
+   * new wake started (this instance delivers it).
+   */
+  async ended(id: string): Promise<boolean> {
+    if (this.stopped) return false;
+    const sentAt = performance.now();
+    const next = await wakeSubscription(this.db, id, this.opts.wakeIntervalMs);
+    if (!next) return false;
+    this.woke(next, sentAt);
+    return true;
   }
 
-  /** One delivery attempt; true if its end already started the next wake. */
-  private async attempt(d: DueDelivery): Promise<boolean> {
+  /** A wake this instance started (at `sentAt`) is ours to deliver when due. */
+  woke(w: Woken, sentAt: number): void {
+    this.trigger.woke(w.id, sentAt, w.dueInMs);
+    this.kickIn(w.dueInMs);
+  }
+
+  private async deliver(d: DueDelivery): Promise<void> {
+    let end: DeliveryEnd = { kind: "in-flight" };
+    try {
+      end = await this.attempt(d);
+    } finally {
+      this.trigger.delivered(d.id);
+    }
+    if (end.kind === "rewoke") this.woke(end.next, end.sentAt);
+    else if (end.kind === "idle") await this.ended(d.id);
+  }
+
+  /** One delivery attempt: it left the subscription idle, woken again, or with the wake in flight. */
+  private async attempt(d: DueDelivery): Promise<DeliveryEnd> {
     if (!d.links.some((l) => l.tail > l.ackedPos)) {
       this.stats.dropped++;
       await deliveryDropped(this.db, d);
-      return false;
+      return { kind: "idle" };
     }
     let ok: "done" | "delivered";
     try {
@@ -172,23 +213,16 @@ export class Deliverer {
       // The row holds the schedule; this timer only saves waiting for the next tick.
       const t = setTimeout(() => this.kick(), delay + 10);
       (t as { unref?: () => void }).unref?.();
-      return false;
+      return { kind: "in-flight" };
     }
     this.stats.delivered++;
     if (ok === "done") {
-      const delay = this.opts.rewakeDelayMs ?? 0;
-      const { rewoke } = await deliveryFinished(this.db, this.channel, d, delay, this.instanceId);
-      // The next wake is ours to look for (other instances were told too).
-      if (rewoke && delay > 0) {
-        const t = setTimeout(() => this.kick(), delay + 5);
-        (t as { unref?: () => void }).unref?.();
-      } else if (rewoke) {
-        this.kick();
-      }
-      return rewoke;
+      const sentAt = performance.now();
+      const { next } = await deliveryFinished(this.db, d, this.opts.wakeIntervalMs);
+      return next ? { kind: "rewoke", next, sentAt } : { kind: "idle" };
     }
     await deliveryDone(this.db, d);
-    return false;
+    return { kind: "in-flight" };
   }
 
   private async postWebhook(d: DueDelivery): Promise<"done" | "delivered"> {
@@ -245,6 +279,7 @@ export class Deliverer {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    for (const t of this.wakeups.values()) clearTimeout(t);
     this.stopping.abort();
     await Promise.allSettled([...this.running]);
   }

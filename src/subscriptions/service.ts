@@ -24,7 +24,6 @@ import { globRegexSource } from "./glob.ts";
 import { KeyRing } from "./keys.ts";
 import { relativePath, streamKey } from "./paths.ts";
 import { WakeTrigger } from "./trigger.ts";
-import { duePayload } from "../store/subscription-wakes.ts";
 import { subscriptionView } from "./view.ts";
 
 export interface SubscriptionOptions extends DelivererOptions {
@@ -60,9 +59,9 @@ export class Subscriptions {
     private readonly opts: SubscriptionOptions,
   ) {
     this.channel = subscriptionsChannel(db.schema);
-    this.trigger = new WakeTrigger(db, this.channel, this.instanceId);
+    this.trigger = new WakeTrigger(db, opts.wakeIntervalMs);
     this.deliverer = new Deliverer(db, store, keys, this.trigger, this.channel, this.instanceId, opts);
-    this.trigger.onWoke = () => this.deliverer.kick();
+    this.trigger.onWoke = (dueInMs) => this.deliverer.kickIn(dueInMs);
   }
 
   static async start(db: Db, store: Store, opts: SubscriptionOptions): Promise<Subscriptions> {
@@ -72,8 +71,7 @@ export class Subscriptions {
       subs.channel,
       (payload) => {
         if (payload === "links") subs.trigger.reload().catch((err) => console.error("subscriptions: reloading links failed", err));
-        // A wake this instance started and already looks for needs no second look.
-        else if (payload !== duePayload(subs.instanceId)) subs.deliverer.kick();
+        else subs.deliverer.kick();
       },
       // (Re)connected: anything notified meanwhile is lost, so reload and look.
       () => {
@@ -178,15 +176,19 @@ export class Subscriptions {
   /** Webhook callback (`webhook`) or pull-wake ack (`pull-wake`). */
   async ack(type: "webhook" | "pull-wake", id: string, authorization: string | null, bytes: Uint8Array) {
     const call = await this.wakeCall(type, id, authorization, bytes, true);
-    const { nextWake } = await applyWakeCall(this.db, this.channel, call);
-    if (nextWake) this.deliverer.kick();
-    return { ok: true, next_wake: nextWake };
+    const sentAt = performance.now();
+    const { nextWake } = await applyWakeCall(this.db, call, this.opts.wakeIntervalMs);
+    if (nextWake) this.deliverer.woke(nextWake, sentAt);
+    const next = nextWake !== undefined || (call.done && (await this.deliverer.ended(id)));
+    return { ok: true, next_wake: next };
   }
 
   async release(id: string, authorization: string | null, bytes: Uint8Array): Promise<void> {
     const call = await this.wakeCall("pull-wake", id, authorization, bytes, false);
-    await releaseWake(this.db, this.channel, call);
-    this.deliverer.kick();
+    const sentAt = performance.now();
+    const { nextWake } = await releaseWake(this.db, call, this.opts.wakeIntervalMs);
+    if (nextWake) this.deliverer.woke(nextWake, sentAt);
+    else await this.deliverer.ended(id);
   }
 
   /** Token (Authorization header only, PROTOCOL 12.9), body shape, and ack offsets. */

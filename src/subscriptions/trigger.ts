@@ -3,10 +3,12 @@
 // says links changed), so an append to a stream no subscription follows costs one set
 // look-up and one regex test, however many streams other subscriptions follow. Appends to
 // followed streams are collected and woken with one statement per round trip.
-// While this instance is delivering a wake of every subscription that follows a stream,
-// an append to it needs no statement at all: the delivery's end starts the next wake if
-// anything is pending (deliveryFinished), and appends seen meanwhile mark the subscription
-// so that any other end (no snapshot ack, a race with that statement) checks once more.
+// While every subscription that follows a stream is certainly not idle, an append to it
+// needs no statement at all: while this instance delivers a wake of it (every end of a wake
+// looks for pending work: deliveryFinished starts the next wake, an end that leaves the
+// subscription idle looks once more afterwards: Deliverer.ended), and while a wake of it is
+// not due yet (SUBSCRIPTION_WAKE_INTERVAL_MS: nobody can deliver or end it before then, and
+// its delivery's snapshot is taken after the append).
 import type { Db } from "../store/db.ts";
 import { linkCreatedStream, loadTriggerSet } from "../store/subscriptions.ts";
 import { wakeForStreams } from "../store/subscription-wakes.ts";
@@ -18,20 +20,21 @@ export class WakeTrigger {
   private byKey = new Map<string, string[]>();
   private byPattern = new Map<string, string[]>();
   private subscribers = new Map<string, string[]>();
-  /** Subscriptions whose wake this instance is delivering -> appends seen meanwhile. */
-  private readonly busy = new Map<string, boolean>();
+  /**
+   * Subscriptions that cannot become idle before a deadline (performance.now() ms): Infinity
+   * while this instance delivers their wake, the due time of a wake not due yet.
+   */
+  private readonly quiet = new Map<string, number>();
   private pending = new Set<string>();
   private flushing?: Promise<void>;
   private reloading?: Promise<void>;
   private reloadAgain = false;
-  /** Runs after a flush started wakes (this instance's deliverer looks at once). */
-  onWoke: () => void = () => {};
+  /** Runs for each wake a flush started (this instance's deliverer delivers it when due). */
+  onWoke: (dueInMs: number) => void = () => {};
 
   constructor(
     private readonly db: Db,
-    private readonly channel: string,
-    /** Tags this instance's "due" notifications: its deliverer looks at once anyway (onWoke). */
-    private readonly instanceId?: string,
+    private readonly intervalMs = 0,
   ) {}
 
   /** Reloads the trigger set; concurrent calls coalesce into one more load. */
@@ -48,6 +51,8 @@ export class WakeTrigger {
         this.byPattern = groupBy(set.patterns);
         this.globs = new GlobSet(this.byPattern.keys());
         this.subscribers = new Map();
+        // A subscription deleted (and perhaps made again) since: its wake is not ours to know.
+        for (const [id, until] of this.quiet) if (until !== Infinity) this.quiet.delete(id);
       } while (this.reloadAgain);
     })().finally(() => (this.reloading = undefined));
     return this.reloading;
@@ -60,27 +65,42 @@ export class WakeTrigger {
   /** A committed append (or close) on `key`. */
   appended(key: string): void {
     if (!this.follows(key)) return;
-    if (this.busy.size > 0) {
-      const subs = this.subscribersOf(key);
-      if (subs.length > 0 && subs.every((id) => this.busy.has(id))) {
-        for (const id of subs) this.busy.set(id, true);
-        return;
-      }
-    }
+    if (this.quiet.size > 0 && this.allQuiet(this.subscribersOf(key))) return;
     this.pending.add(key);
     this.schedule();
   }
 
   /** This instance claimed a wake of `id` and is delivering it. */
   delivering(id: string): void {
-    this.busy.set(id, false);
+    this.quiet.set(id, Infinity);
   }
 
-  /** The delivery of `id` ended; true if appends to its streams skipped their wake statement meanwhile. */
-  delivered(id: string): boolean {
-    const seen = this.busy.get(id) === true;
-    this.busy.delete(id);
-    return seen;
+  /** The delivery of `id` ended. */
+  delivered(id: string): void {
+    this.quiet.delete(id);
+  }
+
+  /**
+   * A wake of `id` was started by a statement sent at `sentAt` (performance.now()), due
+   * `dueInMs` after the statement ran, so not before `sentAt + dueInMs` on this clock.
+   */
+  woke(id: string, sentAt: number, dueInMs: number): void {
+    const until = sentAt + dueInMs - QUIET_MARGIN_MS;
+    if (dueInMs > QUIET_MARGIN_MS && !((this.quiet.get(id) ?? 0) >= until)) this.quiet.set(id, until);
+  }
+
+  private allQuiet(subs: string[]): boolean {
+    if (subs.length === 0) return false;
+    const now = performance.now();
+    for (const id of subs) {
+      const until = this.quiet.get(id);
+      if (until === undefined) return false;
+      if (until <= now) {
+        this.quiet.delete(id);
+        return false;
+      }
+    }
+    return true;
   }
 
   private subscribersOf(key: string): string[] {
@@ -114,7 +134,11 @@ export class WakeTrigger {
         while (this.pending.size > 0) {
           const keys = [...this.pending];
           this.pending.clear();
-          if ((await wakeForStreams(this.db, this.channel, keys, this.instanceId)) > 0) this.onWoke();
+          const sentAt = performance.now();
+          for (const w of await wakeForStreams(this.db, keys, this.intervalMs)) {
+            this.woke(w.id, sentAt, w.dueInMs);
+            this.onWoke(w.dueInMs);
+          }
         }
       })
       .catch((err) => console.error("subscriptions: wake after append failed (the backstop retries)", err))
@@ -129,6 +153,9 @@ export class WakeTrigger {
     while (this.flushing || this.reloading) await (this.flushing ?? this.reloading);
   }
 }
+
+/** Slack for the two clocks' rates and timer jitter: a due time is trusted up to this much before it. */
+const QUIET_MARGIN_MS = 5;
 
 function groupBy(pairs: [string, string][]): Map<string, string[]> {
   const out = new Map<string, string[]>();

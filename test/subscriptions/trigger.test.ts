@@ -21,7 +21,7 @@ test("appends to unfollowed streams cost no query, however many streams others f
       await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, pattern, pattern_regex, webhook_url, lease_ttl_ms, config_hash, base_url)
         VALUES (${`glob-${g}`}, 1, 'webhook', ${pattern}, ${globRegexSource(pattern)}, 'https://h.example/x', 30000, 'h', 'http://x')`);
     }
-    const trigger = new WakeTrigger(db, "ds_public_subs");
+    const trigger = new WakeTrigger(db);
     await trigger.reload();
     let queries = 0;
     const rows = db.rows.bind(db);
