@@ -52,3 +52,48 @@ test("appends to unfollowed streams cost no query, however many streams others f
     await db.close();
   }
 }, 60_000);
+
+test("appends to a subscription that cannot be idle yet (delivering, or its wake not due) send no wake statement", async () => {
+  const db: Db = await openDb({ dataDir: "memory://", schema: "public", poolSize: 1 });
+  try {
+    await migrate(db);
+    await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, pattern, pattern_regex, webhook_url, lease_ttl_ms, config_hash, base_url)
+      VALUES ('g', 1, 'webhook', 'g/*', ${globRegexSource("g/*")}, 'https://h.example/x', 30000, 'h', 'http://x')`);
+    const trigger = new WakeTrigger(db, 1_000);
+    await trigger.reload();
+    let queries = 0;
+    const rows = db.rows.bind(db);
+    db.rows = ((q: Parameters<Db["rows"]>[0], o?: Parameters<Db["rows"]>[1]) => {
+      queries++;
+      return rows(q, o);
+    }) as Db["rows"];
+    const appendAndSettle = async () => {
+      trigger.appended("/v1/stream/g/a");
+      await new Promise((r) => setTimeout(r, 10));
+      await trigger.idle();
+    };
+
+    trigger.delivering("g");
+    await appendAndSettle();
+    expect(queries).toBe(0);
+    trigger.delivered("g");
+    await appendAndSettle();
+    expect(queries).toBe(1);
+
+    // A wake due in 200 ms: nobody can end it before then.
+    trigger.woke("g", performance.now(), 200);
+    await appendAndSettle();
+    expect(queries).toBe(1);
+    await new Promise((r) => setTimeout(r, 220));
+    await appendAndSettle();
+    expect(queries).toBe(2);
+
+    // A reload (subscriptions changed) forgets due times: the id may name a new subscription.
+    trigger.woke("g", performance.now(), 10_000);
+    await trigger.reload();
+    await appendAndSettle();
+    expect(queries).toBe(5); // the reload's two queries, then the wake statement
+  } finally {
+    await db.close();
+  }
+}, 60_000);
