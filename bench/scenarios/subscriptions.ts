@@ -197,7 +197,7 @@ export const subscriptionsScenario: Scenario = {
       subs: { metric: `Appends/s, ${SUBSCRIPTIONS} glob subscriptions`, unit: "appends/s", cells: {} } as MetricRow,
     };
     rows.p50.note =
-      `${SUBSCRIPTIONS} webhook subscriptions, subscription k on glob g<k>/* (10 streams each, ${STREAMS.toLocaleString("en-US")} streams), the receiver answers {"done":true}; ${APPENDS_PER_SECOND} appends/s in stream order (one per subscription per second); ours, 3 instances: appends to instance 1, subscriptions created through nginx, a wake delivered by whichever instance claims it; the reference on one instance`;
+      `${SUBSCRIPTIONS} webhook subscriptions, subscription k on glob g<k>/* (10 streams each, ${STREAMS.toLocaleString("en-US")} streams), the receiver answers {"done":true}; ${APPENDS_PER_SECOND} appends/s in stream order (one per subscription per second); ours, 3 instances: appends to instance 1, subscriptions created through nginx, each wake delivered by the instance that started it (instance 1); the reference on one instance`;
     rows.none.note = `wrk, ${CONNECTIONS} connections, ${BODY_BYTES}-byte appends to one of the ${STREAMS.toLocaleString("en-US")} streams g<i % 100>/<i> at random, on a fresh server; with subscriptions, the same ${SUBSCRIPTIONS} globs cover every stream and the receiver acks every wake`;
     const notes: string[] = [];
 
@@ -206,7 +206,9 @@ export const subscriptionsScenario: Scenario = {
       { column: "ours-3", start: () => startOurs(3, { schema: "bench_subs_lat_3" }) },
       { column: "ref-mem", start: () => startReference("memory") },
     ];
-    await eachTarget(ctx, "subs latency", latencyLineup, notes, async (column, t) => {
+    // BENCH_SUBS_PART=latency|throughput runs one half (with BENCH_COLUMNS, for iterating).
+    const part = process.env.BENCH_SUBS_PART;
+    await eachTarget(ctx, "subs latency", part === "throughput" ? [] : latencyLineup, notes, async (column, t) => {
       const r = await measureLatency(t, t.instanceUrls[0], latencyWarmup, latencySeconds);
       const { match } = r;
       const detail = {
@@ -235,7 +237,7 @@ export const subscriptionsScenario: Scenario = {
       { column: "ours-1", start: (v) => startOurs(1, { schema: `bench_subs_${v}` }) },
       { column: "ref-mem", start: () => startReference("memory") },
     ];
-    for (const { column, start } of throughputLineup) {
+    for (const { column, start } of part === "latency" ? [] : throughputLineup) {
       for (const withSubscriptions of [false, true]) {
         const row = withSubscriptions ? rows.subs : rows.none;
         const label = `subs appends/s ${withSubscriptions ? "with subscriptions" : "none"}`;
