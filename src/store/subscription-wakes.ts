@@ -60,29 +60,36 @@ export async function notifyDue(q: Queryable, channel: string): Promise<void> {
 
 /**
  * Lapsed leases (PROTOCOL 7.3): holder and wake are cleared, and a new wake starts where
- * work is pending. Returns how many leases lapsed.
+ * work is pending (each in its own statement after the clearing one committed, so nothing
+ * appended meanwhile is missed). Returns the wakes started.
  */
-export async function expireLeases(db: Db, channel: string, intervalMs: number): Promise<number> {
+export async function expireLeases(db: Db, channel: string, intervalMs: number): Promise<Woken[]> {
   const expired = await db.rows<{ id: string }>(sql`
     UPDATE ds_subscriptions s SET ${CLEAR_WAKE}
     WHERE s.deleted_at IS NULL AND s.lease_until < clock_timestamp() RETURNING s.id`, PREPARED);
-  let woke = 0;
-  for (const r of expired) if (await wakeSubscription(db, r.id, intervalMs)) woke++;
-  if (woke > 0) await notifyDue(db, channel);
-  return expired.length;
+  const woken: Woken[] = [];
+  for (const r of expired) {
+    const w = await wakeSubscription(db, r.id, intervalMs);
+    if (w) woken.push(w);
+  }
+  if (woken.length > 0) await notifyDue(db, channel);
+  return woken;
 }
 
 /**
  * The backstop for lost triggers (an instance died between commit and trigger): wakes every
  * idle subscription with pending work. One instance at a time runs it.
  */
-export async function wakeAllPending(db: Db, channel: string, intervalMs: number): Promise<number> {
+export async function wakeAllPending(db: Db, channel: string, intervalMs: number): Promise<Woken[]> {
   return db.tx(async (q) => {
     const [lock] = await q.rows<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtext(${`ds_subs_backstop:${db.schema}`})) AS ok`, PREPARED);
-    if (!lock.ok) return 0;
-    const rows = await q.rows(sql`UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id`, PREPARED);
+    if (!lock.ok) return [];
+    const rows = await q.rows<Record<string, unknown>>(
+      sql`UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id, ${DUE_IN_MS}`,
+      PREPARED,
+    );
     if (rows.length > 0) await notifyDue(q, channel);
-    return rows.length;
+    return rows.map(toWoken);
   });
 }
 

@@ -94,11 +94,13 @@ export class Deliverer {
     };
     // Each tick: lapsed leases end (and re-wake), and retries that came due are claimed.
     every(this.opts.tickMs, async () => {
-      await expireLeases(this.db, this.channel, this.opts.wakeIntervalMs);
+      const sentAt = performance.now();
+      for (const w of await expireLeases(this.db, this.channel, this.opts.wakeIntervalMs)) this.woke(w, sentAt);
       this.kick();
     });
     every(this.opts.backstopMs, async () => {
-      if ((await wakeAllPending(this.db, this.channel, this.opts.wakeIntervalMs)) > 0) this.kick();
+      const sentAt = performance.now();
+      for (const w of await wakeAllPending(this.db, this.channel, this.opts.wakeIntervalMs)) this.woke(w, sentAt);
     });
     this.kick();
   }
