@@ -46,16 +46,21 @@ export const newWake = (intervalMs: number) => {
     deliver_at = ${paced.due}, next_wake_at = ${paced.schedule}, attempt = 0, status = 'active', delivery_claim = NULL, delivering_until = NULL`;
 };
 
-/** In RETURNING of a statement that started wakes: milliseconds until the wake is due. */
-export const DUE_IN_MS = sql`greatest(0, ceil(extract(epoch FROM s.deliver_at - clock_timestamp()) * 1000))::int AS due_in_ms`;
+/** In RETURNING of a statement that started wakes: what toWoken reads. */
+export const WOKEN = sql`s.id, s.type, greatest(0, ceil(extract(epoch FROM s.deliver_at - clock_timestamp()) * 1000))::int AS due_in_ms`;
 
-/** A wake just started: which subscription, and in how many milliseconds it is due. */
+/** A wake just started: which subscription, of which type, and in how many milliseconds it is due. */
 export interface Woken {
   id: string;
+  type: "webhook" | "pull-wake";
   dueInMs: number;
 }
 
-export const toWoken = (r: Record<string, unknown>): Woken => ({ id: String(r.id), dueInMs: Number(r.due_in_ms) });
+export const toWoken = (r: Record<string, unknown>): Woken => ({
+  id: String(r.id),
+  type: r.type as Woken["type"],
+  dueInMs: Number(r.due_in_ms),
+});
 
 /** No wake in flight any more. */
 export const CLEAR_WAKE = sql`wake_id = NULL, wake_snapshot = NULL, holder = NULL, lease_until = NULL,

@@ -9,7 +9,6 @@ import {
   CLEAR_WAKE,
   HAS_PENDING,
   IDLE,
-  DUE_IN_MS,
   LINK_TAIL,
   type LinkState,
   NEW_WAKE_ID,
@@ -17,6 +16,7 @@ import {
   parseLinks,
   toWoken,
   pacedWake,
+  WOKEN,
   type Woken,
 } from "./subscription-sql.ts";
 
@@ -41,7 +41,7 @@ export async function wakeForStreams(db: Db, keys: string[], intervalMs: number)
     WITH p AS (
       SELECT DISTINCT l.subscription_id AS id FROM ds_subscription_links l
       WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND ${LINK_TAIL} > l.acked_pos)
-    UPDATE ds_subscriptions s SET ${newWake(intervalMs)} FROM p WHERE s.id = p.id AND ${IDLE} RETURNING s.id, ${DUE_IN_MS}`, PREPARED);
+    UPDATE ds_subscriptions s SET ${newWake(intervalMs)} FROM p WHERE s.id = p.id AND ${IDLE} RETURNING ${WOKEN}`, PREPARED);
   return rows.map(toWoken);
 }
 
@@ -49,7 +49,7 @@ export async function wakeForStreams(db: Db, keys: string[], intervalMs: number)
 export async function wakeSubscription(q: Queryable, id: string, intervalMs: number): Promise<Woken | undefined> {
   const rows = await q.rows<Record<string, unknown>>(sql`
     UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING}
-    RETURNING s.id, ${DUE_IN_MS}`, PREPARED);
+    RETURNING ${WOKEN}`, PREPARED);
   return rows.length > 0 ? toWoken(rows[0]) : undefined;
 }
 
@@ -85,7 +85,7 @@ export async function wakeAllPending(db: Db, channel: string, intervalMs: number
     const [lock] = await q.rows<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtext(${`ds_subs_backstop:${db.schema}`})) AS ok`, PREPARED);
     if (!lock.ok) return [];
     const rows = await q.rows<Record<string, unknown>>(
-      sql`UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING s.id, ${DUE_IN_MS}`,
+      sql`UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE ${IDLE} AND ${HAS_PENDING} RETURNING ${WOKEN}`,
       PREPARED,
     );
     if (rows.length > 0) await notifyDue(q, channel);
@@ -195,7 +195,7 @@ export async function deliveryFinished(db: Db, d: DueDelivery, intervalMs: numbe
         wake_snapshot = NULL, holder = NULL, lease_until = NULL, attempt = 0, status = 'active',
         delivery_claim = NULL, delivering_until = NULL
       FROM mine, pending p WHERE s.id = mine.id
-      RETURNING s.id, p.yes AS rewoke, ${DUE_IN_MS})
+      RETURNING ${WOKEN}, p.yes AS rewoke)
     SELECT * FROM ended`, PREPARED);
   // (acked is a data-modifying CTE: Postgres runs it whether or not anything reads it.)
   return rows.length > 0 && rows[0].rewoke === true ? { next: toWoken(rows[0]) } : {};

@@ -182,7 +182,7 @@ export class Deliverer {
 
   /** A wake this instance started (at `sentAt`) is ours to deliver when due. */
   woke(w: Woken, sentAt: number): void {
-    this.trigger.woke(w.id, sentAt, w.dueInMs);
+    this.trigger.woke(w, sentAt);
     this.kickIn(w.dueInMs);
   }
 

@@ -12,6 +12,7 @@
 import type { Db } from "../store/db.ts";
 import { linkCreatedStream, loadTriggerSet } from "../store/subscriptions.ts";
 import { wakeForStreams } from "../store/subscription-wakes.ts";
+import type { Woken } from "../store/subscription-sql.ts";
 import { GlobSet } from "./glob.ts";
 
 export class WakeTrigger {
@@ -81,12 +82,14 @@ export class WakeTrigger {
   }
 
   /**
-   * A wake of `id` was started by a statement sent at `sentAt` (performance.now()), due
-   * `dueInMs` after the statement ran, so not before `sentAt + dueInMs` on this clock.
+   * A wake was started by a statement sent at `sentAt` (performance.now()), due `dueInMs`
+   * after the statement ran, so not before `sentAt + dueInMs` on this clock. Only a webhook
+   * subscription certainly stays busy until then: a pull-wake worker may claim (and end) a
+   * wake before it is due.
    */
-  woke(id: string, sentAt: number, dueInMs: number): void {
-    const until = sentAt + dueInMs - QUIET_MARGIN_MS;
-    if (dueInMs > QUIET_MARGIN_MS && !((this.quiet.get(id) ?? 0) >= until)) this.quiet.set(id, until);
+  woke(w: Woken, sentAt: number): void {
+    const until = sentAt + w.dueInMs - QUIET_MARGIN_MS;
+    if (w.type === "webhook" && w.dueInMs > QUIET_MARGIN_MS && !((this.quiet.get(w.id) ?? 0) >= until)) this.quiet.set(w.id, until);
   }
 
   private allQuiet(subs: string[]): boolean {
@@ -136,7 +139,7 @@ export class WakeTrigger {
           this.pending.clear();
           const sentAt = performance.now();
           for (const w of await wakeForStreams(this.db, keys, this.intervalMs)) {
-            this.woke(w.id, sentAt, w.dueInMs);
+            this.woke(w, sentAt);
             this.onWoke(w.dueInMs);
           }
         }

@@ -81,19 +81,23 @@ test("appends to a subscription that cannot be idle yet (delivering, or its wake
     await appendAndSettle();
     expect(counter.queries).toBe(1);
 
-    // A wake due in 200 ms: nobody can end it before then.
-    trigger.woke("g", performance.now(), 200);
-    await appendAndSettle();
-    expect(counter.queries).toBe(1);
-    await new Promise((r) => setTimeout(r, 220));
+    // A pull-wake worker may claim a wake before it is due: no skipping for it.
+    trigger.woke({ id: "g", type: "pull-wake", dueInMs: 200 }, performance.now());
     await appendAndSettle();
     expect(counter.queries).toBe(2);
+    // A webhook wake due in 200 ms: nobody can end it before then.
+    trigger.woke({ id: "g", type: "webhook", dueInMs: 200 }, performance.now());
+    await appendAndSettle();
+    expect(counter.queries).toBe(2);
+    await new Promise((r) => setTimeout(r, 220));
+    await appendAndSettle();
+    expect(counter.queries).toBe(3);
 
     // A reload (subscriptions changed) forgets due times: the id may name a new subscription.
-    trigger.woke("g", performance.now(), 10_000);
+    trigger.woke({ id: "g", type: "webhook", dueInMs: 10_000 }, performance.now());
     await trigger.reload();
     await appendAndSettle();
-    expect(counter.queries).toBe(5); // the reload's two queries, then the wake statement
+    expect(counter.queries).toBe(6); // the reload's two queries, then the wake statement
   } finally {
     await db.close();
   }
