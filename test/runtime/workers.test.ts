@@ -87,7 +87,8 @@ describe.skipIf(!DATABASE_URL)("WORKERS=2: two processes on one port", () => {
         });
         expect(replaced).toContain(pids[1]);
         await until("the replacement listening", async () => ((await get(`${server.url}/healthz`, { headers: { Connection: "close" } })).status === 200 ? true : undefined));
-        expect(server.output()).toContain("worker exited; starting it again");
+        // The supervisor's log line travels through a pipe: it may arrive after the new pid shows.
+        await until("the supervisor's restart line", async () => (server.output().includes("worker exited; starting it again") ? true : undefined));
       } catch (err) {
         // What the supervisor and its workers printed explains most failures here.
         throw new Error(`${(err as Error).message}\n--- server output ---\n${server.output().slice(-4000)}`);
