@@ -5,10 +5,7 @@
 import { SubscriptionError } from "../protocol/errors.ts";
 import { type Db, type Queryable, sql } from "./db.ts";
 import { ackPositions, wakeSubscription } from "./subscription-wakes.ts";
-import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, SNAPSHOT, type Woken } from "./subscription-sql.ts";
-
-/** Constant-text statements: prepared once per connection. */
-const PREPARED = { prepare: true } as const;
+import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, PREPARED, SNAPSHOT, type Woken } from "./subscription-sql.ts";
 
 interface Locked {
   incarnation: number;

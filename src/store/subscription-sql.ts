@@ -3,6 +3,9 @@
 import { sql } from "./db.ts";
 import { EXPIRED_SQL } from "./records.ts";
 
+/** Options for statements with constant text: prepared once per connection, not parsed and planned per call. */
+export const PREPARED = { prepare: true } as const;
+
 /** The stream `st` exists for clients: not deleted, not expired. */
 export const LIVE_STREAM = sql`st.deleted_at IS NULL AND NOT ${EXPIRED_SQL("st")}`;
 

@@ -14,18 +14,16 @@ import {
   NEW_WAKE_ID,
   newWake,
   parseLinks,
+  PREPARED,
   toWoken,
   pacedWake,
   WOKEN,
   type Woken,
 } from "./subscription-sql.ts";
 
-/** Every statement here has constant text: prepared once per connection, not parsed and planned per wake. */
-const PREPARED = { prepare: true } as const;
-
 /**
  * Starts a wake for each idle subscription with pending work on one of these streams (the
- * streams just appended to), and returns their ids. Only those streams' links are looked at:
+ * streams just appended to), and returns them. Only those streams' links are looked at:
  * pending work on a subscription's other streams is some other trigger's business. (Looking
  * at every link of every candidate subscription read thousands of buffers per call under load.)
  *

@@ -61,7 +61,7 @@ export class Subscriptions {
     this.channel = subscriptionsChannel(db.schema);
     this.trigger = new WakeTrigger(db, opts.wakeIntervalMs);
     this.deliverer = new Deliverer(db, store, keys, this.trigger, this.channel, this.instanceId, opts);
-    this.trigger.onWoke = (dueInMs) => this.deliverer.kickIn(dueInMs);
+    this.trigger.onWoke = (w, sentAt) => this.deliverer.woke(w, sentAt);
   }
 
   static async start(db: Db, store: Store, opts: SubscriptionOptions): Promise<Subscriptions> {

@@ -30,8 +30,8 @@ export class WakeTrigger {
   private flushing?: Promise<void>;
   private reloading?: Promise<void>;
   private reloadAgain = false;
-  /** Runs for each wake a flush started (this instance's deliverer delivers it when due). */
-  onWoke: (dueInMs: number) => void = () => {};
+  /** Runs for each wake a flush started, sent at `sentAt` (this instance's deliverer delivers it when due: Deliverer.woke). */
+  onWoke: (w: Woken, sentAt: number) => void = () => {};
 
   constructor(
     private readonly db: Db,
@@ -138,10 +138,7 @@ export class WakeTrigger {
           const keys = [...this.pending];
           this.pending.clear();
           const sentAt = performance.now();
-          for (const w of await wakeForStreams(this.db, keys, this.intervalMs)) {
-            this.woke(w, sentAt);
-            this.onWoke(w.dueInMs);
-          }
+          for (const w of await wakeForStreams(this.db, keys, this.intervalMs)) this.onWoke(w, sentAt);
         }
       })
       .catch((err) => console.error("subscriptions: wake after append failed (the backstop retries)", err))
