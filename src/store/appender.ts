@@ -110,10 +110,15 @@ export class Appender {
     }
   }
 
-  /** Takes queued appends, in order, whose streams are not in another in-flight group. */
+  /**
+   * Takes queued appends, in order, whose streams are not in another in-flight group. Once
+   * one append to a stream stays queued (the group is full), so do the later ones to it: a
+   * smaller append behind a large one must not overtake it (a producer's seq would skip).
+   */
   private take(): Pending[] {
     const batch: Pending[] = [];
     const rest: Pending[] = [];
+    const held = new Set<string>();
     let bytes = 0;
     for (const p of this.queue) {
       if (p.req.signal?.aborted) {
@@ -122,11 +127,12 @@ export class Appender {
       }
       const size = p.req.body.byteLength;
       const fits = batch.length < this.maxBatch && (batch.length === 0 || bytes + size <= this.maxBatchBytes);
-      if (fits && !this.busy.has(p.req.path)) {
+      if (fits && !held.has(p.req.path) && !this.busy.has(p.req.path)) {
         batch.push(p);
         bytes += size;
       } else {
         rest.push(p);
+        held.add(p.req.path);
       }
     }
     this.queue = rest;

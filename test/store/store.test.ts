@@ -5,6 +5,7 @@ import { type Db, sql } from "../../src/store/db.ts";
 import { Store, type StoreOptions } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams.ts";
 import { visible } from "../../src/store/streams.ts";
+import { Appender } from "../../src/store/appender.ts";
 import { backends } from "../support/backends.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -136,6 +137,23 @@ for (const backend of backends) {
       expect(last.tail).toBe(visible(await one.find("/s/race")).tail);
       await one.drained();
       await other.drained();
+    });
+
+    test("an append that does not fit a group holds back the later appends to its stream", async () => {
+      await store.create(params("/s/held-a"));
+      await store.create(params("/s/held-b"));
+      // Groups of at most 1,000 bytes: 600 bytes to a, then 600 to b (does not fit), then 10
+      // to b (would fit). b's 10 bytes must wait for b's 600, or producer seq 1 would skip 0.
+      const appender = new Appender(db, store.channel, 8, 1, 32, 1000);
+      const results = await Promise.allSettled([
+        appender.append({ path: "/s/held-a", contentType: "text/plain", body: enc("a".repeat(600)), messages: null, close: false, streamSeq: null }),
+        appender.append({ path: "/s/held-b", contentType: "text/plain", body: enc("b".repeat(600)), messages: null, close: false, streamSeq: null, producer: { id: "held", epoch: 0, seq: 0 } }),
+        appender.append({ path: "/s/held-b", contentType: "text/plain", body: enc("c".repeat(10)), messages: null, close: false, streamSeq: null, producer: { id: "held", epoch: 0, seq: 1 } }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+      expect(await readAll(store, "/s/held-b")).toBe(`${"b".repeat(600)}${"c".repeat(10)}`);
+      expect(appender.stats.groups).toBe(2);
+      await appender.drained();
     });
 
     test("an instance's remembered stream state never outlives changes made elsewhere", async () => {
