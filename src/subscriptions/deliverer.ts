@@ -56,8 +56,14 @@ export function streamEntries(d: Pick<DueDelivery, "links">) {
   }));
 }
 
-/** How a delivery attempt left the subscription. */
-type DeliveryEnd = { kind: "idle" } | { kind: "in-flight" } | { kind: "rewoke"; next: Woken; sentAt: number };
+/** A wake started by a statement sent at `sentAt` (performance.now()). */
+export interface NextWake {
+  wake: Woken;
+  sentAt: number;
+}
+
+/** How a delivery attempt left the subscription: the wake still in flight, or ended (and perhaps the next one started). */
+type DeliveryEnd = { kind: "in-flight" } | { kind: "ended"; next?: NextWake };
 
 export class Deliverer {
   private inflight = 0;
@@ -171,12 +177,22 @@ export class Deliverer {
    * (on whichever instance it ran): so one more look, in a new snapshot. Returns whether a
    * new wake started (this instance delivers it).
    */
-  async ended(id: string): Promise<boolean> {
+  private async ended(id: string): Promise<boolean> {
     if (this.stopped) return false;
     const sentAt = performance.now();
     const next = await wakeSubscription(this.db, id, this.opts.wakeIntervalMs);
     if (!next) return false;
     this.woke(next, sentAt);
+    return true;
+  }
+
+  /**
+   * A wake of `id` ended: the next wake its ending statement started is ours to deliver;
+   * without one, one more look (ended). Returns whether a next wake started.
+   */
+  async afterEnd(id: string, next: NextWake | undefined): Promise<boolean> {
+    if (!next) return this.ended(id);
+    this.woke(next.wake, next.sentAt);
     return true;
   }
 
@@ -193,8 +209,7 @@ export class Deliverer {
     } finally {
       this.trigger.delivered(d.id);
     }
-    if (end.kind === "rewoke") this.woke(end.next, end.sentAt);
-    else if (end.kind === "idle") await this.ended(d.id);
+    if (end.kind === "ended") await this.afterEnd(d.id, end.next);
   }
 
   /** One delivery attempt: it left the subscription idle, woken again, or with the wake in flight. */
@@ -202,7 +217,7 @@ export class Deliverer {
     if (!d.links.some((l) => l.tail > l.ackedPos)) {
       this.stats.dropped++;
       await deliveryDropped(this.db, d);
-      return { kind: "idle" };
+      return { kind: "ended" };
     }
     let ok: "done" | "delivered";
     try {
@@ -221,7 +236,7 @@ export class Deliverer {
     if (ok === "done") {
       const sentAt = performance.now();
       const { next } = await deliveryFinished(this.db, d, this.opts.wakeIntervalMs);
-      return next ? { kind: "rewoke", next, sentAt } : { kind: "idle" };
+      return { kind: "ended", next: next && { wake: next, sentAt } };
     }
     await deliveryDone(this.db, d);
     return { kind: "in-flight" };

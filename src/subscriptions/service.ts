@@ -178,8 +178,8 @@ export class Subscriptions {
     const call = await this.wakeCall(type, id, authorization, bytes, true);
     const sentAt = performance.now();
     const { nextWake } = await applyWakeCall(this.db, call, this.opts.wakeIntervalMs);
-    if (nextWake) this.deliverer.woke(nextWake, sentAt);
-    const next = nextWake !== undefined || (call.done && (await this.deliverer.ended(id)));
+    // A heartbeat (not done) leaves the wake in flight and starts none.
+    const next = call.done && (await this.deliverer.afterEnd(id, nextWake && { wake: nextWake, sentAt }));
     return { ok: true, next_wake: next };
   }
 
@@ -187,8 +187,7 @@ export class Subscriptions {
     const call = await this.wakeCall("pull-wake", id, authorization, bytes, false);
     const sentAt = performance.now();
     const { nextWake } = await releaseWake(this.db, call, this.opts.wakeIntervalMs);
-    if (nextWake) this.deliverer.woke(nextWake, sentAt);
-    else await this.deliverer.ended(id);
+    await this.deliverer.afterEnd(id, nextWake && { wake: nextWake, sentAt });
   }
 
   /** Token (Authorization header only, PROTOCOL 12.9), body shape, and ack offsets. */
