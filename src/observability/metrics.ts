@@ -11,6 +11,12 @@ collectDefaultMetrics({ register: registry });
 for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
   registry.removeSingleMetric(name);
 }
+// On Bun, the heap-space gauges come from a census of every object on the heap: one scrape
+// of a busy server held the event loop for 20-30 ms (bench/README.md), every request waiting.
+// The heap totals (nodejs_heap_size_*_bytes) stay: they come from process.memoryUsage().
+if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
+  for (const kind of ["total", "used", "available"]) registry.removeSingleMetric(`nodejs_heap_space_size_${kind}_bytes`);
+}
 
 const registers = [registry];
 
