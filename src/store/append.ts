@@ -11,9 +11,10 @@
 import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
+import type { SQL } from "drizzle-orm";
 import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql } from "./change.ts";
-import { type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
-import { type Db, type Queryable, sql } from "./db.ts";
+import { type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
+import { type Db, type Queryable, sql, statement } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { visible } from "./streams.ts";
@@ -227,13 +228,66 @@ async function readStreams(
   return out;
 }
 
+/** A placeholder of the group statement. */
+const ph = (name: string) => sql.placeholder(name);
+
+const CHUNK_PLACEHOLDERS: ChunkColumns = {
+  data: ph("c_data"),
+  sids: ph("c_sids"),
+  starts: ph("c_starts"),
+  ends: ph("c_ends"),
+  batchEnds: ph("c_batchEnds"),
+  offsets: ph("c_offsets"),
+  lengths: ph("c_lengths"),
+};
+
+
 /**
- * One statement of constant text: update each stream whose tail and closed state are
+ * The group statement, of constant text: update each stream whose tail and closed state are
  * still what was read (and which has not expired meanwhile), then insert the chunks and
  * producer state of exactly those streams, and notify their readers of each one's change
  * (store/change.ts: new tail and closed state, and the data when small). Postgres delivers
- * the notification only on commit. Returns the ids of the streams that were applied.
+ * the notification only on commit. It comes in four shapes (with or without chunks and
+ * producer rows), each rendered to text once.
  */
+function groupStatementSql(withChunks: boolean, withProducers: boolean): SQL {
+  const chunkInsert = withChunks
+    ? sql`, c AS (${insertChunksSql(CHUNK_PLACEHOLDERS, sql`sid IN (SELECT id FROM s)`)})`
+    : sql``;
+  const producerUpsert = withProducers
+    ? sql`, p AS (INSERT INTO ds_producers (stream_id, producer_id, epoch, last_seq)
+        SELECT * FROM unnest(${ph("pSids")}::int8[], ${ph("pIds")}::text[], ${ph("pEpochs")}::int8[], ${ph("pSeqs")}::int8[])
+               AS y(sid, pid, epoch, seq)
+        WHERE sid IN (SELECT id FROM s)
+        ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, last_seq = EXCLUDED.last_seq, updated_at = now())`
+    : sql``;
+  return sql`
+    WITH s AS (
+      UPDATE ds_streams t SET tail = v.tail, closed = v.closed, closed_by_id = v.cid, closed_by_epoch = v.cepoch,
+             closed_by_seq = v.cseq, last_seq = v.last_seq,
+             -- only TTL streams need the access time; leaving it alone keeps updates HOT
+             last_access = CASE WHEN t.ttl_seconds IS NULL THEN t.last_access ELSE clock_timestamp() END
+      FROM unnest(${ph("ids")}::int8[], ${ph("oldTails")}::int8[], ${ph("oldClosed")}::bool[], ${ph("tails")}::int8[],
+                  ${ph("closed")}::bool[], ${ph("cids")}::text[], ${ph("cepochs")}::int8[], ${ph("cseqs")}::int8[],
+                  ${ph("lastSeqs")}::text[])
+           AS v(id, old_tail, old_closed, tail, closed, cid, cepoch, cseq, last_seq)
+      -- v.id > 0 AND v.old_tail >= 0 hold for every row; they make the planner expect
+      -- about one row from unnest, so it always walks v and looks each stream up by primary
+      -- key. Without them, a young ds_streams without statistics gets a sequential scan
+      -- joined against every group row (measured: 1.8k instead of 13.7k appends/s).
+      WHERE v.id > 0 AND v.old_tail >= 0
+        AND t.id = v.id AND t.tail = v.old_tail AND t.closed = v.old_closed
+        AND t.deleted_at IS NULL AND t.path IS NOT NULL AND NOT ${EXPIRED_SQL("t")}
+      RETURNING t.id)
+    ${chunkInsert} ${producerUpsert}
+    SELECT array_to_string(array(SELECT id FROM s), ',') AS applied,
+      ${notifyChangesSql(ph("channel"), ph("notifyIds"), ph("changes"), sql`SELECT id FROM s`)} AS notified`;
+}
+
+/** The four shapes of the group statement, by [withChunks][withProducers]. */
+const GROUP_STATEMENTS = [false, true].map((c) => [false, true].map((p) => statement(groupStatementSql(c, p))));
+
+/** Writes a group (groupStatementSql). Returns the ids of the streams that were applied. */
 async function writeGroup(
   q: Queryable,
   channel: string,
@@ -248,44 +302,30 @@ async function writeGroup(
   const st = touched.map((w) => w.state);
   const rec = touched.map((w) => w.record);
   const wrote = touched.filter((w) => w.wrote);
-  const changes = groupChanges(wrote.map((w) => ({ id: w.record.id, state: w.state, appended: w.appended })));
-  const chunkInsert = chunks.length
-    ? sql`, c AS (${insertChunksSql(chunks, sql`sid IN (SELECT id FROM s)`)})`
-    : sql``;
-  const producerUpsert = producers.length
-    ? sql`, p AS (INSERT INTO ds_producers (stream_id, producer_id, epoch, last_seq)
-        SELECT * FROM unnest(${pgArray(producers.map((p) => p.streamId))}::int8[], ${pgArray(producers.map((p) => p.id))}::text[],
-                             ${pgArray(producers.map((p) => p.state.epoch))}::int8[], ${pgArray(producers.map((p) => p.state.lastSeq))}::int8[])
-               AS y(sid, pid, epoch, seq)
-        WHERE sid IN (SELECT id FROM s)
-        ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, last_seq = EXCLUDED.last_seq, updated_at = now())`
-    : sql``;
-  const rows = await q.rows<{ applied: unknown }>(
-    sql`
-    WITH s AS (
-      UPDATE ds_streams t SET tail = v.tail, closed = v.closed, closed_by_id = v.cid, closed_by_epoch = v.cepoch,
-             closed_by_seq = v.cseq, last_seq = v.last_seq,
-             -- only TTL streams need the access time; leaving it alone keeps updates HOT
-             last_access = CASE WHEN t.ttl_seconds IS NULL THEN t.last_access ELSE clock_timestamp() END
-      FROM unnest(${pgArray(rec.map((r) => r.id))}::int8[], ${pgArray(rec.map((r) => r.tail))}::int8[],
-                  ${pgArray(rec.map((r) => r.closed))}::bool[], ${pgArray(st.map((s) => s.tail))}::int8[],
-                  ${pgArray(st.map((s) => s.closed))}::bool[], ${pgArray(st.map((s) => s.closedBy?.id ?? null))}::text[],
-                  ${pgArray(st.map((s) => s.closedBy?.epoch ?? null))}::int8[], ${pgArray(st.map((s) => s.closedBy?.seq ?? null))}::int8[],
-                  ${pgArray(st.map((s) => s.lastSeq))}::text[])
-           AS v(id, old_tail, old_closed, tail, closed, cid, cepoch, cseq, last_seq)
-      -- v.id > 0 AND v.old_tail >= 0 hold for every row; they make the planner expect
-      -- about one row from unnest, so it always walks v and looks each stream up by primary
-      -- key. Without them, a young ds_streams without statistics gets a sequential scan
-      -- joined against every group row (measured: 1.8k instead of 13.7k appends/s).
-      WHERE v.id > 0 AND v.old_tail >= 0
-        AND t.id = v.id AND t.tail = v.old_tail AND t.closed = v.old_closed
-        AND t.deleted_at IS NULL AND t.path IS NOT NULL AND NOT ${EXPIRED_SQL("t")}
-      RETURNING t.id)
-    ${chunkInsert} ${producerUpsert}
-    SELECT array_to_string(array(SELECT id FROM s), ',') AS applied,
-      ${notifyChangesSql(channel, wrote.map((w) => w.record.id), changes, sql`SELECT id FROM s`)} AS notified`,
-    { prepare: true },
-  );
+  const values: Record<string, unknown> = {
+    ids: pgArray(rec.map((r) => r.id)),
+    oldTails: pgArray(rec.map((r) => r.tail)),
+    oldClosed: pgArray(rec.map((r) => r.closed)),
+    tails: pgArray(st.map((s) => s.tail)),
+    closed: pgArray(st.map((s) => s.closed)),
+    cids: pgArray(st.map((s) => s.closedBy?.id ?? null)),
+    cepochs: pgArray(st.map((s) => s.closedBy?.epoch ?? null)),
+    cseqs: pgArray(st.map((s) => s.closedBy?.seq ?? null)),
+    lastSeqs: pgArray(st.map((s) => s.lastSeq)),
+    channel,
+    notifyIds: pgArray(wrote.map((w) => w.record.id)),
+    changes: pgArray(groupChanges(wrote.map((w) => ({ id: w.record.id, state: w.state, appended: w.appended })))),
+  };
+  if (chunks.length) {
+    for (const [k, v] of Object.entries(chunkColumns(chunks))) values[`c_${k}`] = v;
+  }
+  if (producers.length) {
+    values.pSids = pgArray(producers.map((p) => p.streamId));
+    values.pIds = pgArray(producers.map((p) => p.id));
+    values.pEpochs = pgArray(producers.map((p) => p.state.epoch));
+    values.pSeqs = pgArray(producers.map((p) => p.state.lastSeq));
+  }
+  const rows = await q.run<{ applied: unknown }>(GROUP_STATEMENTS[chunks.length ? 1 : 0][producers.length ? 1 : 0], values);
   const applied = String(rows[0]?.applied ?? "");
   return new Set(applied ? applied.split(",").map(Number) : []);
 }

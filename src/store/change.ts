@@ -9,7 +9,6 @@
 import { Buffer } from "node:buffer";
 import type { SQL } from "drizzle-orm";
 import { type Queryable, sql } from "./db.ts";
-import { pgArray } from "./pg-array.ts";
 
 /** The part of a stream's state that appends and closes change. */
 export interface StreamState {
@@ -101,12 +100,13 @@ export function groupChanges(streams: { id: number; state: StreamState; appended
 /**
  * A scalar subquery for the append statement: notifies the changes of the streams in
  * `applied` (a subquery of ids), packed into notifications of about NOTIFY_PACK_CHARS.
+ * `ids` and `changes` are array literals (pgArray) of the same length, or placeholders.
  */
-export function notifyChangesSql(channel: string, ids: number[], changes: string[], applied: SQL): SQL {
+export function notifyChangesSql(channel: unknown, ids: unknown, changes: unknown, applied: SQL): SQL {
   return sql`(SELECT count(*) FROM (
          SELECT pg_notify(${channel}, string_agg(y.change, ',' ORDER BY y.n))
          FROM (SELECT x.change, x.n, sum(length(x.change) + 1) OVER (ORDER BY x.n) / ${NOTIFY_PACK_CHARS}::int AS part
-               FROM unnest(${pgArray(ids)}::int8[], ${pgArray(changes)}::text[])
+               FROM unnest(${ids}::int8[], ${changes}::text[])
                     WITH ORDINALITY AS x(id, change, n)
                WHERE x.id IN (${applied})) y
          GROUP BY y.part) z)`;

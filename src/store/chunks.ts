@@ -26,28 +26,51 @@ export function unitsToChunks(streamId: number, tail: number, isJson: boolean, u
   return rows;
 }
 
-/**
- * The INSERT for many chunk rows as one statement of constant text: the bytes travel as
- * one bytea parameter and are cut apart in SQL, the positions as arrays.
- */
-export function insertChunksSql(rows: ChunkRow[], where = sql`true`) {
+/** The parameters of the chunk INSERT: the bytes as one bytea, positions as array literals. */
+export interface ChunkColumns<V = unknown> {
+  data: V;
+  sids: V;
+  starts: V;
+  ends: V;
+  batchEnds: V;
+  offsets: V;
+  lengths: V;
+}
+
+export function chunkColumns(rows: ChunkRow[]): ChunkColumns<string | Uint8Array> {
   const offsets: number[] = [];
   let at = 1; // substring() counts from 1
   for (const r of rows) {
     offsets.push(at);
     at += r.data.byteLength;
   }
+  return {
+    data: concatBytes(rows.map((r) => r.data)),
+    sids: pgArray(rows.map((r) => r.streamId)),
+    starts: pgArray(rows.map((r) => r.start)),
+    ends: pgArray(rows.map((r) => r.end)),
+    batchEnds: pgArray(rows.map((r) => r.batchEnd)),
+    offsets: pgArray(offsets),
+    lengths: pgArray(rows.map((r) => r.data.byteLength)),
+  };
+}
+
+/**
+ * The INSERT for many chunk rows as one statement of constant text: the bytes travel as
+ * one bytea parameter and are cut apart in SQL, the positions as arrays. The columns are
+ * values (chunkColumns) or placeholders of a statement rendered once (store/append.ts).
+ */
+export function insertChunksSql(c: ChunkColumns, where = sql`true`) {
   return sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data)
-    SELECT sid, s, e, b, substring(${concatBytes(rows.map((r) => r.data))}::bytea FROM o FOR n)
-    FROM unnest(${pgArray(rows.map((r) => r.streamId))}::int8[], ${pgArray(rows.map((r) => r.start))}::int8[],
-                ${pgArray(rows.map((r) => r.end))}::int8[], ${pgArray(rows.map((r) => r.batchEnd))}::int8[],
-                ${pgArray(offsets)}::int4[], ${pgArray(rows.map((r) => r.data.byteLength))}::int4[]) AS t(sid, s, e, b, o, n)
+    SELECT sid, s, e, b, substring(${c.data}::bytea FROM o FOR n)
+    FROM unnest(${c.sids}::int8[], ${c.starts}::int8[], ${c.ends}::int8[], ${c.batchEnds}::int8[],
+                ${c.offsets}::int4[], ${c.lengths}::int4[]) AS t(sid, s, e, b, o, n)
     WHERE ${where}`;
 }
 
 export async function insertChunks(q: Queryable, rows: ChunkRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await q.rows(insertChunksSql(rows));
+  await q.rows(insertChunksSql(chunkColumns(rows)));
 }
 
 /** A piece of a stream's offset space that lives in one stream's own chunks. */

@@ -1,6 +1,6 @@
 // One small interface over the two backends (postgres.js and embedded PGlite), both
 // driven through drizzle-orm, so the rest of store/ never cares which one it has.
-import { type SQL, sql } from "drizzle-orm";
+import { Placeholder, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
@@ -17,6 +17,8 @@ export interface QueryOptions {
 
 export interface Queryable {
   rows<T = Row>(query: SQL, opts?: QueryOptions): Promise<T[]>;
+  /** Runs a statement rendered once (statement()), with values for its placeholders; always prepared. */
+  run<T = Row>(statement: Statement, values: Record<string, unknown>): Promise<T[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(script: string): Promise<void>;
 }
@@ -67,15 +69,44 @@ export interface DbOptions {
   driver?: Partial<DriverOptions>;
 }
 
+/**
+ * A hot statement rendered to text once: drizzle walks the SQL tree when it renders, which
+ * cost an append group several microseconds per append. Parameters are drizzle placeholders
+ * (sql.placeholder("name")), filled per run; other embedded values stay fixed.
+ */
+export interface Statement {
+  readonly text: string;
+  /** Per parameter: the placeholder it takes its value from, or its fixed value. */
+  readonly slots: readonly ({ name: string } | { value: unknown })[];
+}
+
+export function statement(q: SQL): Statement {
+  const { sql: text, params } = dialect.sqlToQuery(q);
+  return { text, slots: params.map((p) => (p instanceof Placeholder ? { name: p.name } : { value: p })) };
+}
+
+function bind(st: Statement, values: Record<string, unknown>): unknown[] {
+  return st.slots.map((slot) => {
+    if ("value" in slot) return slot.value;
+    if (!(slot.name in values)) throw new Error(`no value for placeholder ${slot.name}`);
+    return values[slot.name];
+  });
+}
+
 function normalize<T>(result: unknown): T[] {
   // postgres.js returns an array of rows; PGlite returns { rows }.
   if (Array.isArray(result)) return result as T[];
   return ((result as { rows?: T[] }).rows ?? []) as T[];
 }
 
-function wrap(run: (q: SQL, opts?: QueryOptions) => Promise<unknown>, exec: (script: string) => Promise<unknown>): Queryable {
+function wrap(
+  run: (q: SQL, opts?: QueryOptions) => Promise<unknown>,
+  exec: (script: string) => Promise<unknown>,
+  runText: (text: string, params: unknown[]) => Promise<unknown>,
+): Queryable {
   return {
     rows: async <T>(q: SQL, opts?: QueryOptions) => normalize<T>(await run(q, opts)),
+    run: async <T>(st: Statement, values: Record<string, unknown>) => normalize<T>(await runText(st.text, bind(st, values))),
     exec: async (script) => {
       await exec(script);
     },
@@ -123,9 +154,11 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     const { sql: text, params } = dialect.sqlToQuery(q);
     return c.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare });
   };
+  type Param = postgres.ParameterOrJSON<never>;
   const base = wrap(
     (q, o) => gate.run(() => (o?.prepare ? run(client, q, true) : db.execute(q))),
     (s) => gate.run(() => client.unsafe(s)),
+    (text, params) => gate.run(() => client.unsafe(text, params as Param[], { prepare: true })),
   );
   return {
     kind: "postgres",
@@ -136,7 +169,10 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     },
     tx: (fn) =>
       gate.run(
-        () => client.begin((t) => fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s)))) as Promise<never>,
+        () =>
+          client.begin((t) =>
+            fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s), (text, params) => t.unsafe(text, params as Param[], { prepare: true })))
+          ) as Promise<never>,
       ),
     copyOut: (q) => gate.run(() => copyOut(client, q)),
     listen: (channel, onNotify, onListen) =>
@@ -210,7 +246,7 @@ async function openPglite(opts: DbOptions): Promise<Db> {
   const client = await PGlite.create(dataDir);
   await client.exec(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}; SET search_path TO ${quoteIdent(opts.schema)}`);
   const db = drizzlePglite(client);
-  const base = wrap((q) => db.execute(q), (s) => client.exec(s));
+  const base = wrap((q) => db.execute(q), (s) => client.exec(s), (text, params) => client.query(text, params));
   return {
     kind: "pglite",
     schema: opts.schema,
@@ -226,6 +262,7 @@ async function openPglite(opts: DbOptions): Promise<Db> {
               return t.query(text, params);
             },
             (s) => t.exec(s),
+            (text, params) => t.query(text, params),
           ),
         ),
       ),
