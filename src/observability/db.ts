@@ -33,6 +33,7 @@ export function watchDb(db: Db, poolSize: number): DbWatch {
       }
     };
   db.rows = track(db.rows.bind(db)) as Db["rows"];
+  db.run = track(db.run.bind(db)) as Db["run"];
   db.tx = track(db.tx.bind(db)) as Db["tx"];
   if (db.copyOut) db.copyOut = track(db.copyOut.bind(db));
   return {
