@@ -142,6 +142,11 @@ export class WriterCache {
     return { record: e.record, touched: false, wrote: false, state: { ...e.state, producers: new Map(e.state.producers) } };
   }
 
+  /** The remembered state itself (read only), whatever producers it covers. */
+  peek(path: string): { readonly record: StreamRecord; readonly state: WriterState } | undefined {
+    return this.entries.get(path);
+  }
+
   remember(path: string, w: StreamWork): void {
     if (w.state.producers.size > this.maxProducers) return this.forget(path);
     if (this.entries.size >= this.maxEntries) {
@@ -207,9 +212,14 @@ async function readStreams(
   for (const r of rows) {
     const record = toStreamRecord(r);
     const raw = typeof r.producers === "string" ? JSON.parse(r.producers) : r.producers;
-    const producers = new Map<string, ProducerState>(
-      (raw as [string, unknown, unknown][]).map(([id, epoch, lastSeq]) => [id, { epoch: Number(epoch), lastSeq: Number(lastSeq) }]),
-    );
+    // The row reads only the group's producers. Those this instance already knows stay known
+    // while the stream is where it left it (every accepted producer append moves the tail
+    // or closes the stream): otherwise a hot stream whose groups name different producers
+    // would read the row for every group, each time forgetting the previous group's.
+    const known = cache?.peek(record.path!);
+    const same = known && known.record.id === record.id && known.state.tail === record.tail && known.state.closed === record.closed;
+    const producers = new Map<string, ProducerState>(same ? known.state.producers : undefined);
+    for (const [id, epoch, lastSeq] of raw as [string, unknown, unknown][]) producers.set(id, { epoch: Number(epoch), lastSeq: Number(lastSeq) });
     out.set(record.path!, {
       record,
       touched: false,
