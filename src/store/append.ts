@@ -12,7 +12,7 @@ import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type W
 import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
 import type { SQL } from "drizzle-orm";
-import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql } from "./change.ts";
+import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql, sameState } from "./change.ts";
 import { type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql, statement } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
@@ -217,7 +217,7 @@ async function readStreams(
     // or closes the stream): otherwise a hot stream whose groups name different producers
     // would read the row for every group, each time forgetting the previous group's.
     const known = cache?.peek(record.path!);
-    const same = known && known.record.id === record.id && known.state.tail === record.tail && known.state.closed === record.closed;
+    const same = known && known.record.id === record.id && sameState(known.state, record);
     const producers = new Map<string, ProducerState>(same ? known.state.producers : undefined);
     for (const [id, epoch, lastSeq] of raw as [string, unknown, unknown][]) producers.set(id, { epoch: Number(epoch), lastSeq: Number(lastSeq) });
     out.set(record.path!, {
