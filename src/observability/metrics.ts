@@ -3,6 +3,7 @@
 // values at scrape time from the running servers (observeServer). No label ever names a
 // stream: labels take a few fixed values each, so the series count stays bounded.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ON_BUN } from "../runtime/bun.ts";
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -14,7 +15,7 @@ for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total
 // On Bun, the heap-space gauges come from a census of every object on the heap: one scrape
 // of a busy server held the event loop for 20-30 ms (bench/README.md), every request waiting.
 // The heap totals (nodejs_heap_size_*_bytes) stay: they come from process.memoryUsage().
-if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
+if (ON_BUN) {
   for (const kind of ["total", "used", "available"]) registry.removeSingleMetric(`nodejs_heap_space_size_${kind}_bytes`);
 }
 

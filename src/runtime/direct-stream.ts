@@ -8,11 +8,10 @@
 // the runtime cancels the body (the connection closed) or a write to it fails, so ending a
 // live read never depends on request.signal (which Deno also aborts once a response
 // completes successfully).
+import { ON_BUN } from "./bun.ts";
 
 /** Produces the body: `send` writes one chunk, `close` ends the body; resolves when done. */
 export type Producer = (send: (b: Uint8Array) => void, close: () => void) => Promise<void>;
-
-const DIRECT = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
 interface DirectSink {
   write(chunk: Uint8Array): unknown;
@@ -21,7 +20,7 @@ interface DirectSink {
 }
 
 export function pushStream(run: Producer, onCancel: () => void): ReadableStream<Uint8Array> {
-  return DIRECT ? directStream(run, onCancel) : queuedStream(run, onCancel);
+  return ON_BUN ? directStream(run, onCancel) : queuedStream(run, onCancel);
 }
 
 function directStream(run: Producer, onCancel: () => void): ReadableStream<Uint8Array> {

@@ -2,6 +2,7 @@
 // uses web-standard Request/Response.
 import type { Config } from "../config.ts";
 import { withBodyIdleTimeout } from "./body-idle.ts";
+import { ON_BUN } from "./bun.ts";
 
 export interface ServerHandle {
   port: number;
@@ -53,7 +54,7 @@ type ServeConfig = Pick<Config, "PORT" | "HOST" | "MAX_BODY_BYTES" | "REQUEST_ID
 };
 
 export async function serve(fetch: Fetch, config: ServeConfig): Promise<ServerHandle> {
-  if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
+  if (ON_BUN) {
     const server = Bun.serve({
       port: config.PORT,
       hostname: config.HOST,
