@@ -241,16 +241,16 @@ async function readStreams(
 /** A placeholder of the group statement. */
 const ph = (name: string) => sql.placeholder(name);
 
+/** The chunk columns' placeholders, named as chunkColumns() names their values. */
 const CHUNK_PLACEHOLDERS: ChunkColumns = {
-  data: ph("c_data"),
-  sids: ph("c_sids"),
-  starts: ph("c_starts"),
-  ends: ph("c_ends"),
-  batchEnds: ph("c_batchEnds"),
-  offsets: ph("c_offsets"),
-  lengths: ph("c_lengths"),
+  data: ph("data"),
+  sids: ph("sids"),
+  starts: ph("starts"),
+  ends: ph("ends"),
+  batchEnds: ph("batchEnds"),
+  offsets: ph("offsets"),
+  lengths: ph("lengths"),
 };
-
 
 /**
  * The group statement, of constant text: update each stream whose tail and closed state are
@@ -326,9 +326,7 @@ async function writeGroup(
     notifyIds: pgArray(wrote.map((w) => w.record.id)),
     changes: pgArray(groupChanges(wrote.map((w) => ({ id: w.record.id, state: w.state, appended: w.appended })))),
   };
-  if (chunks.length) {
-    for (const [k, v] of Object.entries(chunkColumns(chunks))) values[`c_${k}`] = v;
-  }
+  if (chunks.length) Object.assign(values, chunkColumns(chunks));
   if (producers.length) {
     values.pSids = pgArray(producers.map((p) => p.streamId));
     values.pIds = pgArray(producers.map((p) => p.id));

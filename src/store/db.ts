@@ -150,15 +150,17 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
   const db = drizzlePostgres(client);
   // Hot statements are rendered by drizzle's dialect and run as prepared statements
   // (drizzle's execute() never prepares); everything else goes through drizzle.
-  const run = (c: postgres.Sql | postgres.TransactionSql, q: SQL, prepare: boolean) => {
+  type Conn = postgres.Sql | postgres.TransactionSql;
+  const send = (c: Conn, text: string, params: unknown[], prepare: boolean) =>
+    c.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare });
+  const run = (c: Conn, q: SQL, prepare: boolean) => {
     const { sql: text, params } = dialect.sqlToQuery(q);
-    return c.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare });
+    return send(c, text, params, prepare);
   };
-  type Param = postgres.ParameterOrJSON<never>;
   const base = wrap(
     (q, o) => gate.run(() => (o?.prepare ? run(client, q, true) : db.execute(q))),
     (s) => gate.run(() => client.unsafe(s)),
-    (text, params) => gate.run(() => client.unsafe(text, params as Param[], { prepare: true })),
+    (text, params) => gate.run(() => send(client, text, params, true)),
   );
   return {
     kind: "postgres",
@@ -171,7 +173,7 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
       gate.run(
         () =>
           client.begin((t) =>
-            fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s), (text, params) => t.unsafe(text, params as Param[], { prepare: true })))
+            fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s), (text, params) => send(t, text, params, true)))
           ) as Promise<never>,
       ),
     copyOut: (q) => gate.run(() => copyOut(client, q)),
