@@ -8,6 +8,7 @@ import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/ap
 import { type Db, sql } from "../../src/store/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
+import { countQueries } from "../support/count-queries.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -21,17 +22,6 @@ function req(seq: number, id = "p", path = "/wc/a"): AppendRequest {
     streamSeq: null,
     producer: { id, epoch: 0, seq },
   };
-}
-
-/** `db` with its plain queries counted (the group's row read; the group statement is `run`). */
-function counting(db: Db): { db: Db; reads: () => number } {
-  let n = 0;
-  const wrapped = Object.create(db) as Db;
-  wrapped.rows = (q, o) => {
-    n++;
-    return db.rows(q, o);
-  };
-  return { db: wrapped, reads: () => n };
 }
 
 for (const backend of backends) {
@@ -77,25 +67,25 @@ for (const backend of backends) {
 
     test("producers stay known across groups that name different ones; not once the stream moved elsewhere", async () => {
       const text = async () => (await store.read((await store.find("/wc/b"))!, 0, 1 << 20)).units.map((u) => new TextDecoder().decode(u)).join("");
-      const { db: counted, reads } = counting(db);
+      const counter = countQueries(db); // the group's row read; its write is not counted
       const cache = new WriterCache();
       const ok = (r: unknown, status: number) => expect(r).toMatchObject({ ok: true, value: { status } });
-      ok((await appendGroup(counted, store.channel, [req(0, "x", "/wc/b")], false, cache))[0], 200);
-      ok((await appendGroup(counted, store.channel, [req(0, "y", "/wc/b")], false, cache))[0], 200);
-      expect(reads()).toBe(2); // each producer read once, when first named
+      ok((await appendGroup(db, store.channel, [req(0, "x", "/wc/b")], false, cache))[0], 200);
+      ok((await appendGroup(db, store.channel, [req(0, "y", "/wc/b")], false, cache))[0], 200);
+      expect(counter.queries).toBe(2); // each producer read once, when first named
       // Groups naming x, then y, then x again: both are known, no row read.
-      ok((await appendGroup(counted, store.channel, [req(1, "x", "/wc/b")], false, cache))[0], 200);
-      ok((await appendGroup(counted, store.channel, [req(1, "y", "/wc/b")], false, cache))[0], 200);
-      ok((await appendGroup(counted, store.channel, [req(2, "x", "/wc/b")], false, cache))[0], 200);
-      expect(reads()).toBe(2);
+      ok((await appendGroup(db, store.channel, [req(1, "x", "/wc/b")], false, cache))[0], 200);
+      ok((await appendGroup(db, store.channel, [req(1, "y", "/wc/b")], false, cache))[0], 200);
+      ok((await appendGroup(db, store.channel, [req(2, "x", "/wc/b")], false, cache))[0], 200);
+      expect(counter.queries).toBe(2);
 
       // Another instance (its own cache) appends x's seq 3. Ours still remembers x at seq 2.
       ok((await appendGroup(db, store.channel, [req(3, "x", "/wc/b")], false, new WriterCache()))[0], 200);
       // Our next group names a new producer z: the row is read, and since the stream moved,
       // what we knew of x is not carried over. x's retry of seq 3 is then a duplicate.
-      ok((await appendGroup(counted, store.channel, [req(0, "z", "/wc/b")], false, cache))[0], 200);
-      ok((await appendGroup(counted, store.channel, [req(3, "x", "/wc/b")], false, cache))[0], 204);
-      ok((await appendGroup(counted, store.channel, [req(4, "x", "/wc/b")], false, cache))[0], 200);
+      ok((await appendGroup(db, store.channel, [req(0, "z", "/wc/b")], false, cache))[0], 200);
+      ok((await appendGroup(db, store.channel, [req(3, "x", "/wc/b")], false, cache))[0], 204);
+      ok((await appendGroup(db, store.channel, [req(4, "x", "/wc/b")], false, cache))[0], 200);
       expect(await text()).toBe("<x0><y0><x1><y1><x2><x3><z0><x4>");
     });
   });

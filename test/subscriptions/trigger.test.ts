@@ -7,17 +7,8 @@ import { openDb } from "../../src/store/db.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { WakeTrigger } from "../../src/subscriptions/trigger.ts";
 import { globRegexSource } from "../../src/subscriptions/glob.ts";
+import { countQueries } from "../support/count-queries.ts";
 
-/** Counts the statements `db` runs from now on. */
-function countQueries(db: Db): { queries: number } {
-  const counter = { queries: 0 };
-  const rows = db.rows.bind(db);
-  db.rows = ((q: Parameters<Db["rows"]>[0], o?: Parameters<Db["rows"]>[1]) => {
-    counter.queries++;
-    return rows(q, o);
-  }) as Db["rows"];
-  return counter;
-}
 
 test("appends to unfollowed streams cost no query, however many streams others follow", async () => {
   const db: Db = await openDb({ dataDir: "memory://", schema: "public", poolSize: 1 });
