@@ -19,11 +19,12 @@ async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8A
   if (declared !== null && Number(declared) > maxBytes) {
     throw new PayloadTooLarge(`request body exceeds ${maxBytes} bytes`);
   }
-  if (!request.body) return new Uint8Array(0);
   // With a declared length within the limit the runtime reads the body natively, far
   // cheaper than pulling it through a JS stream reader; chunked bodies are counted as
-  // they arrive so an oversized one is cut off early.
+  // they arrive so an oversized one is cut off early. (request.body is only touched for
+  // those: on Bun it builds a ReadableStream, 1 % of an append's CPU.)
   if (declared !== null) return new Uint8Array(await request.arrayBuffer());
+  if (!request.body) return new Uint8Array(0);
   const { bytes, complete } = await readAtMost(request.body, maxBytes);
   if (!complete) throw new PayloadTooLarge(`request body exceeds ${maxBytes} bytes`);
   return bytes;

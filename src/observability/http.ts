@@ -78,8 +78,8 @@ export function observeHttp(fetch: Fetch, config: HttpObservability): Fetch {
       }
       const seconds = (performance.now() - started) / 1000;
       const status = response.status;
-      httpRequests.inc({ method, operation, status });
-      httpDuration.observe({ operation }, seconds);
+      httpRequests.labels(method, operation, String(status)).inc();
+      httpDuration.labels(operation).observe(seconds);
       response.headers.set("X-Request-Id", ctx.id);
       if (access) {
         const line = { method, operation, path, status, durationMs: Math.round(seconds * 1e4) / 10, error: ctx.error };

@@ -2,8 +2,9 @@
 // module-level so the code that counts needs one import and one call; gauges read their
 // values at scrape time from the running servers (observeServer). No label ever names a
 // stream: labels take a few fixed values each, so the series count stays bounded.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import { ON_BUN } from "../runtime/bun.ts";
+import { LeanCounter, LeanHistogram } from "./lean-metrics.ts";
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -21,16 +22,16 @@ if (ON_BUN) {
 
 const registers = [registry];
 
-// ---- HTTP (observability/http.ts)
+// ---- HTTP (observability/http.ts); counted on every request, so lean (lean-metrics.ts)
 
-export const httpRequests = new Counter({
+export const httpRequests = new LeanCounter({
   name: "ds_http_requests_total",
   help: "HTTP requests answered, by method, operation and status",
   labelNames: ["method", "operation", "status"] as const,
   registers,
 });
 
-export const httpDuration = new Histogram({
+export const httpDuration = new LeanHistogram({
   name: "ds_http_request_duration_seconds",
   help: "Time until the response starts, by operation (a long-poll includes its wait; an SSE response starts at once)",
   labelNames: ["operation"] as const,
@@ -38,33 +39,33 @@ export const httpDuration = new Histogram({
   registers,
 });
 
-// ---- appends (store/appender.ts)
+// ---- appends (store/appender.ts); counted per append and per group, so lean too
 
-const appends = new Counter({ name: "ds_appends_total", help: "Appends taken into append groups (a redo counts again)", registers });
-const appendGroups = new Counter({ name: "ds_append_groups_total", help: "Append groups committed or attempted", registers });
-const appendGroupSize = new Histogram({
+const appends = new LeanCounter({ name: "ds_appends_total", help: "Appends taken into append groups (a redo counts again)", registers }).labels();
+const appendGroups = new LeanCounter({ name: "ds_append_groups_total", help: "Append groups committed or attempted", registers }).labels();
+const appendGroupSize = new LeanHistogram({
   name: "ds_append_group_size",
   help: "Appends per group",
   buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
   registers,
-});
-const appendGroupSeconds = new Histogram({
+}).labels();
+const appendGroupSeconds = new LeanHistogram({
   name: "ds_append_group_commit_seconds",
   help: "Time one append group takes to commit",
   buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   registers,
-});
-const appendQueueSeconds = new Histogram({
+}).labels();
+const appendQueueSeconds = new LeanHistogram({
   name: "ds_append_queue_wait_seconds",
   help: "Time an append waits between its request handing it over and its group starting",
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
   registers,
-});
-const casLost = new Counter({
+}).labels();
+const casLost = new LeanCounter({
   name: "ds_append_cas_lost_total",
   help: "Appends redone under row locks after another instance moved their stream (lost compare-and-set)",
   registers,
-});
+}).labels();
 
 /** How long each append of a starting group waited for it (queued at `queuedAt`, performance.now()). */
 export function recordAppendQueueWait(queuedAt: number[], now: number): void {
