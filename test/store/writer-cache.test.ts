@@ -88,5 +88,30 @@ for (const backend of backends) {
       ok((await appendGroup(db, store.channel, [req(4, "x", "/wc/b")], false, cache))[0], 200);
       expect(await text()).toBe("<x0><y0><x1><y1><x2><x3><z0><x4>");
     });
+
+    test("producer rows match what was accepted, for known and new producers in one group", async () => {
+      const cache = new WriterCache();
+      const rowsOf = async () =>
+        Object.fromEntries(
+          (await db.rows<{ producer_id: string; epoch: unknown; last_seq: unknown }>(
+            sql`SELECT p.producer_id, p.epoch, p.last_seq FROM ds_producers p JOIN ds_streams s ON s.id = p.stream_id
+                WHERE s.path = '/wc/a' AND producer_id LIKE 'm%'`,
+          )).map((r) => [r.producer_id, [Number(r.epoch), Number(r.last_seq)]]),
+        );
+      const group = (reqs: AppendRequest[]) => appendGroup(db, store.channel, reqs, false, cache);
+      // New producers, one of them twice in its first group.
+      await group([req(0, "m1"), req(1, "m1"), req(0, "m2")]);
+      expect(await rowsOf()).toEqual({ m1: [0, 1], m2: [0, 0] });
+      // Known ones beside a new one, and a new epoch.
+      const bumped: AppendRequest = { ...req(0, "m2"), producer: { id: "m2", epoch: 1, seq: 0 } };
+      const out = await group([req(2, "m1"), bumped, req(0, "m3"), req(3, "m1")]);
+      expect(out.every((r) => "ok" in r && r.ok)).toBe(true);
+      expect(await rowsOf()).toEqual({ m1: [0, 3], m2: [1, 0], m3: [0, 0] });
+      // A fresh cache (another instance) reads those rows: retries are duplicates, the next seq is new.
+      const other = new WriterCache();
+      const again = await appendGroup(db, store.channel, [req(3, "m1"), req(1, "m3")], false, other);
+      expect(again).toMatchObject([{ ok: true, value: { status: 204 } }, { ok: true, value: { status: 200 } }]);
+      expect(await rowsOf()).toEqual({ m1: [0, 3], m2: [1, 0], m3: [0, 1] });
+    });
   });
 }
