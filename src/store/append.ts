@@ -13,7 +13,7 @@ import { ProtocolError } from "../protocol/errors.ts";
 import type { ProducerState } from "../protocol/producer.ts";
 import type { SQL } from "drizzle-orm";
 import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql, sameState } from "./change.ts";
-import { type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, unitsToChunks } from "./chunks.ts";
+import { type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, mergeAppends, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql, statement } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
@@ -44,6 +44,8 @@ interface StreamWork {
   state: WriterState;
   touched: boolean;
   wrote: boolean;
+  /** The chunk rows this group writes to the stream, in order. */
+  chunks?: ChunkRow[];
   /** What this group appends to the stream, for the notification (until it is too big). */
   appended?: InlineData;
 }
@@ -61,7 +63,6 @@ export async function appendGroup(
 ): Promise<GroupResult[]> {
   const run = async (q: Queryable) => {
     const streams = await readStreams(q, batch, lock, lock ? undefined : cache);
-    const chunks: ChunkRow[] = [];
     const producerRows = new Map<string, { streamId: number; id: string; state: ProducerState }>();
     const decided = batch.map((req): { path: string; result: GroupResult } => {
       const work = streams.get(req.path);
@@ -73,7 +74,7 @@ export async function appendGroup(
         if (decision.kind === "noop") {
           return { path: req.path, result: { ok: true, value: outcome(204, w.state, req, decision.producerState) } };
         }
-        chunks.push(...unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units));
+        (w.chunks ??= []).push(...unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units));
         if (!w.wrote) w.appended = { from: w.state.tail, units: [], chars: 0 };
         w.appended = addInline(w.appended, decision.units);
         applyWrite(w.state, req, decision);
@@ -92,6 +93,11 @@ export async function appendGroup(
         throw error;
       }
     });
+    // A binary stream's small appends share rows (mergeAppends); a JSON stream keeps one row per message.
+    const chunks: ChunkRow[] = [];
+    for (const w of streams.values()) {
+      if (w.chunks) chunks.push(...(w.state.isJson || w.chunks.length === 1 ? w.chunks : mergeAppends(w.chunks)));
+    }
     const applied = await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
     // Decisions on a stream whose compare-and-set failed were made on stale state.
     const results = decided.map(({ path, result }): GroupResult => {
@@ -250,6 +256,7 @@ const CHUNK_PLACEHOLDERS: ChunkColumns = {
   batchEnds: ph("batchEnds"),
   offsets: ph("offsets"),
   lengths: ph("lengths"),
+  appendEnds: ph("appendEnds"),
 };
 
 /**

@@ -11,6 +11,8 @@ export interface ChunkRow {
   end: number;
   batchEnd: number;
   data: Uint8Array;
+  /** Where each append of a shared row ends (mergeAppends); absent for a row of one append. */
+  appendEnds?: number[];
 }
 
 /** Turns accepted units into chunk rows starting at `tail`. */
@@ -26,6 +28,48 @@ export function unitsToChunks(streamId: number, tail: number, isJson: boolean, u
   return rows;
 }
 
+/**
+ * Largest row that small binary appends are merged into: below the size at which Postgres
+ * starts compressing and moving values out of line (TOAST, about 2 kB per row).
+ */
+export const MERGED_ROW_BYTES = 1900;
+
+/**
+ * A binary stream's rows of one group, in order, with runs of small contiguous appends
+ * merged into shared rows of up to MERGED_ROW_BYTES. Each shared row keeps its appends'
+ * ends; reads cut rows at any position already (forks), so readers see the same bytes.
+ * On a hot stream this inserts 2 rows instead of 28 for 28 appends of 100 bytes.
+ */
+export function mergeAppends(rows: ChunkRow[], maxBytes = MERGED_ROW_BYTES): ChunkRow[] {
+  const out: ChunkRow[] = [];
+  let run: ChunkRow[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (run.length === 1) out.push(run[0]);
+    if (run.length > 1) {
+      const last = run[run.length - 1];
+      out.push({
+        streamId: last.streamId,
+        start: run[0].start,
+        end: last.end,
+        batchEnd: last.end,
+        data: concatBytes(run.map((r) => r.data)),
+        appendEnds: run.flatMap((r) => r.appendEnds ?? [r.end]),
+      });
+    }
+    run = [];
+    bytes = 0;
+  };
+  for (const r of rows) {
+    const prev = run[run.length - 1];
+    if (prev && (prev.end !== r.start || prev.streamId !== r.streamId || bytes + r.data.byteLength > maxBytes)) flush();
+    run.push(r);
+    bytes += r.data.byteLength;
+  }
+  flush();
+  return out;
+}
+
 /** The parameters of the chunk INSERT: the bytes as one bytea, positions as array literals. */
 export interface ChunkColumns<V = unknown> {
   data: V;
@@ -35,6 +79,8 @@ export interface ChunkColumns<V = unknown> {
   batchEnds: V;
   offsets: V;
   lengths: V;
+  /** Per row: its appends' ends as "e1,e2,..." (a shared row), or NULL. */
+  appendEnds: V;
 }
 
 export function chunkColumns(rows: ChunkRow[]): ChunkColumns<string | Uint8Array> {
@@ -52,6 +98,7 @@ export function chunkColumns(rows: ChunkRow[]): ChunkColumns<string | Uint8Array
     batchEnds: pgArray(rows.map((r) => r.batchEnd)),
     offsets: pgArray(offsets),
     lengths: pgArray(rows.map((r) => r.data.byteLength)),
+    appendEnds: pgArray(rows.map((r) => (r.appendEnds ? r.appendEnds.join(",") : null))),
   };
 }
 
@@ -61,10 +108,10 @@ export function chunkColumns(rows: ChunkRow[]): ChunkColumns<string | Uint8Array
  * values (chunkColumns) or placeholders of a statement rendered once (store/append.ts).
  */
 export function insertChunksSql(c: ChunkColumns, where = sql`true`) {
-  return sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data)
-    SELECT sid, s, e, b, substring(${c.data}::bytea FROM o FOR n)
+  return sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data, append_ends)
+    SELECT sid, s, e, b, substring(${c.data}::bytea FROM o FOR n), string_to_array(ae, ',')::int8[]
     FROM unnest(${c.sids}::int8[], ${c.starts}::int8[], ${c.ends}::int8[], ${c.batchEnds}::int8[],
-                ${c.offsets}::int4[], ${c.lengths}::int4[]) AS t(sid, s, e, b, o, n)
+                ${c.offsets}::int4[], ${c.lengths}::int4[], ${c.appendEnds}::text[]) AS t(sid, s, e, b, o, n, ae)
     WHERE ${where}`;
 }
 
