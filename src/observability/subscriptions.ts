@@ -1,6 +1,6 @@
-// Metrics for subscriptions (the reserved __ds APIs), for the code that implements them
-// to call. They are registered on first use, so /metrics shows them only once a server
-// actually runs subscriptions, never as zeros for a feature that is absent.
+// Metrics for subscriptions (the reserved __ds APIs), counted by the deliverer
+// (subscriptions/deliverer.ts), which every server runs. Registered on first use (the
+// deliverer's construction), once per process however many servers it holds.
 import { Counter } from "prom-client";
 import { registry } from "./metrics.ts";
 

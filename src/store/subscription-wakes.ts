@@ -59,9 +59,9 @@ export async function notifyDue(q: Queryable, channel: string): Promise<void> {
 /**
  * Lapsed leases (PROTOCOL 7.3): holder and wake are cleared, and a new wake starts where
  * work is pending (each in its own statement after the clearing one committed, so nothing
- * appended meanwhile is missed). Returns the wakes started.
+ * appended meanwhile is missed). Returns how many leases lapsed, and the wakes started.
  */
-export async function expireLeases(db: Db, channel: string, intervalMs: number): Promise<Woken[]> {
+export async function expireLeases(db: Db, channel: string, intervalMs: number): Promise<{ expired: number; woken: Woken[] }> {
   const expired = await db.rows<{ id: string }>(sql`
     UPDATE ds_subscriptions s SET ${CLEAR_WAKE}
     WHERE s.deleted_at IS NULL AND s.lease_until < clock_timestamp() RETURNING s.id`, PREPARED);
@@ -71,7 +71,7 @@ export async function expireLeases(db: Db, channel: string, intervalMs: number):
     if (w) woken.push(w);
   }
   if (woken.length > 0) await notifyDue(db, channel);
-  return woken;
+  return { expired: expired.length, woken };
 }
 
 /**

@@ -5,6 +5,7 @@
 // exponential backoff and jitter; the schedule lives in the row, so it survives restarts.
 // Every instance looks when notified (a wake started anywhere), on its own timer (retries
 // coming due, lapsed leases) and, rarely, through a backstop over every subscription.
+import { subscriptionMetrics } from "../observability/subscriptions.ts";
 import { readAtMost } from "../lib/bytes.ts";
 import { formatOffset } from "../protocol/offsets.ts";
 import type { Db } from "../store/db.ts";
@@ -81,6 +82,8 @@ export class Deliverer {
   private readonly stopping = new AbortController();
   /** Counters for /healthz and tests. */
   readonly stats = { delivered: 0, failed: 0, dropped: 0 };
+  /** The same on /metrics (registered once a server runs subscriptions). */
+  private readonly metrics = subscriptionMetrics();
 
   constructor(
     private readonly db: Db,
@@ -101,7 +104,9 @@ export class Deliverer {
     // Each tick: lapsed leases end (and re-wake), and retries that came due are claimed.
     every(this.opts.tickMs, async () => {
       const sentAt = performance.now();
-      for (const w of await expireLeases(this.db, this.channel, this.opts.wakeIntervalMs)) this.woke(w, sentAt);
+      const { expired, woken } = await expireLeases(this.db, this.channel, this.opts.wakeIntervalMs);
+      this.metrics.leaseExpiries.inc(expired);
+      for (const w of woken) this.woke(w, sentAt);
       this.kick();
     });
     every(this.opts.backstopMs, async () => {
@@ -220,10 +225,12 @@ export class Deliverer {
       return { kind: "ended" };
     }
     let ok: "done" | "delivered";
+    if (d.attempt > 0) this.metrics.retries.inc();
     try {
       ok = d.type === "webhook" ? await this.postWebhook(d) : await this.appendWakeEvent(d);
     } catch (err) {
       this.stats.failed++;
+      this.metrics.failures.inc();
       const delay = retryDelayMs(d.attempt + 1);
       console.warn(`subscriptions: delivery to ${d.id} failed (attempt ${d.attempt + 1}, retry in ${Math.round(delay)} ms): ${(err as Error)?.message ?? err}`);
       await deliveryFailed(this.db, d, delay);
@@ -233,6 +240,7 @@ export class Deliverer {
       return { kind: "in-flight" };
     }
     this.stats.delivered++;
+    this.metrics.deliveries.inc();
     if (ok === "done") {
       const sentAt = performance.now();
       const { next } = await deliveryFinished(this.db, d, this.opts.wakeIntervalMs);

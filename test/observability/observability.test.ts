@@ -140,8 +140,10 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       expect(after.has("ds_listener_reconnects_total")).toBe(true);
       expect(after.has("ds_backstop_wakeups_total")).toBe(true);
       expect(after.has("process_resident_memory_bytes")).toBe(true);
-      // Subscriptions do not exist here: their metrics are absent, not zero.
-      expect([...after.keys()].some((k) => k.startsWith("ds_subscription"))).toBe(false);
+      // Every server runs the subscription deliverer: its counters are there, at 0 without subscriptions.
+      for (const name of ["deliveries", "delivery_failures", "retries", "lease_expiries"]) {
+        expect(after.get(`ds_subscription_${name}_total`)).toBe(0);
+      }
       // Unbounded cardinality is what per-stream labels would bring.
       expect([...after.keys()].filter((k) => k.includes(name))).toEqual([]);
       // The readers left: the gauges come back down.

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { importJWK } from "jose";
 import { loadConfig } from "../../src/config.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
+import { parseMetrics, sample } from "../support/metrics.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 
 let server: RunningServer;
@@ -40,6 +41,13 @@ const stream = (path: string, body?: string, method = "POST") =>
 const offset = (n: number) => `0000000000000000_${String(n).padStart(16, "0")}`;
 const getSub = async (id: string) => (await fetch(sub(id))).json() as Promise<Record<string, any>>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The subscription counters on /metrics now (this process runs one server). */
+const counters = async () => {
+  const m = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+  const get = (n: string) => sample(m, `ds_subscription_${n}_total`);
+  return { deliveries: get("deliveries"), failures: get("delivery_failures"), retries: get("retries"), leaseExpiries: get("lease_expiries") };
+};
 
 async function until<T>(probe: () => Promise<T | undefined>, ms = 8_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -154,6 +162,7 @@ describe("webhook delivery", () => {
 
   test("a lapsed lease ends the wake and wakes again; its callback is fenced", async () => {
     const from = hook.deliveries.length;
+    const before = await counters();
     await send("PUT", sub("lapse"), { type: "webhook", streams: ["lapse/a"], webhook: { url: hook.url }, lease_ttl_ms: 1000 });
     await stream("lapse/a", "[1]", "PUT");
     const d1 = await hook.next((x) => x.body.subscription_id === "lapse", 8000, from);
@@ -162,11 +171,13 @@ describe("webhook delivery", () => {
     const late = await send("POST", d1.body.callback_url, { wake_id: d1.body.wake_id, generation: d1.body.generation, done: true }, { authorization: `Bearer ${d1.body.callback_token}` });
     expect((await late.json()).error.code).toBe("FENCED");
     await send("DELETE", sub("lapse"));
+    expect((await counters()).leaseExpiries - before.leaseExpiries).toBeGreaterThanOrEqual(1);
   });
 
   test("failed deliveries are retried with backoff (status failed meanwhile); done auto-acks", async () => {
     const from = hook.deliveries.length;
     let failures = 2;
+    const before = await counters();
     hook.answer = (d) => (d.body.subscription_id === "retry" && failures-- > 0 ? { status: 503 } : { body: { done: true } });
     try {
       await send("PUT", sub("retry"), { type: "webhook", streams: ["retry/a"], webhook: { url: hook.url } });
@@ -184,6 +195,11 @@ describe("webhook delivery", () => {
         return s.streams[0].acked_offset === offset(1) && s.status === "active" ? s : undefined;
       });
       expect(acked.status).toBe("active");
+      // Two failed attempts, two retries, one delivery, as /metrics counts them.
+      const after = await counters();
+      expect(after.failures - before.failures).toBe(2);
+      expect(after.retries - before.retries).toBe(2);
+      expect(after.deliveries - before.deliveries).toBeGreaterThanOrEqual(1);
     } finally {
       hook.answer = () => ({});
     }
