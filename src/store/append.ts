@@ -96,7 +96,7 @@ export async function appendGroup(
     // A binary stream's small appends share rows (mergeAppends); a JSON stream keeps one row per message.
     const chunks: ChunkRow[] = [];
     for (const w of streams.values()) {
-      if (w.chunks) chunks.push(...(w.state.isJson || w.chunks.length === 1 ? w.chunks : mergeAppends(w.chunks)));
+      if (w.chunks) chunks.push(...(w.state.isJson ? w.chunks : mergeAppends(w.chunks)));
     }
     const applied = await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
     // Decisions on a stream whose compare-and-set failed were made on stale state.

@@ -41,6 +41,7 @@ export const MERGED_ROW_BYTES = 1900;
  * On a hot stream this inserts 2 rows instead of 28 for 28 appends of 100 bytes.
  */
 export function mergeAppends(rows: ChunkRow[], maxBytes = MERGED_ROW_BYTES): ChunkRow[] {
+  if (rows.length < 2) return rows; // most streams of a group busy over many streams
   const out: ChunkRow[] = [];
   let run: ChunkRow[] = [];
   let bytes = 0;
