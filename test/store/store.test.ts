@@ -156,6 +156,24 @@ for (const backend of backends) {
       await appender.drained();
     });
 
+    test("appends queued behind their stream's group in flight are not rescanned as more arrive", async () => {
+      await store.create(params("/s/queued-hot"));
+      // 2,000 appends to one stream in one turn: once the first group is in flight, every later
+      // arrival used to scan the whole queue for something to take (about n^2 / 2 looks).
+      const appender = new Appender(db, store.channel, 256, 2, 32);
+      const n = 2000;
+      const done = await Promise.all(
+        Array.from({ length: n }, () =>
+          appender.append({ path: "/s/queued-hot", contentType: "text/plain", body: enc("x"), messages: null, close: false, streamSeq: null }),
+        ),
+      );
+      expect(done.at(-1)!.tail).toBe(n);
+      expect(await readAll(store, "/s/queued-hot")).toBe("x".repeat(n));
+      // Each group's take looks at what is queued once: here 2,000 + 1,968 + 1,712 + ... + 176.
+      expect(appender.stats.queueScanned).toBeLessThan(10 * n);
+      await appender.drained();
+    });
+
     test("an instance's remembered stream state never outlives changes made elsewhere", async () => {
       const [a, b] = twoInstances();
       await a.create(params("/s/memo"));
