@@ -11,7 +11,6 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { registry } from "../../src/observability/metrics.ts";
-import { BUN_ALLOCATOR_ENV } from "../../src/runtime/allocator.ts";
 import { hasPromtool, PROMTOOL } from "../support/metrics.ts";
 import { NGINX_BIN, NGINX_TEMPLATE, renderNginxTemplate, startNginx } from "../support/nginx.ts";
 import { freePort, ROOT, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
@@ -173,32 +172,4 @@ describe("deploy/Dockerfile", () => {
       for (const src of m[1].split(" ")) expect(existsSync(join(ROOT, src))).toBe(true);
     }
   });
-
-  test("the image, `npm start` and the test launcher run Bun with the same allocator setting", async () => {
-    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
-    for (const [name, value] of Object.entries(BUN_ALLOCATOR_ENV)) {
-      expect(dockerfile).toMatch(new RegExp(`^ENV ${name}=${value}$`, "m"));
-      expect(pkg.scripts.start).toBe(`${name}=\${${name}:-${value}} bun src/main.ts`);
-      // npm runs scripts with sh: the default applies, and a value already set wins.
-      const sh = (env: Record<string, string>) =>
-        spawnSync("sh", ["-c", pkg.scripts.start.replace(/ bun src\/main\.ts$/, ` sh -c 'echo $${name}'`)], { env: { PATH: process.env.PATH!, ...env } }).stdout.toString().trim();
-      expect(sh({})).toBe(value);
-      expect(sh({ [name]: "10" })).toBe("10");
-    }
-    if (process.platform !== "linux") return;
-    const instance = await spawnServer({ quiet: true, env: { MIMALLOC_PURGE_DELAY: "" } });
-    try {
-      const environ = readFileSync(`/proc/${instance.proc.pid}/environ`, "utf8").split("\0");
-      expect(environ).toContain("MIMALLOC_PURGE_DELAY=");
-    } finally {
-      await instance.stop();
-    }
-    const defaulted = await spawnServer({ quiet: true });
-    try {
-      const environ = readFileSync(`/proc/${defaulted.proc.pid}/environ`, "utf8").split("\0");
-      expect(environ).toContain(`MIMALLOC_PURGE_DELAY=${BUN_ALLOCATOR_ENV.MIMALLOC_PURGE_DELAY}`);
-    } finally {
-      await defaulted.stop();
-    }
-  }, 60_000);
 });

@@ -6,7 +6,6 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BUN_ALLOCATOR_ENV } from "../../src/runtime/allocator.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = join(ROOT, "node_modules/.bin");
@@ -75,8 +74,6 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServe
   const ownDataDir = !opts.databaseUrl && !opts.dataDir ? mkdtempSync(join(tmpdir(), "ds-pglite-")) : undefined;
   const dataDir = opts.dataDir ?? ownDataDir;
   const env: Record<string, string> = {
-    // What `npm start` runs with (src/runtime/allocator.ts), unless the caller's environment says otherwise.
-    ...(runtime === "bun" ? BUN_ALLOCATOR_ENV : {}),
     ...(process.env as Record<string, string>),
     PORT: String(port),
     HOST: "127.0.0.1",
