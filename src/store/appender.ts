@@ -29,8 +29,8 @@ interface Pending {
 
 export class Appender {
   private queue: Pending[] = [];
-  /** How many queued appends each stream has: whether anything queued could go now, without a scan. */
-  private readonly queuedPerPath = new Map<string, number>();
+  /** The streams with queued appends: whether anything queued could go now, without a scan. */
+  private queuedPaths = new Set<string>();
   private running = 0;
   private readonly busy = new Set<string>();
   private readonly writers = new WriterCache();
@@ -52,7 +52,7 @@ export class Appender {
     if (req.signal?.aborted) return Promise.reject(new ClientGone());
     return new Promise((resolve, reject) => {
       this.queue.push({ req, at: performance.now(), resolve, reject });
-      this.queuedPerPath.set(req.path, (this.queuedPerPath.get(req.path) ?? 0) + 1);
+      this.queuedPaths.add(req.path);
       // A burst of requests parsed in one event-loop turn need not wait for the whole
       // burst: once a group's worth waits, it goes now, and the database works on it
       // while this thread parses the rest of the burst.
@@ -144,14 +144,13 @@ export class Appender {
       }
     }
     this.queue = rest;
-    this.queuedPerPath.clear();
-    for (const p of rest) this.queuedPerPath.set(p.req.path, (this.queuedPerPath.get(p.req.path) ?? 0) + 1);
+    this.queuedPaths = held;
     return batch;
   }
 
   /** Whether some queued append's stream is not in a group in flight (one look per stream queued). */
   private anyTakeable(): boolean {
-    for (const path of this.queuedPerPath.keys()) if (!this.busy.has(path)) return true;
+    for (const path of this.queuedPaths) if (!this.busy.has(path)) return true;
     return false;
   }
 

@@ -82,7 +82,7 @@ export class Deliverer {
   private readonly stopping = new AbortController();
   /** Counters for /healthz and tests. */
   readonly stats = { delivered: 0, failed: 0, dropped: 0 };
-  /** The same on /metrics (registered once a server runs subscriptions). */
+  /** The same on /metrics. */
   private readonly metrics = subscriptionMetrics();
 
   constructor(

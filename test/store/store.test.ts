@@ -169,7 +169,7 @@ for (const backend of backends) {
       );
       expect(done.at(-1)!.tail).toBe(n);
       expect(await readAll(store, "/s/queued-hot")).toBe("x".repeat(n));
-      // Each group's take looks at what is queued once: here 2,000 + 1,968 + 1,712 + ... + 176.
+      // Each group's take looks at what is queued once: here 32 + 1,968 + 1,712 + ... + 176.
       expect(appender.stats.queueScanned).toBeLessThan(10 * n);
       await appender.drained();
     });
