@@ -123,10 +123,31 @@ export async function openDb(opts: DbOptions): Promise<Db> {
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts);
 }
 
-async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
+/**
+ * Where the driver connects. libpq reads `host=/a/directory` in a URL's query as the folder
+ * of Postgres' Unix socket (`postgres://user@localhost/db?host=/var/run/postgresql`);
+ * postgres.js would send any query parameter to the server as a setting, so the socket is
+ * taken out here and handed over as its `path` (the port still names the socket file).
+ */
+export function driverTarget(databaseUrl: string): { url: string; path?: string } {
+  const q = databaseUrl.indexOf("?");
+  if (q < 0) return { url: databaseUrl };
+  const params = new URLSearchParams(databaseUrl.slice(q + 1));
+  const host = params.get("host");
+  if (!host?.startsWith("/")) return { url: databaseUrl };
+  params.delete("host");
+  const rest = params.toString();
+  const base = databaseUrl.slice(0, q);
+  const port = /:(\d+)(?:\/|$)/.exec(base.slice(base.indexOf("@") + 1))?.[1] ?? "5432";
+  return { url: rest ? `${base}?${rest}` : base, path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${port}` };
+}
+
+async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const driver = { ...DEFAULT_DRIVER, ...opts.driver };
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
+  const { url, path } = driverTarget(databaseUrl);
   const client = postgres(url, {
+    ...(path ? { path } : {}),
     max: opts.poolSize,
     onnotice: () => {},
     connection,
@@ -180,6 +201,7 @@ async function openPostgres(url: string, opts: DbOptions): Promise<Db> {
     listen: (channel, onNotify, onListen) =>
       listenPostgres({
         url,
+        path,
         // Named after the channel (schema-prefixed), so operators and tests can tell them apart.
         connection: { ...connection, application_name: `listen ${channel}`.slice(0, 63) },
         channel,

@@ -18,6 +18,8 @@ export interface Listener {
 
 export interface ListenerOptions {
   url: string;
+  /** Unix socket file, when connecting through one (db.ts driverTarget). */
+  path?: string;
   connection: Record<string, string>;
   channel: string;
   onNotify: (payload: string) => void;
@@ -38,6 +40,7 @@ export async function listenPostgres(o: ListenerOptions): Promise<Listener> {
 
   const open = () => {
     const c = postgres(o.url, {
+      ...(o.path ? { path: o.path } : {}),
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,
