@@ -147,7 +147,7 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
   const { url, path } = driverTarget(databaseUrl);
   const client = postgres(url, {
-    ...(path ? { path } : {}),
+    path,
     max: opts.poolSize,
     onnotice: () => {},
     connection,

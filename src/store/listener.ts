@@ -40,7 +40,7 @@ export async function listenPostgres(o: ListenerOptions): Promise<Listener> {
 
   const open = () => {
     const c = postgres(o.url, {
-      ...(o.path ? { path: o.path } : {}),
+      path: o.path,
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,
