@@ -66,8 +66,14 @@ export function ratioCheck(label: string, ours: number, peer: number, threshold:
   };
 }
 
-export function limitCheck(label: string, value: number, op: ">=" | "<=", threshold: number, unit: "ms" | "MiB", basis: string): Check {
+export function limitCheck(label: string, value: number, op: ">=" | "<=", threshold: number, unit: "ms" | "MiB" | "×", basis: string): Check {
   return { label, value, unit, op, threshold, pass: op === "<=" ? value <= threshold : value >= threshold, basis };
+}
+
+/** Server plus Postgres CPU per request of a wrk cell (µs), or NaN when the cell has none. */
+export function cpuPerRequest(cell: Cell | undefined): number {
+  const cpu = (cell?.detail as { cpuUsPerRequest?: { server: number; postgres: number } } | undefined)?.cpuUsPerRequest;
+  return cpu ? cpu.server + cpu.postgres : NaN;
 }
 
 export function fmt(n: number | undefined, digits?: number): string {

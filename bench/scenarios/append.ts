@@ -3,7 +3,7 @@
 import { createStreams } from "../lib/http.ts";
 import { measureWrk, rateCell } from "../lib/measure.ts";
 import { runPgbench } from "../lib/pgbench.ts";
-import { type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
+import { cpuPerRequest, fmt, limitCheck, type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
 import { type Ctx, eachTarget, type Scenario, seconds, standardLineup, valueOf } from "../lib/scenario.ts";
 import { errorCount } from "../lib/wrk.ts";
 
@@ -35,11 +35,14 @@ export const appendScenario: Scenario = {
     const pg = await runPgbench({ clients: CONNECTIONS, seconds: duration, streams: STREAMS, bodyBytes: BODY_BYTES });
     row.cells.extra = { value: Math.round(pg.tps), detail: { ...pg, script: "one INSERT of a 100-byte row per transaction, 64 clients" } };
 
+    // Issue 30: appends/s against the in-memory reference is reported, not a target (it moves
+    // with the day's disk); the target is the CPU a durable append costs, server plus Postgres.
     const ours = valueOf(row, "ours-1");
+    const oursCpu = cpuPerRequest(row.cells["ours-1"]);
+    const refCpu = cpuPerRequest(row.cells["ref-mem"]);
     const checks = [
-      ratioCheck("Appends/s vs reference in memory", ours, valueOf(row, "ref-mem"), 1.2, "appends/s"),
+      limitCheck("CPU per durable append vs reference in memory (server + Postgres)", oursCpu / refCpu, "<=", 1.2, "×", `${fmt(oursCpu)} / ${fmt(refCpu)} µs per append`),
       ratioCheck("Appends/s vs reference file-backed", ours, valueOf(row, "ref-file"), 3, "appends/s"),
-      ratioCheck("Appends/s vs pgbench single-append ceiling", ours, pg.tps, 1.5, "appends/s"),
     ];
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: [row], checks, notes };
   },

@@ -4,7 +4,7 @@
 import { JsonLineChild } from "../lib/child.ts";
 import { createStream } from "../lib/http.ts";
 import { CpuMeter, round, rssMiB, sleep } from "../lib/proc.ts";
-import { limitCheck, ratioCheck, type MetricRow, type ScenarioResult } from "../lib/results.ts";
+import { limitCheck, type MetricRow, type ScenarioResult } from "../lib/results.ts";
 import { type Ctx, eachTarget, type Lineup, type Scenario, seconds, valueOf } from "../lib/scenario.ts";
 import { startFloor, startOurs, startReference, type Target } from "../lib/targets.ts";
 
@@ -108,14 +108,11 @@ export const fanoutScenario: Scenario = {
     });
     const crossDetail = rows.sseP50.cells["ours-3"]?.detail as { delivered: number } | undefined;
     const basis = `ours, readers on instance 1, appends on instance 2; ${readers} SSE + ${readers} long-poll readers, ${APPENDS_PER_SECOND} appends/s; ${Math.round((crossDetail?.delivered ?? 0) * 100)}% delivered`;
-    // Against the floor measured in the same run: p50 within 3 ms of it, p99 within 1.2x.
+    // Against the floor measured in the same run: p50 within 3 ms of it (issue 30).
     const floorP50 = valueOf(rows.sseP50, "extra");
-    const floorP99 = valueOf(rows.sseP99, "extra");
     const checks = [
-      limitCheck("Cross-instance append → SSE p50", valueOf(rows.sseP50, "ours-3"), "<=", 5, "ms", basis),
       limitCheck("Cross-instance append → SSE p99", valueOf(rows.sseP99, "ours-3"), "<=", 25, "ms", basis),
       limitCheck("Cross-instance SSE p50 above the floor's", valueOf(rows.sseP50, "ours-3") - floorP50, "<=", 3, "ms", `${basis}; floor p50 ${floorP50} ms`),
-      ratioCheck("Cross-instance SSE p99 vs the floor's (lower is better)", floorP99 * 1.2, valueOf(rows.sseP99, "ours-3"), 1, "ms (1.2 × floor p99 / ours p99)"),
     ];
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: Object.values(rows), checks, notes };
   },

@@ -39,7 +39,6 @@ export const hotScenario: Scenario = {
         producer.cells[column] = rateCell(q, (accepted / q.wrk.duration_us) * 1e6, { accepted, duplicates: q.wrk.duplicates, rejected: q.wrk.rejected });
     });
     const checks = [plain, producer].flatMap((row) => [
-      ratioCheck(`${row.metric} vs reference in memory`, valueOf(row, "ours-1"), valueOf(row, "ref-mem"), 1.2, "appends/s"),
       ratioCheck(`${row.metric} vs reference file-backed`, valueOf(row, "ours-1"), valueOf(row, "ref-file"), 3, "appends/s"),
     ]);
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: [plain, producer], checks, notes };

@@ -8,7 +8,7 @@ import { type Ctx, eachTarget, type Lineup, type Scenario, seconds, valueOf } fr
 import { startOurs, startReference } from "../lib/targets.ts";
 
 const STREAMS = 100;
-const RSS_LIMIT_MIB = 300;
+const RSS_LIMIT_MIB = 200; // issue 30
 
 export const idleScenario: Scenario = {
   id: "idle",

@@ -4,13 +4,15 @@
 import { createStreams } from "../lib/http.ts";
 import { openFilesLimit } from "../lib/machine.ts";
 import { measureWrk, rateCell } from "../lib/measure.ts";
-import { fmt, type MetricRow, type ScenarioResult } from "../lib/results.ts";
+import { type Check, fmt, type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
 import { type Ctx, eachTarget, type Lineup, type Scenario, seconds, valueOf } from "../lib/scenario.ts";
 import { startOurs, startReference, type Target } from "../lib/targets.ts";
 import { errorCount } from "../lib/wrk.ts";
 
 const CONNECTIONS = [16, 64, 256, 1024];
 const BODY_BYTES = 100;
+/** Connection counts at which ours must lead the reference in memory by 1.3x (issue 30). */
+const LEAD_AT = [256, 1024];
 /** Sockets beyond the connections themselves: listeners, Postgres pool, files, pipes. */
 const FD_MARGIN = 256;
 
@@ -92,6 +94,10 @@ export const scaleScenario: Scenario = {
         rows.push(row);
       }
     }
-    return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows, checks: [], notes };
+    // Issue 30: where connections are many, ours keeps a lead of at least 1.3x.
+    const checks: Check[] = rows
+      .filter((row) => LEAD_AT.includes(Number(row.cells["ours-1"]?.detail?.connections)))
+      .map((row) => ratioCheck(`${row.table?.replace("Scaling: ", "")}, ${row.metric} vs reference in memory`, valueOf(row, "ours-1"), valueOf(row, "ref-mem"), 1.3, "appends/s"));
+    return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows, checks, notes };
   },
 };

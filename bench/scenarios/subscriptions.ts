@@ -10,7 +10,7 @@ import { JsonLineChild } from "../lib/child.ts";
 import { createStreams, groupedStreams, parallel } from "../lib/http.ts";
 import { measureWrk, rateCell } from "../lib/measure.ts";
 import { CpuMeter, round, sleep } from "../lib/proc.ts";
-import { type Column, type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
+import { type Column, fmt, limitCheck, type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
 import { type Ctx, eachTarget, type Lineup, type Scenario, seconds, valueOf } from "../lib/scenario.ts";
 import { startOurs, startReference, type Target } from "../lib/targets.ts";
 import { errorCount, runWrk } from "../lib/wrk.ts";
@@ -255,6 +255,7 @@ export const subscriptionsScenario: Scenario = {
     }
 
     const checks = [
+      limitCheck("Append → webhook p50 vs reference in memory", valueOf(rows.p50, "ours-1") / valueOf(rows.p50, "ref-mem"), "<=", 1.5, "×", `${fmt(valueOf(rows.p50, "ours-1"))} / ${fmt(valueOf(rows.p50, "ref-mem"))} ms`),
       ratioCheck(`Appends/s with ${SUBSCRIPTIONS} glob subscriptions vs none (ours, 1 instance)`, valueOf(rows.subs, "ours-1"), valueOf(rows.none, "ours-1"), 0.8, "appends/s"),
     ];
     return { id: this.id, title: this.title, date: new Date().toISOString(), quick: ctx.quick, rows: Object.values(rows), checks, notes };
