@@ -205,8 +205,11 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
 
       // A broken file is refused: the tokens loaded before stay valid.
       fx.rewrite("{ not json");
+      const refusals = () => server.output().split("kept the previous tokens").length - 1;
+      const before = refusals();
       server.proc.kill("SIGHUP");
-      await new Promise((r) => setTimeout(r, 300));
+      // The reload must have run and refused the file (not merely not run yet) before the check.
+      await until(async () => refusals() > before);
       expect((await fetch(`${base}/${path}?offset=-1`, { headers: bearer(fx.tokens.writer) })).status).toBe(200);
       expect(server.proc.exitCode).toBeNull();
       fx.rewrite(currentSpecs());
