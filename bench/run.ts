@@ -19,8 +19,9 @@ import { idleScenario } from "./scenarios/idle.ts";
 import { scaleScenario } from "./scenarios/scale.ts";
 import { subscriptionsScenario } from "./scenarios/subscriptions.ts";
 import { workersScenario } from "./scenarios/workers.ts";
+import { coldStartScenario } from "./scenarios/coldstart.ts";
 
-const SCENARIOS: Scenario[] = [appendScenario, hotScenario, readScenario, fanoutScenario, idleScenario, scaleScenario, workersScenario, subscriptionsScenario];
+const SCENARIOS: Scenario[] = [appendScenario, hotScenario, readScenario, fanoutScenario, idleScenario, scaleScenario, workersScenario, subscriptionsScenario, coldStartScenario];
 const RESULTS = join(ROOT, "bench/results");
 /** The idle scenario holds 10,000 sockets in one process (client and server alike). */
 const NEEDED_FDS = 12_000;
