@@ -42,6 +42,8 @@ export interface Db extends Queryable {
   /** False while the database is known to be unreachable (requests are refused with 503). */
   readonly available: boolean;
   close(): Promise<void>;
+  /** PGlite only: a dump of the whole data folder (tests start new databases from one). */
+  dumpDataDir?(): Promise<Blob>;
 }
 
 /** Driver timeouts: how fast an outage is noticed and how soon a restarted Postgres is used again. */
@@ -64,6 +66,8 @@ export interface DbOptions {
   databaseUrl?: string;
   /** PGlite folder (or "memory://") when databaseUrl is unset. */
   dataDir?: string;
+  /** PGlite only: start from this dump of a data folder (PGlite's dumpDataDir) instead of an empty one. */
+  loadDataDir?: Blob;
   schema: string;
   poolSize: number;
   driver?: Partial<DriverOptions>;
@@ -267,7 +271,7 @@ async function openPglite(opts: DbOptions): Promise<Db> {
   // "memory://" keeps the database in memory (tests); anything else is a folder.
   const dataDir = opts.dataDir ?? "./data";
   if (!dataDir.startsWith("memory://")) mkdirSync(dataDir, { recursive: true });
-  const client = await PGlite.create(dataDir);
+  const client = await PGlite.create(dataDir, opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {});
   await client.exec(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}; SET search_path TO ${quoteIdent(opts.schema)}`);
   const db = drizzlePglite(client);
   const base = wrap((q) => db.execute(q), (s) => client.exec(s), (text, params) => client.query(text, params));
@@ -299,6 +303,7 @@ async function openPglite(opts: DbOptions): Promise<Db> {
       return { healthy: true, reconnects: 0, close: unlisten };
     },
     close: () => client.close(),
+    dumpDataDir: async () => (await client.dumpDataDir("none")) as Blob,
   };
 }
 

@@ -1,7 +1,7 @@
 // Pure subscription rules: globs (and that Postgres reads the same regex the same way),
 // webhook URL checks against SSRF, configuration parsing and hashing, retry backoff.
 import { describe, expect, test } from "bun:test";
-import { openDb } from "../../src/store/db.ts";
+import { openMigratedPglite } from "../support/backends.ts";
 import { sql } from "../../src/store/db.ts";
 import { SubscriptionError } from "../../src/protocol/errors.ts";
 import { parseSubscriptionConfig } from "../../src/subscriptions/config.ts";
@@ -53,7 +53,7 @@ describe("globs", () => {
   });
 
   test("Postgres evaluates the same regex the same way (backfill agrees with the trigger check)", async () => {
-    const db = await openDb({ dataDir: "memory://", schema: "public", poolSize: 1 });
+    const db = await openMigratedPglite();
     try {
       for (const [pattern, path, want] of GLOB_CASES) {
         const [row] = await db.rows<{ m: boolean }>(sql`SELECT ${key(path)} ~ ${globRegexSource(pattern)} AS m`);

@@ -1,7 +1,8 @@
 // Starts the real server as a separate process (Bun or Deno, PGlite or Postgres) and
 // waits for /healthz. Used by the conformance run, the crash test and the multi-instance tests.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -68,10 +69,43 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/**
+ * A migrated PGlite folder to copy for each server that gets a fresh one: creating and
+ * migrating a PGlite database takes seconds of CPU (4x the start from a copy on a loaded
+ * 2-core machine), and most test servers need nothing else. Shared across processes of one
+ * checkout under the temporary folder, keyed by the migrations and the PGlite version, and
+ * built in a folder of its own then renamed into place, so concurrent builders cannot clash.
+ */
+export function pgliteTemplate(): string {
+  const migrations = join(ROOT, "migrations");
+  const hash = createHash("sha256");
+  hash.update(readFileSync(join(ROOT, "node_modules/@electric-sql/pglite/package.json")));
+  for (const f of readdirSync(migrations).sort()) hash.update(f).update(readFileSync(join(migrations, f)));
+  const dir = join(tmpdir(), `ds-pglite-template-${hash.digest("hex").slice(0, 16)}`);
+  if (existsSync(dir)) return dir;
+  const building = mkdtempSync(join(tmpdir(), "ds-pglite-building-"));
+  const env = { ...process.env, DATA_DIR: building, LOG_LEVEL: "warn" } as Record<string, string>;
+  delete env.DATABASE_URL;
+  const run = spawnSync(join(BIN, "bun"), ["src/migrate.ts"], { cwd: ROOT, env, stdio: "pipe" });
+  if (run.status !== 0) throw new Error(`could not build the PGlite template: ${run.stderr}`);
+  try {
+    renameSync(building, dir);
+  } catch {
+    rmSync(building, { recursive: true, force: true }); // another process got there first
+  }
+  return dir;
+}
+
+function freshDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "ds-pglite-"));
+  cpSync(pgliteTemplate(), dir, { recursive: true });
+  return dir;
+}
+
 export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServer> {
   const runtime = opts.runtime ?? "bun";
   const port = opts.port ?? (await freePort());
-  const ownDataDir = !opts.databaseUrl && !opts.dataDir ? mkdtempSync(join(tmpdir(), "ds-pglite-")) : undefined;
+  const ownDataDir = !opts.databaseUrl && !opts.dataDir ? freshDataDir() : undefined;
   const dataDir = opts.dataDir ?? ownDataDir;
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
