@@ -14,6 +14,7 @@ export const AuthConfigSchema = Type.Object({
   AUTH_JWT_ISSUER: Str("required `iss` of JWTs"),
   AUTH_JWT_AUDIENCE: Str("required `aud` of JWTs"),
   AUTH_JWT_CLOCK_SKEW_S: Int(0, 30, "clock skew tolerated on exp/nbf, seconds"),
+  AUTH_JWT_MAX_LIFETIME_S: Int(1, 86_400, "longest JWT lifetime accepted (exp - iat, and exp - now): a longer-lived token is refused with 401"),
   TRUST_PROXY: Int(0, 0, "proxies in front whose X-Forwarded-For is trusted for the client address (0: ignore the header)"),
   RATE_LIMIT_RPS: Int(0, 0, "requests a second per principal, on average (0 disables)"),
   RATE_LIMIT_BURST: Int(0, 0, "requests a principal may make at once above the rate (0: twice the rate)"),
