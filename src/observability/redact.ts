@@ -19,7 +19,7 @@ const MASK = "***";
 
 const SECRET_SETTING = /KEY|SECRET|TOKEN|PASSWORD|PRIVATE/i;
 /** Parameter names whose value is a credential (libpq's password and sslpassword among them). */
-const SECRET_PARAM = /pass|pwd|secret|token|(^|[_-])(api)?key$|^apikey$|^auth$|^credential/i;
+const SECRET_PARAM = /pass|pwd|secret|token|(^|[_-])(api)?key$|^apikey$|^credential/i;
 
 /** scheme://user:password@ — the password runs to the last @ before the path. */
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*):[^\s/?#]*@/gi;

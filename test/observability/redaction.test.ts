@@ -41,6 +41,8 @@ describe("the redaction rule", () => {
 
   test("in free text: an error message naming the URL", () => {
     expect(hideSecretsIn("Invalid URL: 'postgres://postgres:hunter2@[bad/test'")).toBe("Invalid URL: 'postgres://postgres:***@[bad/test'");
+    // Settings named in messages are not parameters with secrets.
+    expect(hideSecretsIn("bind HOST=127.0.0.1, or set AUTH=none")).toBe("bind HOST=127.0.0.1, or set AUTH=none");
   });
 });
 
