@@ -2,7 +2,7 @@
 // start-up with a clear message instead of surfacing later.
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { APPEND_DEFAULTS } from "./store/index.ts";
+import { APPEND_DEFAULTS, MAX_FORK_DEPTH_DEFAULT } from "./store/index.ts";
 import { AuthConfigSchema } from "./auth/config.ts";
 
 const Int = (min: number, dflt: number, description: string) =>
@@ -29,6 +29,7 @@ export const ConfigSchema = Type.Object({
   APPEND_BATCH_MAX: Int(1, APPEND_DEFAULTS.batchMax, "most appends committed in one shared transaction"),
   APPEND_CONCURRENCY: Int(1, APPEND_DEFAULTS.concurrency, "append groups in flight at once per instance (PGlite always uses 1)"),
   APPEND_OVERLAP_MIN: Int(1, APPEND_DEFAULTS.overlapMin, "appends that, once waiting, start a group at once (else at the end of the event-loop turn)"),
+  MAX_FORK_DEPTH: Int(1, MAX_FORK_DEPTH_DEFAULT, "deepest fork chain: a fork of a stream already this many forks deep is refused with 400"),
   PUBLIC_BASE_URL: Type.Optional(
     Type.String({
       pattern: "^https?://[^\\s]+$",

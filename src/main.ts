@@ -1,7 +1,8 @@
 // Entry point: `bun src/main.ts` or `deno run -A src/main.ts`.
 import process from "node:process";
 import { loadConfig } from "./config.ts";
-import { configureLogging, log, loggableConfig } from "./observability/log.ts";
+import { configureLogging, log } from "./observability/log.ts";
+import { hideSecretsIn } from "./observability/redact.ts";
 import { startServer } from "./server.ts";
 import { RefusedToStart } from "./auth/guard.ts";
 import { supervise, workerIndex } from "./runtime/workers.ts";
@@ -24,12 +25,17 @@ if (config.WORKERS > 1 && workerIndex(process.env) === undefined) {
   process.exit(await supervise({ count: config.WORKERS, log: (msg, fields) => log.info(fields ?? {}, msg) }));
 }
 
-log.info({ config: loggableConfig(config), worker: workerIndex(process.env) }, "starting");
+// Under `config`, pino redacts each setting by the rule in observability/redact.ts.
+log.info({ config, worker: workerIndex(process.env) }, "starting");
 const server = await startServer(config).catch((err) => {
   // An unsafe or unreadable auth set-up is a message for the operator, not a stack trace.
-  if (!(err instanceof RefusedToStart)) throw err;
-  log.fatal(`not starting: ${err.message}`);
-  console.error(`not starting: ${err.message}`);
+  // Anything else (a malformed DATABASE_URL, an unreachable database) is logged with its
+  // fields, but through the redaction rule: the runtime's own report of an uncaught error
+  // would print the URL, password included.
+  const message = hideSecretsIn(err instanceof Error ? err.message : String(err));
+  if (err instanceof RefusedToStart) log.fatal(`not starting: ${message}`);
+  else log.fatal({ err }, `not starting: ${message}`);
+  console.error(`not starting: ${message}`);
   process.exit(1);
 });
 log.info(

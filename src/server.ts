@@ -77,6 +77,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     appendBatchMax: config.APPEND_BATCH_MAX,
     appendConcurrency: config.APPEND_CONCURRENCY,
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
+    maxForkDepth: config.MAX_FORK_DEPTH,
   });
   // Subscriptions listen first: the stream channel stays the listener connection's last
   // statement (test/live/multi-instance.test.ts finds listener backends by it).

@@ -16,7 +16,7 @@ import {
 import type { ConnInfo } from "../runtime/serve.ts";
 import { requestUrl } from "../http/request-url.ts";
 import { JwtRejected, JwtVerifier } from "./jwt.ts";
-import { Gate, RateLimiter } from "./limits.ts";
+import { Gate, principalShare, RateLimiter } from "./limits.ts";
 import { type Check, classify, type Operation } from "./operation.ts";
 import { allows } from "./permissions.ts";
 import { type Principal, TokenFile } from "./tokens.ts";
@@ -26,8 +26,8 @@ import { rawPath, routedPath } from "./request-target.ts";
 export type GuardConfig = Pick<
   Config,
   | "HOST" | "AUTH" | "AUTH_TOKENS_FILE" | "AUTH_JWT_SECRET" | "AUTH_JWKS_URL" | "AUTH_JWT_PUBLIC_KEY"
-  | "AUTH_JWT_ISSUER" | "AUTH_JWT_AUDIENCE" | "AUTH_JWT_CLOCK_SKEW_S" | "TRUST_PROXY" | "RATE_LIMIT_RPS"
-  | "RATE_LIMIT_BURST" | "LIVE_READS_PER_PRINCIPAL" | "LIVE_READS_MAX" | "APPENDS_IN_FLIGHT_MAX"
+  | "AUTH_JWT_ISSUER" | "AUTH_JWT_AUDIENCE" | "AUTH_JWT_CLOCK_SKEW_S" | "AUTH_JWT_MAX_LIFETIME_S" | "TRUST_PROXY" | "RATE_LIMIT_RPS"
+  | "RATE_LIMIT_BURST" | "LIVE_READS_PER_PRINCIPAL" | "LIVE_READS_MAX" | "APPENDS_IN_FLIGHT_PER_PRINCIPAL" | "APPENDS_IN_FLIGHT_MAX"
   | "MAX_PATH_BYTES" | "MAX_URL_BYTES" | "MAX_HEADER_BYTES" | "SSE_MAX_LIFETIME_MS"
 >;
 
@@ -46,8 +46,9 @@ export class Guard {
     if (config.RATE_LIMIT_RPS > 0) {
       this.rate = new RateLimiter(config.RATE_LIMIT_RPS, config.RATE_LIMIT_BURST || Math.max(1, 2 * config.RATE_LIMIT_RPS));
     }
-    this.live = new Gate(config.LIVE_READS_PER_PRINCIPAL, config.LIVE_READS_MAX);
-    this.appends = new Gate(0, config.APPENDS_IN_FLIGHT_MAX);
+    const auth = Boolean(tokens || jwt);
+    this.live = new Gate(principalShare(config.LIVE_READS_PER_PRINCIPAL, config.LIVE_READS_MAX, auth), config.LIVE_READS_MAX);
+    this.appends = new Gate(principalShare(config.APPENDS_IN_FLIGHT_PER_PRINCIPAL, config.APPENDS_IN_FLIGHT_MAX, auth), config.APPENDS_IN_FLIGHT_MAX);
   }
 
   /** Reads the token file and JWT keys; refuses an open server on a non-loopback address. */
@@ -155,8 +156,14 @@ export class Guard {
       conn?.holdOpen?.();
     }
     if (op.append) {
-      const release = this.appends.tryAcquire("");
-      if (typeof release === "string") throw new TooManyRequests("too many appends in flight on this server", 1);
+      // Without a per-principal cap, one key: the client address would cost a system call.
+      const release = this.appends.tryAcquire(principal?.name ?? (this.appends.perKeyMax > 0 ? address() : ""));
+      if (typeof release === "string") {
+        throw new TooManyRequests(
+          release === "total" ? "too many appends in flight on this server" : "too many appends in flight for this client",
+          1,
+        );
+      }
       releases.push(release);
     }
   }

@@ -13,7 +13,7 @@ const ASYMMETRIC = ["RS256", "ES256", "EdDSA"];
 
 type JwtConfig = Pick<
   Config,
-  "AUTH_JWT_SECRET" | "AUTH_JWKS_URL" | "AUTH_JWT_PUBLIC_KEY" | "AUTH_JWT_ISSUER" | "AUTH_JWT_AUDIENCE" | "AUTH_JWT_CLOCK_SKEW_S"
+  "AUTH_JWT_SECRET" | "AUTH_JWKS_URL" | "AUTH_JWT_PUBLIC_KEY" | "AUTH_JWT_ISSUER" | "AUTH_JWT_AUDIENCE" | "AUTH_JWT_CLOCK_SKEW_S" | "AUTH_JWT_MAX_LIFETIME_S"
 >;
 
 /** Why a presented JWT was refused: the text goes to the client, never the token. */
@@ -84,9 +84,25 @@ export class JwtVerifier {
       }
       throw new JwtRejected(describe(err));
     }
+    this.checkLifetime(payload);
     const allow = payload[ALLOW_CLAIM] ?? [];
     if (!Value.Check(AllowSchema, allow)) throw new JwtRejected(`the ${ALLOW_CLAIM} claim is malformed`);
     return { name: `jwt:${payload.sub ?? "anonymous"}`, grants: compileGrants(allow) };
+  }
+
+  /**
+   * A signed token with exp=1e300 would be a credential for ever once leaked: the lifetime it
+   * claims (exp - iat) and the lifetime it has left (exp - now) must both fit
+   * AUTH_JWT_MAX_LIFETIME_S (plus the clock skew, which exp already enjoys).
+   */
+  private checkLifetime(payload: JWTPayload): void {
+    const max = this.config.AUTH_JWT_MAX_LIFETIME_S;
+    const exp = payload.exp!;
+    const now = Date.now() / 1000;
+    const claimed = typeof payload.iat === "number" ? exp - payload.iat : 0;
+    if (!Number.isFinite(exp) || claimed > max || exp - now > max + this.config.AUTH_JWT_CLOCK_SKEW_S) {
+      throw new JwtRejected(`token lifetime exceeds AUTH_JWT_MAX_LIFETIME_S (${max} s)`);
+    }
   }
 }
 

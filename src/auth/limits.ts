@@ -46,6 +46,20 @@ export class RateLimiter {
   }
 }
 
+/**
+ * The per-principal cap of a Gate: the setting when given, else with auth on a quarter of the
+ * instance's cap (issue 25: one token's slow bodies held all APPENDS_IN_FLIGHT_MAX slots and
+ * every other token got 429). A quarter still lets one principal use 2,500 appends in flight
+ * and 5,000 live reads at the defaults, while at least four must act together to fill the
+ * instance. Without auth the principal is a client address, so no default share: clients
+ * behind one proxy or NAT would share it.
+ */
+export function principalShare(setting: number | undefined, totalMax: number, authEnabled: boolean): number {
+  if (setting !== undefined) return setting;
+  if (!authEnabled || totalMax === 0) return 0;
+  return Math.max(1, Math.floor(totalMax / 4));
+}
+
 /** Counts things held at once (live reads, appends in flight), per key and in total. */
 export class Gate {
   private perKey = new Map<string, number>();
@@ -53,7 +67,7 @@ export class Gate {
 
   /** `perKeyMax` / `totalMax` of 0 mean no limit. */
   constructor(
-    private perKeyMax: number,
+    readonly perKeyMax: number,
     private totalMax: number,
   ) {}
 

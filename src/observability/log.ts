@@ -6,6 +6,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import process from "node:process";
 import pino, { type Logger, type LoggerOptions } from "pino";
 import pretty from "pino-pretty";
+import { hideSecretsDeep, hideSecretsIn, redactSetting } from "./redact.ts";
 
 /** What the logs know about the request being handled. */
 export interface RequestContext {
@@ -31,6 +32,16 @@ function build(settings: LogSettings): Logger {
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    // Secrets never reach a line (redact.ts has the rule): the settings under `config`,
+    // every logged error's fields, and the message text.
+    redact: { paths: ["config.*"], censor: (value, path) => redactSetting(path[path.length - 1], value) },
+    serializers: { err: (err) => hideSecretsDeep(pino.stdSerializers.err(err)) },
+    hooks: {
+      logMethod(args, method) {
+        for (let i = 0; i < args.length; i++) if (typeof args[i] === "string") args[i] = hideSecretsIn(args[i] as string);
+        return method.apply(this, args as Parameters<typeof method>);
+      },
+    },
     mixin() {
       const ctx = requestContext.getStore();
       return ctx ? { requestId: ctx.id } : {};
@@ -55,28 +66,4 @@ export function configureLogging(settings: LogSettings): void {
 export function noteRequestError(err: unknown): void {
   const ctx = requestContext.getStore();
   if (ctx) ctx.error = err instanceof Error ? err.message : String(err);
-}
-
-const SECRET_KEY = /SECRET|TOKEN|PASSWORD|PRIVATE/i;
-
-/** The configuration as it may be logged: passwords in URLs and secret-looking keys hidden. */
-export function loggableConfig(config: object): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(config)) {
-    if (value === undefined) continue;
-    if (SECRET_KEY.test(key)) out[key] = "[redacted]";
-    else if (typeof value === "string" && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) out[key] = hidePassword(value);
-    else out[key] = value;
-  }
-  return out;
-}
-
-function hidePassword(value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.password) url.password = "***";
-    return url.toString();
-  } catch {
-    return "[unparsable url]";
-  }
 }

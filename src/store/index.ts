@@ -32,6 +32,8 @@ export interface StoreOptions {
   appendConcurrency?: number;
   /** Appends waiting before a further group goes in flight beside a running one. */
   appendOverlapMin?: number;
+  /** Deepest fork chain a fork may extend (MAX_FORK_DEPTH_DEFAULT in store/streams.ts). */
+  maxForkDepth?: number;
 }
 
 export class Store {
@@ -40,7 +42,7 @@ export class Store {
 
   constructor(
     readonly db: Db,
-    opts: StoreOptions = {},
+    private readonly opts: StoreOptions = {},
   ) {
     this.channel = notifyChannel(db.schema);
     // PGlite has a single connection: one group at a time.
@@ -63,7 +65,7 @@ export class Store {
   }
 
   create(params: CreateParams): Promise<CreateOutcome> {
-    return createStream(this.db, params);
+    return createStream(this.db, params, this.opts.maxForkDepth);
   }
 
   append(req: AppendRequest): Promise<AppendOutcome> {
@@ -131,7 +133,7 @@ export class Store {
 
 export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
 export { APPEND_DEFAULTS } from "./appender.ts";
-export { visible } from "./streams.ts";
+export { MAX_FORK_DEPTH_DEFAULT, visible } from "./streams.ts";
 export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
 export type { LinkPageQuery, SubscriptionLink, SubscriptionListQuery, SubscriptionSummary };

@@ -60,13 +60,20 @@ function sqlState(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
-export async function createStream(db: Db, p: CreateParams): Promise<CreateOutcome> {
+/**
+ * Forks of forks a new fork may sit below (MAX_FORK_DEPTH). Every read of a fork walks its
+ * chain, so an unbounded chain makes each read of its last link costlier; the official
+ * conformance suite goes two deep.
+ */
+export const MAX_FORK_DEPTH_DEFAULT = 16;
+
+export async function createStream(db: Db, p: CreateParams, maxForkDepth = MAX_FORK_DEPTH_DEFAULT): Promise<CreateOutcome> {
   try {
-    return await db.tx((q) => createInTx(q, p));
+    return await db.tx((q) => createInTx(q, p, maxForkDepth));
   } catch (err) {
     // Two instances raced to create the same path: the loser re-checks against the winner.
     if (sqlState(err) === UNIQUE_VIOLATION) {
-      return db.tx((q) => createInTx(q, p));
+      return db.tx((q) => createInTx(q, p, maxForkDepth));
     }
     throw err;
   }
@@ -78,13 +85,13 @@ interface Effective extends StreamConfig {
   forkOffset: number | null;
 }
 
-async function createInTx(q: Queryable, p: CreateParams): Promise<CreateOutcome> {
+async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): Promise<CreateOutcome> {
   const existing = await findStream(q, p.path, true);
   if (existing?.expired) await retireStream(q, existing);
   const live = existing && !existing.expired ? existing : undefined;
   if (live?.deleted) throw new Conflict("a deleted stream that forks still read occupies this path");
 
-  const effective = p.fork ? await resolveFork(q, p, !live) : { ...p, forkSource: null, forkOffset: null };
+  const effective = p.fork ? await resolveFork(q, p, !live, maxForkDepth) : { ...p, forkSource: null, forkOffset: null };
   if (live) {
     if (!sameConfig(live, effective)) throw new Conflict("stream already exists with a different configuration");
     return { created: false, stream: live };
@@ -121,13 +128,18 @@ function sameConfig(s: StreamRecord, e: Effective): boolean {
 }
 
 /** Resolves a fork request against its source (PROTOCOL 4.2): type, point, expiry. */
-async function resolveFork(q: Queryable, p: CreateParams, lock: boolean): Promise<Effective> {
+async function resolveFork(q: Queryable, p: CreateParams, lock: boolean, maxForkDepth: number): Promise<Effective> {
   const fork = p.fork!;
   const source = await findStream(q, fork.sourcePath, lock);
   if (!source || source.expired) throw new StreamNotFound("fork source stream not found");
   if (source.deleted) throw new Conflict("fork source stream has been deleted");
   if (p.contentTypeGiven && !sameContentType(p.contentType, source.contentType)) {
     throw new Conflict("Content-Type differs from the fork source's");
+  }
+  // 400 like the other refusals of the request's own fork headers (PROTOCOL 4.2's table):
+  // the source it names cannot be forked further; nothing is created.
+  if ((await forkDepth(q, source, maxForkDepth)) + 1 > maxForkDepth) {
+    throw new BadRequest(`the fork source is already ${maxForkDepth} forks deep (MAX_FORK_DEPTH): fork an earlier link of its chain`);
   }
   const anchor = fork.offset ?? source.tail;
   if (anchor > source.tail) throw new BadRequest("Stream-Fork-Offset is beyond the source stream's tail");
@@ -163,6 +175,18 @@ export async function deleteStream(db: Db, channel: string, path: string): Promi
     }
     await notifyChanged(q, channel, [stream.id]);
   });
+}
+
+/** How many forks deep a stream is (0: not a fork), counted up to `limit`. */
+async function forkDepth(q: Queryable, stream: StreamRecord, limit: number): Promise<number> {
+  if (stream.forkSource === null) return 0;
+  const rows = await q.rows<{ depth: number }>(sql`
+    WITH RECURSIVE chain AS (
+      SELECT fork_source, 1 AS depth FROM ds_streams WHERE id = ${stream.forkSource}
+      UNION ALL
+      SELECT s.fork_source, c.depth + 1 FROM ds_streams s JOIN chain c ON s.id = c.fork_source WHERE c.depth < ${limit}
+    ) SELECT max(depth)::int AS depth FROM chain`);
+  return Number(rows[0]?.depth ?? 1);
 }
 
 /** Takes an expired stream off its path; keeps its data while forks reference it. */

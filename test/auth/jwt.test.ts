@@ -65,6 +65,29 @@ describe("JWT key sources", () => {
     await expect(v.verify(unsigned)).rejects.toThrow(JwtRejected);
   });
 
+  test("AUTH_JWT_MAX_LIFETIME_S: longer-lived or absurd tokens are refused", async () => {
+    const secret = new TextEncoder().encode("k".repeat(40));
+    const v = await verifier({ AUTH_JWT_SECRET: "k".repeat(40), AUTH_JWT_MAX_LIFETIME_S: "3600" });
+    const now = Math.floor(Date.now() / 1000);
+    const token = (claims: Record<string, unknown>) => new SignJWT({ ds_allow: ALLOW, ...claims }).setProtectedHeader({ alg: "HS256" }).sign(secret);
+    // Within the limit, with and without iat.
+    expect((await v.verify(await token({ iat: now, exp: now + 3600 }))).grants.length).toBe(1);
+    await v.verify(await token({ exp: now + 3000 }));
+    // exp=1e300 (issue 25): refused, with and without iat.
+    await expect(v.verify(await token({ exp: 1e300 }))).rejects.toThrow(/lifetime exceeds AUTH_JWT_MAX_LIFETIME_S/);
+    await expect(v.verify(await token({ iat: now, exp: 1e300 }))).rejects.toThrow(/lifetime exceeds/);
+    // Issued a week ago, a minute left: its claimed lifetime is a week, refused.
+    await expect(v.verify(await token({ iat: now - 7 * 86_400, exp: now + 60 }))).rejects.toThrow(/lifetime exceeds/);
+    // A future iat cannot stretch the window: exp - now still counts.
+    await expect(v.verify(await token({ iat: now + 86_400, exp: now + 86_400 + 60 }))).rejects.toThrow(/lifetime exceeds/);
+    // Not a number at all: jose's claim check.
+    await expect(v.verify(await token({ exp: "never" }))).rejects.toThrow(JwtRejected);
+    // The default is a day.
+    const byDefault = await verifier({ AUTH_JWT_SECRET: "k".repeat(40) });
+    await byDefault.verify(await token({ iat: now, exp: now + 86_400 }));
+    await expect(byDefault.verify(await token({ iat: now, exp: now + 86_401 }))).rejects.toThrow(/86400 s/);
+  });
+
   test("an unreachable JWKS URL is a 503 for the client, not a 401", async () => {
     const { privateKey } = await generateKeyPair("ES256");
     const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("down", { status: 500 }) });

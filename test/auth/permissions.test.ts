@@ -43,6 +43,8 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       jwt.valid = await signJwt(claims, { audience: AUDIENCE, issuer: ISSUER });
       jwt.expired = await signJwt(claims, { audience: AUDIENCE, issuer: ISSUER, expiresIn: Math.floor(Date.now() / 1000) - 3600 });
       jwt.wrongAudience = await signJwt(claims, { audience: "someone-else", issuer: ISSUER });
+      // exp=1e300 was accepted (issue 25): beyond AUTH_JWT_MAX_LIFETIME_S.
+      jwt.forever = await signJwt(claims, { audience: AUDIENCE, issuer: ISSUER, expiresIn: 1e300 });
       jwt.wrongKey = await signJwt(claims, { audience: AUDIENCE, issuer: ISSUER, secret: "a-different-secret-of-enough-length!!" });
     }, HOOK_TIMEOUT_MS);
     afterAll(async () => {
@@ -97,6 +99,7 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
           ["malformed header", { Authorization: "Basic dXNlcjpwYXNz" }],
           ["expired JWT", bearer(jwt.expired)],
           ["wrong audience", bearer(jwt.wrongAudience)],
+          ["exp=1e300", bearer(jwt.forever)],
           ["wrong key", bearer(jwt.wrongKey)],
         ];
         for (const [why, headers] of refusals) {
