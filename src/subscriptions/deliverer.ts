@@ -27,7 +27,7 @@ import { relativeOf, streamKey } from "./paths.ts";
 import { checkDeliveryTarget, type Resolver } from "./ssrf.ts";
 import type { WakeTrigger } from "./trigger.ts";
 import { controlUrl } from "./view.ts";
-import { mayAppend, outOfScope, parseScope, scopeReader, visibleLinks } from "./scope.ts";
+import { mayAppend, parseScope, splitByScope } from "./scope.ts";
 import { dropLinks } from "../store/subscriptions.ts";
 
 export interface DelivererOptions {
@@ -226,11 +226,10 @@ export class Deliverer {
     // Streams outside the subscription's scope (its creator's grants narrowed since) are
     // dropped before anything is named or counted as pending (scope.ts).
     const scope = parseScope(d.scope);
-    const readable = scopeReader(scope, this.opts.tokensFile);
-    const outside = outOfScope(d.links, readable);
+    const { inside, outside } = splitByScope(d.links, scope, this.opts.tokensFile);
     if (outside.length > 0) {
       await dropLinks(this.db, d.id, outside);
-      d = { ...d, links: visibleLinks(d.links, readable) };
+      d = { ...d, links: inside };
     }
     if (!d.links.some((l) => l.tail > l.ackedPos)) {
       this.stats.dropped++;

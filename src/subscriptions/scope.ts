@@ -67,6 +67,13 @@ export function outOfScope(links: LinkState[], readable: Readable): string[] {
   return links.filter((l) => !readable(relativeOf(l.key))).map((l) => l.key);
 }
 
+/** Links inside the scope, and the keys of those outside it (none without a stored scope). */
+export function splitByScope(links: LinkState[], scope: SubscriptionScope | null, tokensFile: string | undefined) {
+  if (scope === null) return { inside: links, outside: [] as string[] };
+  const readable = scopeReader(scope, tokensFile);
+  return { inside: visibleLinks(links, readable), outside: outOfScope(links, readable) };
+}
+
 /**
  * A new subscription (or a re-confirmation) by `caller`: its glob must lie inside the
  * caller's read globs, each explicit stream be readable, and the wake stream appendable.

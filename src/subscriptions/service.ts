@@ -148,7 +148,7 @@ export class Subscriptions {
 
   /** The subscription as the caller may see it: only streams inside both its scope and the caller's. */
   private view(s: SubscriptionRecord, origin: string, caller: Caller): Record<string, unknown> {
-    const links = visibleLinks(s.links, both(this.scope(s.scope), callerReader(caller)));
+    const links = s.scope === null && !caller ? s.links : visibleLinks(s.links, both(this.scope(s.scope), callerReader(caller)));
     return subscriptionView({ ...s, links }, { kid: this.keys.activeKid, base: this.viewBase(origin) });
   }
 
@@ -196,7 +196,7 @@ export class Subscriptions {
     if (typeof worker !== "string" || worker.length === 0 || worker.length > MAX_WORKER || /[\u0000-\u001f\u007f]/.test(worker)) {
       throw BadRequestCode(`worker must be a non-empty string of at most ${MAX_WORKER} characters`);
     }
-    const r = await claimWake(this.db, id, worker, (scope, links) => outOfScope(links, this.scope(scope)));
+    const r = await claimWake(this.db, id, worker, (scope, links) => (scope === null ? [] : outOfScope(links, this.scope(scope))));
     if (r.kind === "busy") {
       throw new SubscriptionError("ALREADY_CLAIMED", "another worker holds the lease", { current_holder: r.holder, generation: r.generation });
     }

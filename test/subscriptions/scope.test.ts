@@ -50,7 +50,8 @@ describe("a subscription glob inside permission globs", () => {
     const glob = "**/a/**/b/**/c/**/d";
     expect(uncoveredPath(glob, ["**/a/**", "x/**", "*/b/*/**", "**/c/d", "q/*/r/**"])).toBeUndefined();
     expect(uncoveredPath(glob, ["*/a/**", "x/**", "*/b/*/**", "**/c/d"])).toBeDefined();
-    expect(performance.now() - started).toBeLessThan(500);
+    // Cold (JIT) runs on a loaded machine take tens of ms; an exponential walk would take far longer.
+    expect(performance.now() - started).toBeLessThan(2_000);
   });
 });
 
