@@ -3,10 +3,11 @@
 // subscribed to ** and woke into b/secret) is refused; a subscription whose creator's grants
 // narrow later (token file reloaded) never names, nor is woken by, what fell out of scope, in
 // GET, claim, webhook bodies or wake events; JWT creators alike. Also: a callback with a bad
-// token is refused before its body is read.
+// token is refused before its body is read. PGlite, or Postgres when DATABASE_URL is set.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { JWT_SECRET, signJwt, type TokenFixture, type TokenSpec, writeTokenFile } from "../support/auth.ts";
+import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 
@@ -31,6 +32,7 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     let hook: Receiver;
     let base: string;
     let jwt = "";
+    const schema = databaseUrl ? uniqueSchema("subscope") : undefined;
 
     beforeAll(async () => {
       fx = writeTokenFile(specs(["c/**"], "probe-0"));
@@ -38,6 +40,8 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       hook.answer = () => ({ body: { done: true } });
       server = await spawnServer({
         runtime,
+        databaseUrl,
+        schema,
         quiet: true,
         env: {
           AUTH_TOKENS_FILE: fx.file,
@@ -57,6 +61,7 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       await server?.stop();
       await hook?.close();
       fx?.cleanup();
+      if (schema) await dropSchema(schema);
     }, HOOK_TIMEOUT_MS);
 
     function call(who: string, method: string, path: string, body?: unknown): Promise<Response> {
@@ -163,6 +168,9 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       const ok = await call("jwt", "PUT", sub("jay"), { type: "pull-wake", pattern: "a/*", wake_stream: "a/wake" });
       expect(ok.status).toBe(201);
       expect(paths(await ok.json())).toEqual(["a/wake", "a/x"]);
+      // Re-confirmed by a newer token of the same subject: the same subscription.
+      jwt = await signJwt({ sub: "jay", ds_allow: [{ paths: ["a/**"], ops: ["read", "append"] }, SUBS] }, { expiresIn: "20m" });
+      expect((await call("jwt", "PUT", sub("jay"), { type: "pull-wake", pattern: "a/*", wake_stream: "a/wake" })).status).toBe(200);
       // Someone who may read b/secret still cannot add it: it is outside the subscription's scope.
       const added = await call("owner", "POST", sub("jay", "/streams"), { streams: ["b/secret"] });
       expect(added.status).toBe(403);
