@@ -91,6 +91,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     tickMs: config.SUBSCRIPTION_TICK_MS,
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
     wakeIntervalMs: config.SUBSCRIPTION_WAKE_INTERVAL_MS,
+    tokensFile: config.AUTH_TOKENS_FILE || undefined,
   });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   const cache = new StreamCache(store, notifier);

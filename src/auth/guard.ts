@@ -20,6 +20,7 @@ import { Gate, principalShare, RateLimiter } from "./limits.ts";
 import { type Check, classify, type Operation } from "./operation.ts";
 import { allows } from "./permissions.ts";
 import { type Principal, TokenFile } from "./tokens.ts";
+import { setPrincipal } from "./principal.ts";
 import { clientAddress } from "./client-address.ts";
 import { rawPath, routedPath } from "./request-target.ts";
 
@@ -137,6 +138,7 @@ export class Guard {
         if (err instanceof Unauthorized) this.limitRate(address);
         throw err;
       }
+      setPrincipal(request, principal);
     }
     // Refused (403) requests count too: probing paths is not free.
     this.limitRate(principal ? principal.name : address);

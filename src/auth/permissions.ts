@@ -19,13 +19,15 @@ export type Grant = Static<typeof GrantSchema>;
 /** A grant with its patterns compiled once, when the token file or JWT is read. */
 export interface CompiledGrant {
   ops: ReadonlySet<Op>;
+  /** The patterns as written: subscriptions check their globs against them (subscriptions/scope.ts). */
+  paths: readonly string[];
   match: (path: string) => boolean;
 }
 
 export function compileGrants(grants: Grant[]): CompiledGrant[] {
   return grants.map((g) => {
     const matchers = g.paths.map(compileGlob);
-    return { ops: new Set(g.ops), match: (path) => matchers.some((m) => m(path)) };
+    return { ops: new Set(g.ops), paths: g.paths, match: (path) => matchers.some((m) => m(path)) };
   });
 }
 

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { AllowSchema, type CompiledGrant, compileGrants } from "./permissions.ts";
+import { publishTokenFile } from "./principal.ts";
 
 const TokenFileSchema = Type.Object({
   tokens: Type.Array(
@@ -31,6 +32,7 @@ export class TokenFile {
 
   constructor(readonly file: string) {
     this.byHash = parse(file);
+    publishTokenFile(file, this.byHash.values());
   }
 
   get size(): number {
@@ -40,6 +42,7 @@ export class TokenFile {
   /** Re-reads the file; throws (keeping the loaded keys) when it is unreadable or invalid. */
   reload(): number {
     this.byHash = parse(this.file);
+    publishTokenFile(this.file, this.byHash.values());
     return this.byHash.size;
   }
 

@@ -1,6 +1,7 @@
 // Routes under the reserved control prefix /v1/stream/__ds (PROTOCOL 6, 7), answered before
 // any stream operation. Unknown control paths are 404; errors are JSON with a code.
 import { MethodNotAllowed, NotImplemented, SubscriptionError } from "../protocol/errors.ts";
+import { principalOf } from "../auth/principal.ts";
 import { CONTROL_PREFIX } from "../subscriptions/paths.ts";
 import type { Subscriptions } from "../subscriptions/service.ts";
 import { readBody } from "./body.ts";
@@ -34,6 +35,8 @@ function decodeSegment(segment: string): string {
 export async function handleControl(subs: Subscriptions | undefined, request: Request, url: URL, maxBody: number): Promise<Response> {
   if (!subs) throw new NotImplemented("subscriptions are not enabled on this server");
   const method = request.method;
+  // Who the guard let in (none when auth is off): a subscription covers only what they may read.
+  const caller = principalOf(request);
   const rest = url.pathname.slice(CONTROL_PREFIX.length + 1).split("/");
   const body = () => readBody(request, Math.min(maxBody, MAX_CONTROL_BODY));
   const json = (status: number, value: unknown) => respond(status, JSON_HEADERS, method === "HEAD" ? null : JSON.stringify(value));
@@ -49,19 +52,19 @@ export async function handleControl(subs: Subscriptions | undefined, request: Re
   if (action.length === 0) {
     only(method, "GET", "HEAD", "PUT", "DELETE");
     if (method === "PUT") {
-      const { created, body: view } = await subs.put(id, await body(), url.origin);
+      const { created, body: view } = await subs.put(id, await body(), url.origin, caller);
       return json(created ? 201 : 200, view);
     }
     if (method === "DELETE") {
       await subs.delete(id);
       return respond(204);
     }
-    return json(200, await subs.get(id, url.origin));
+    return json(200, await subs.get(id, url.origin, caller));
   }
   if (action[0] === "streams") {
     if (action.length === 1) {
       only(method, "POST");
-      await subs.addStreams(id, await body());
+      await subs.addStreams(id, await body(), caller);
       return respond(204);
     }
     only(method, "DELETE");
@@ -70,21 +73,30 @@ export async function handleControl(subs: Subscriptions | undefined, request: Re
     return respond(204);
   }
   if (action.length !== 1) throw notFound();
-  const auth = request.headers.get("authorization");
+  // Callback, ack and release carry the subscription's own signed token (the guard lets them
+  // through): it is checked before the body (up to 1 MiB) is read, so a caller without one
+  // gets its 401 at once and costs no body read or JSON parse.
+  const token = () => subs.verifyWakeToken(id, request.headers.get("authorization"));
   switch (action[0]) {
-    case "callback":
+    case "callback": {
       only(method, "POST");
-      return json(200, await subs.ack("webhook", id, auth, await body()));
-    case "ack":
+      const verified = await token();
+      return json(200, await subs.ack("webhook", id, verified, await body()));
+    }
+    case "ack": {
       only(method, "POST");
-      return json(200, await subs.ack("pull-wake", id, auth, await body()));
-    case "release":
+      const verified = await token();
+      return json(200, await subs.ack("pull-wake", id, verified, await body()));
+    }
+    case "release": {
       only(method, "POST");
-      await subs.release(id, auth, await body());
+      const verified = await token();
+      await subs.release(id, verified, await body());
       return respond(204);
+    }
     case "claim":
       only(method, "POST");
-      return json(200, await subs.claim(id, await body()));
+      return json(200, await subs.claim(id, await body(), caller));
     default:
       throw notFound();
   }

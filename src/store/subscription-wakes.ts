@@ -102,6 +102,8 @@ export interface DueDelivery {
   baseUrl: string;
   attempt: number;
   claim: string;
+  /** JSON text of the subscription's scope (subscriptions/scope.ts); null when created without auth. */
+  scope: string | null;
   links: LinkState[];
 }
 
@@ -131,7 +133,7 @@ export async function claimDueDeliveries(db: Db, claimPrefix: string, limit: num
         wake_snapshot = per.both -> 0
     FROM per WHERE s.id = per.id
     RETURNING s.id, s.incarnation, s.type, s.webhook_url, s.wake_stream, s.generation, s.wake_id, s.base_url, s.attempt,
-              s.delivery_claim, per.both -> 1 AS links`, PREPARED);
+              s.delivery_claim, s.scope::text AS scope, per.both -> 1 AS links`, PREPARED);
   return rows.map((r) => ({
     id: String(r.id),
     incarnation: Number(r.incarnation),
@@ -143,6 +145,7 @@ export async function claimDueDeliveries(db: Db, claimPrefix: string, limit: num
     baseUrl: String(r.base_url),
     attempt: Number(r.attempt),
     claim: String(r.delivery_claim),
+    scope: (r.scope as string | null) ?? null,
     links: parseLinks(r.links),
   }));
 }

@@ -17,6 +17,8 @@ export interface NewSubscription {
   description: string | null;
   configHash: string;
   baseUrl: string;
+  /** Who may it cover (subscriptions/scope.ts), as JSON text; null without auth. */
+  scope: string | null;
 }
 
 export interface SubscriptionRecord {
@@ -35,12 +37,14 @@ export interface SubscriptionRecord {
   generation: number;
   wakeId: string | null;
   holder: string | null;
+  /** JSON text of subscriptions/scope.ts's SubscriptionScope; null when created without auth. */
+  scope: string | null;
   links: LinkState[];
 }
 
 const COLUMNS = sql`s.id, s.incarnation, s.type, s.pattern, s.webhook_url, s.wake_stream, s.lease_ttl_ms, s.description,
   s.config_hash, s.base_url, (extract(epoch FROM s.created_at) * 1000)::float8 AS created_ms, s.status, s.generation,
-  s.wake_id, s.holder, ${LINKS_JSON} AS links`;
+  s.wake_id, s.holder, s.scope::text AS scope, ${LINKS_JSON} AS links`;
 
 function toRecord(r: Record<string, unknown>): SubscriptionRecord {
   return {
@@ -59,6 +63,7 @@ function toRecord(r: Record<string, unknown>): SubscriptionRecord {
     generation: Number(r.generation),
     wakeId: (r.wake_id as string | null) ?? null,
     holder: (r.holder as string | null) ?? null,
+    scope: (r.scope as string | null) ?? null,
     links: parseLinks(r.links),
   };
 }
@@ -81,18 +86,23 @@ export async function createSubscription(db: Db, channel: string, n: NewSubscrip
         SELECT config_hash, deleted_at IS NOT NULL AS deleted FROM ds_subscriptions WHERE id = ${n.id} FOR UPDATE`);
       if (existing.length && !existing[0].deleted) {
         if (existing[0].config_hash !== n.configHash) return { kind: "conflict" };
+        // Re-confirmed by its creator: their read globs as they are now (a JWT's claims may have changed).
+        if (n.scope !== null) {
+          await q.rows(sql`UPDATE ds_subscriptions SET scope = ${n.scope}::jsonb WHERE id = ${n.id}
+            AND scope->'principal' = ${n.scope}::jsonb->'principal' AND scope->'source' = ${n.scope}::jsonb->'source'`);
+        }
         return { kind: "confirmed", subscription: (await findSubscription(q, n.id))! };
       }
       await q.rows(sql`DELETE FROM ds_subscription_links WHERE subscription_id = ${n.id}`);
       await q.rows(sql`
         INSERT INTO ds_subscriptions AS s (id, incarnation, type, pattern, pattern_regex, webhook_url, wake_stream, lease_ttl_ms,
-                                           description, config_hash, base_url)
+                                           description, config_hash, base_url, scope)
         VALUES (${n.id}, nextval('ds_subscription_incarnations'), ${n.type}, ${n.pattern}, ${n.patternRegex}, ${n.webhookUrl},
-                ${n.wakeStream}, ${n.leaseTtlMs}, ${n.description}, ${n.configHash}, ${n.baseUrl})
+                ${n.wakeStream}, ${n.leaseTtlMs}, ${n.description}, ${n.configHash}, ${n.baseUrl}, ${n.scope}::jsonb)
         ON CONFLICT (id) DO UPDATE SET incarnation = EXCLUDED.incarnation, type = EXCLUDED.type, pattern = EXCLUDED.pattern,
           pattern_regex = EXCLUDED.pattern_regex, webhook_url = EXCLUDED.webhook_url, wake_stream = EXCLUDED.wake_stream,
           lease_ttl_ms = EXCLUDED.lease_ttl_ms, description = EXCLUDED.description, config_hash = EXCLUDED.config_hash,
-          base_url = EXCLUDED.base_url, created_at = clock_timestamp(), deleted_at = NULL, ${CLEAR_WAKE}`);
+          base_url = EXCLUDED.base_url, scope = EXCLUDED.scope, created_at = clock_timestamp(), deleted_at = NULL, ${CLEAR_WAKE}`);
       await linkExplicit(q, n.id, n.streams);
       if (n.patternRegex !== null) {
         // Backfill: existing streams are linked at their current tail, so creating a
@@ -153,6 +163,16 @@ export async function addExplicitLinks(db: Db, channel: string, id: string, keys
     await notifyLinks(q, channel);
     return true;
   });
+}
+
+/**
+ * Drops links to streams outside the subscription's scope (its creator's grants narrowed):
+ * gone, they never count as pending work, start a wake, or get named. A stream the glob
+ * matches that is created again is linked again, and dropped again at its first wake.
+ */
+export async function dropLinks(q: Queryable, id: string, keys: string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await q.rows(sql`DELETE FROM ds_subscription_links WHERE subscription_id = ${id} AND stream_path = ANY(${pgArray(keys)}::text[])`);
 }
 
 /** Removes an explicit link (a glob link to the same stream stays); false when no subscription. */

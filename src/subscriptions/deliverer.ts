@@ -27,6 +27,8 @@ import { relativeOf, streamKey } from "./paths.ts";
 import { checkDeliveryTarget, type Resolver } from "./ssrf.ts";
 import type { WakeTrigger } from "./trigger.ts";
 import { controlUrl } from "./view.ts";
+import { mayAppend, parseScope, splitByScope } from "./scope.ts";
+import { dropLinks } from "../store/subscriptions.ts";
 
 export interface DelivererOptions {
   concurrency: number;
@@ -37,6 +39,8 @@ export interface DelivererOptions {
   wakeIntervalMs: number;
   publicBaseUrl?: string;
   resolver?: Resolver;
+  /** AUTH_TOKENS_FILE: a token-file creator's current grants narrow their subscriptions (scope.ts). */
+  tokensFile?: string;
 }
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -219,6 +223,14 @@ export class Deliverer {
 
   /** One delivery attempt: it left the subscription idle, woken again, or with the wake in flight. */
   private async attempt(d: DueDelivery): Promise<DeliveryEnd> {
+    // Streams outside the subscription's scope (its creator's grants narrowed since) are
+    // dropped before anything is named or counted as pending (scope.ts).
+    const scope = parseScope(d.scope);
+    const { inside, outside } = splitByScope(d.links, scope, this.opts.tokensFile);
+    if (outside.length > 0) {
+      await dropLinks(this.db, d.id, outside);
+      d = { ...d, links: inside };
+    }
     if (!d.links.some((l) => l.tail > l.ackedPos)) {
       this.stats.dropped++;
       await deliveryDropped(this.db, d);
@@ -227,6 +239,9 @@ export class Deliverer {
     let ok: "done" | "delivered";
     if (d.attempt > 0) this.metrics.retries.inc();
     try {
+      if (d.type === "pull-wake" && !mayAppend(scope, this.opts.tokensFile, d.wakeStream!)) {
+        throw new Error(`the subscription's creator may no longer append to its wake stream ${d.wakeStream}`);
+      }
       ok = d.type === "webhook" ? await this.postWebhook(d) : await this.appendWakeEvent(d);
     } catch (err) {
       this.stats.failed++;

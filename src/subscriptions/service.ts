@@ -2,6 +2,7 @@
 // in config.ts, tokens in keys.ts), runs the store's statements, and owns this instance's
 // trigger set and deliverer.
 import { randomUUID } from "node:crypto";
+import type { Principal } from "../auth/tokens.ts";
 import process from "node:process";
 import { SubscriptionError } from "../protocol/errors.ts";
 import { isOffsetToken, offsetPosition } from "../protocol/offsets.ts";
@@ -16,21 +17,37 @@ import {
   deleteSubscription,
   findSubscription,
   removeExplicitLink,
+  type SubscriptionRecord,
 } from "../store/subscriptions.ts";
 import { parseJsonBody, parseStreamList, parseSubscriptionConfig } from "./config.ts";
 import { Deliverer, type DelivererOptions, streamEntries } from "./deliverer.ts";
 import { BadRequestCode, NotFound } from "./errors.ts";
 import { globRegexSource } from "./glob.ts";
-import { KeyRing } from "./keys.ts";
+import { KeyRing, type TokenClaims } from "./keys.ts";
 import { relativePath, streamKey } from "./paths.ts";
 import { WakeTrigger } from "./trigger.ts";
 import { subscriptionView } from "./view.ts";
+import {
+  both,
+  callerReader,
+  checkCreate,
+  checkStreams,
+  outOfScope,
+  parseScope,
+  type Readable,
+  scopeOf,
+  scopeReader,
+  visibleLinks,
+} from "./scope.ts";
 
 export interface SubscriptionOptions extends DelivererOptions {
   signingKey?: string;
   publishedKeys?: string;
   tokenTtlSeconds: number;
 }
+
+/** A request's caller, as the guard authenticated it; undefined when auth is off. */
+export type Caller = Principal | undefined;
 
 const MAX_ID = 256;
 const MAX_WORKER = 256;
@@ -98,9 +115,10 @@ export class Subscriptions {
     return this.opts.publicBaseUrl ?? origin;
   }
 
-  async put(id: string, bytes: Uint8Array, origin: string): Promise<{ created: boolean; body: Record<string, unknown> }> {
+  async put(id: string, bytes: Uint8Array, origin: string, caller: Caller): Promise<{ created: boolean; body: Record<string, unknown> }> {
     checkId(id);
     const c = parseSubscriptionConfig(parseJsonBody(bytes));
+    if (caller) checkCreate(caller, c);
     const result = await createSubscription(this.db, this.channel, {
       id,
       type: c.type,
@@ -113,33 +131,47 @@ export class Subscriptions {
       description: c.description,
       configHash: c.hash,
       baseUrl: origin,
+      scope: caller ? JSON.stringify(scopeOf(caller)) : null,
     });
     if (result.kind === "conflict") {
       throw new SubscriptionError("SUBSCRIPTION_ALREADY_EXISTS", "a subscription with this id exists with a different configuration");
     }
     await this.trigger.reload();
-    return {
-      created: result.kind === "created",
-      body: subscriptionView(result.subscription, { kid: this.keys.activeKid, base: this.viewBase(origin) }),
-    };
+    return { created: result.kind === "created", body: this.view(result.subscription, origin, caller) };
   }
 
-  async get(id: string, origin: string): Promise<Record<string, unknown>> {
+  async get(id: string, origin: string, caller: Caller): Promise<Record<string, unknown>> {
     const s = await findSubscription(this.db, checkId(id));
     if (!s) throw NotFound(id);
-    return subscriptionView(s, { kid: this.keys.activeKid, base: this.viewBase(origin) });
+    return this.view(s, origin, caller);
+  }
+
+  /** The subscription as the caller may see it: only streams inside both its scope and the caller's. */
+  private view(s: SubscriptionRecord, origin: string, caller: Caller): Record<string, unknown> {
+    const links = s.scope === null && !caller ? s.links : visibleLinks(s.links, both(this.scope(s.scope), callerReader(caller)));
+    return subscriptionView({ ...s, links }, { kid: this.keys.activeKid, base: this.viewBase(origin) });
+  }
+
+  /** What a subscription with this stored scope may cover now. */
+  private scope(stored: string | null): Readable {
+    return scopeReader(parseScope(stored), this.opts.tokensFile);
   }
 
   async delete(id: string): Promise<void> {
     if (!(await deleteSubscription(this.db, this.channel, checkId(id)))) throw NotFound(id);
   }
 
-  async addStreams(id: string, bytes: Uint8Array): Promise<void> {
+  async addStreams(id: string, bytes: Uint8Array, caller: Caller): Promise<void> {
     checkId(id);
     const body = parseJsonBody(bytes);
     if (!isObject(body) || Object.keys(body).some((k) => k !== "streams")) throw BadRequestCode('body must be {"streams": [...]}');
     const paths = parseStreamList(body.streams);
     if (paths.length === 0) throw BadRequestCode("streams must name at least one stream");
+    if (caller) {
+      const s = await findSubscription(this.db, id);
+      if (!s) throw NotFound(id);
+      checkStreams(caller, paths, this.scope(s.scope));
+    }
     if (!(await addExplicitLinks(this.db, this.channel, id, paths.map(streamKey)))) throw NotFound(id);
     await this.trigger.reload();
   }
@@ -156,7 +188,7 @@ export class Subscriptions {
     await this.trigger.reload();
   }
 
-  async claim(id: string, bytes: Uint8Array): Promise<Record<string, unknown>> {
+  async claim(id: string, bytes: Uint8Array, caller: Caller): Promise<Record<string, unknown>> {
     checkId(id);
     const body = parseJsonBody(bytes);
     const worker = isObject(body) ? body.worker : undefined;
@@ -164,18 +196,31 @@ export class Subscriptions {
     if (typeof worker !== "string" || worker.length === 0 || worker.length > MAX_WORKER || /[\u0000-\u001f\u007f]/.test(worker)) {
       throw BadRequestCode(`worker must be a non-empty string of at most ${MAX_WORKER} characters`);
     }
-    const r = await claimWake(this.db, id, worker);
+    const r = await claimWake(this.db, id, worker, (scope, links) => (scope === null ? [] : outOfScope(links, this.scope(scope))));
     if (r.kind === "busy") {
       throw new SubscriptionError("ALREADY_CLAIMED", "another worker holds the lease", { current_holder: r.holder, generation: r.generation });
     }
     if (r.kind === "idle") throw new SubscriptionError("NO_PENDING_WORK", "the subscription has no pending work");
     const token = await this.keys.issueToken({ subscription: id, incarnation: r.incarnation, generation: r.generation, wakeId: r.wakeId });
-    return { wake_id: r.wakeId, generation: r.generation, token, streams: streamEntries({ links: r.links }), lease_ttl_ms: r.leaseTtlMs };
+    // Links outside the subscription's scope are gone; a worker with narrower grants than its creator sees less still.
+    const links = visibleLinks(r.links, callerReader(caller));
+    return { wake_id: r.wakeId, generation: r.generation, token, streams: streamEntries({ links }), lease_ttl_ms: r.leaseTtlMs };
   }
 
-  /** Webhook callback (`webhook`) or pull-wake ack (`pull-wake`). */
-  async ack(type: "webhook" | "pull-wake", id: string, authorization: string | null, bytes: Uint8Array) {
-    const call = await this.wakeCall(type, id, authorization, bytes, true);
+  /**
+   * The signed token of a callback, ack or release (Authorization header only, PROTOCOL 12.9),
+   * checked before its body is read: a caller without a valid token costs no body read.
+   */
+  async verifyWakeToken(id: string, authorization: string | null): Promise<TokenClaims> {
+    checkId(id);
+    const m = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
+    if (!m) throw new SubscriptionError("TOKEN_INVALID", "Authorization: Bearer <token> is required");
+    return await this.keys.verifyToken(m[1], id);
+  }
+
+  /** Webhook callback (`webhook`) or pull-wake ack (`pull-wake`), with its verified token. */
+  async ack(type: "webhook" | "pull-wake", id: string, token: TokenClaims, bytes: Uint8Array) {
+    const call = this.wakeCall(type, id, token, bytes, true);
     const sentAt = performance.now();
     const { nextWake } = await applyWakeCall(this.db, call, this.opts.wakeIntervalMs);
     // A heartbeat (not done) leaves the wake in flight and starts none.
@@ -183,18 +228,15 @@ export class Subscriptions {
     return { ok: true, next_wake: next };
   }
 
-  async release(id: string, authorization: string | null, bytes: Uint8Array): Promise<void> {
-    const call = await this.wakeCall("pull-wake", id, authorization, bytes, false);
+  async release(id: string, token: TokenClaims, bytes: Uint8Array): Promise<void> {
+    const call = this.wakeCall("pull-wake", id, token, bytes, false);
     const sentAt = performance.now();
     const { nextWake } = await releaseWake(this.db, call, this.opts.wakeIntervalMs);
     await this.deliverer.afterEnd(id, nextWake && { wake: nextWake, sentAt });
   }
 
-  /** Token (Authorization header only, PROTOCOL 12.9), body shape, and ack offsets. */
-  private async wakeCall(type: WakeCall["type"], id: string, authorization: string | null, bytes: Uint8Array, acks: boolean): Promise<WakeCall> {
-    checkId(id);
-    const m = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
-    if (!m) throw new SubscriptionError("TOKEN_INVALID", "Authorization: Bearer <token> is required");
+  /** Body shape and ack offsets of a call whose token was verified (verifyWakeToken). */
+  private wakeCall(type: WakeCall["type"], id: string, token: TokenClaims, bytes: Uint8Array, acks: boolean): WakeCall {
     const body = parseJsonBody(bytes);
     if (!isObject(body)) throw BadRequestCode("request body must be a JSON object");
     const { wake_id, generation, done } = body;
@@ -216,7 +258,6 @@ export class Subscriptions {
         positions.set(key, Math.max(positions.get(key) ?? 0, offsetPosition(a.offset)));
       });
     }
-    const token = await this.keys.verifyToken(m[1], id);
     return { id, type, token, generation, wakeId: wake_id, acks: positions, done: done === true };
   }
 }

@@ -92,7 +92,8 @@ describe("bad input gets a 4xx with a code and changes nothing", () => {
     ["callback with a forged token", () => send("POST", sub(id, "/callback"), { wake_id: "w", generation: 1 }, { authorization: "Bearer eyJhbGciOiJub25lIn0.e30." }), 401, "TOKEN_INVALID"],
     ["a token of another subscription", () => send("POST", sub(id, "/callback"), { wake_id: "w", generation: 1 }, { authorization: `Bearer ${token}` }), 401, "TOKEN_INVALID"],
     ["token in the query string only", () => send("POST", `${sub("guard-pull", "/ack")}?token=${token}`, { wake_id: "w", generation: 1 }), 401, "TOKEN_INVALID"],
-    ["callback body not an object", () => send("POST", sub(id, "/callback"), "[1]", { authorization: `Bearer ${token}` }), 400, "INVALID_REQUEST"],
+    // (The token is checked first: the body of a call with a token for its subscription.)
+    ["ack body not an object", () => send("POST", sub("guard-pull", "/ack"), "[1]", { authorization: `Bearer ${token}` }), 400, "INVALID_REQUEST"],
     ["ack with a malformed offset", () => send("POST", sub("guard-pull", "/ack"), { wake_id: "w", generation: 1, acks: [{ stream: "guard/p", offset: "-1" }] }, { authorization: `Bearer ${token}` }), 400, "INVALID_REQUEST"],
     ["ack with a stale wake id", () => send("POST", sub("guard-pull", "/ack"), { wake_id: "w_old", generation: 1, done: true }, { authorization: `Bearer ${token}` }), 409, "FENCED"],
     ["claim of a webhook subscription", () => send("POST", sub(id, "/claim"), { worker: "w" }), 400, "INVALID_REQUEST"],
