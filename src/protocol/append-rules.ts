@@ -47,7 +47,8 @@ export type AppendDecision =
 export function decideAppend(state: WriterState, input: AppendInput): AppendDecision {
   const empty = input.body.byteLength === 0;
   const p = input.producer;
-  // Error precedence (5.2): closed first, then content type, then sequence.
+  // Error precedence (5.2): closed first, then content type, then sequence (producer, then
+  // Stream-Seq), then the expected offset (README, compare-and-append extension).
   if (state.closed) {
     if (p) {
       // 5.2.1: only the (producerId, epoch, seq) that closed the stream is a duplicate; any
