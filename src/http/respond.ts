@@ -14,7 +14,7 @@ const EXPOSED = [
 export const ALLOWED_REQUEST_HEADERS = [
   "Content-Type", "Stream-TTL", "Stream-Expires-At", "Stream-Seq", "Stream-Closed", "Stream-Forked-From",
   "Stream-Fork-Offset", "Stream-Fork-Sub-Offset", "Producer-Id", "Producer-Epoch", "Producer-Seq",
-  "If-None-Match", "Authorization", "Cache-Control",
+  "Stream-Expected-Offset", "If-None-Match", "Authorization", "Cache-Control",
 ].join(", ");
 
 export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS";

@@ -1,7 +1,7 @@
 // PUT (create / fork), POST (append / close), DELETE and HEAD.
 import { DEFAULT_CONTENT_TYPE, isJsonType } from "../protocol/content-type.ts";
 import { BadRequest } from "../protocol/errors.ts";
-import { isClosedHeader, parseExpiry, parseProducer, parseSafeInteger } from "../protocol/headers.ts";
+import { isClosedHeader, parseExpectedOffset, parseExpiry, parseProducer, parseSafeInteger } from "../protocol/headers.ts";
 import { splitJsonMessages } from "../protocol/json.ts";
 import { formatOffset, isOffsetToken, offsetPosition } from "../protocol/offsets.ts";
 import { type StreamRecord, visible } from "../store/index.ts";
@@ -66,6 +66,7 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
   const h = request.headers;
   const close = isClosedHeader(h.get("stream-closed"));
   const producer = parseProducer(h.get("producer-id"), h.get("producer-epoch"), h.get("producer-seq"));
+  const expectedOffset = parseExpectedOffset(h.get("stream-expected-offset"));
   const body = await readBody(request, ctx.config.MAX_BODY_BYTES);
   if (body.byteLength === 0 && !close) throw new BadRequest("empty body: only a close (Stream-Closed: true) may omit data");
   const contentType = h.get("content-type");
@@ -81,6 +82,7 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
     close,
     streamSeq: h.get("stream-seq"),
     producer,
+    expectedOffset,
     signal: request.signal,
   });
   // Subscriptions following this stream are woken off the response path.

@@ -1,6 +1,7 @@
-// What one append does to a stream, decided without I/O (PROTOCOL 5.2, 5.2.1, 5.3).
-// store/append.ts feeds it the locked stream state and applies the outcome.
-import { BadRequest, Conflict, StreamClosedConflict } from "./errors.ts";
+// What one append does to a stream, decided without I/O (PROTOCOL 5.2, 5.2.1, 5.3, and the
+// compare-and-append extension: Stream-Expected-Offset). store/append.ts feeds it the stream
+// state its group statement compares-and-sets against, and applies the outcome.
+import { BadRequest, Conflict, ExpectedOffsetConflict, StreamClosedConflict } from "./errors.ts";
 import { formatOffset } from "./offsets.ts";
 import { decideProducer, type ProducerHeaders, type ProducerState } from "./producer.ts";
 import { sameContentType } from "./content-type.ts";
@@ -30,6 +31,11 @@ export interface AppendInput {
   close: boolean;
   streamSeq: string | null;
   producer?: ProducerHeaders;
+  /**
+   * Stream-Expected-Offset (compare-and-append): append only if the stream's tail offset
+   * token is exactly this one. Absent (undefined or null) on ordinary appends.
+   */
+  expectedOffset?: string | null;
 }
 
 export type AppendDecision =
@@ -41,11 +47,16 @@ export type AppendDecision =
 export function decideAppend(state: WriterState, input: AppendInput): AppendDecision {
   const empty = input.body.byteLength === 0;
   const p = input.producer;
-  // Error precedence (5.2): closed first, then content type, then sequence.
+  // Error precedence (5.2): closed first, then content type, then sequence (producer, then
+  // Stream-Seq), then the expected offset (README, compare-and-append extension).
   if (state.closed) {
-    if (p && state.closedBy && state.closedBy.id === p.id && state.closedBy.epoch === p.epoch && state.closedBy.seq === p.seq) {
-      return { kind: "noop", producerState: { epoch: p.epoch, lastSeq: p.seq } };
+    if (p) {
+      // 5.2.1: only the (producerId, epoch, seq) that closed the stream is a duplicate; any
+      // other producer tuple, close-only or not, is an append to a closed stream.
+      if (isClosingTuple(state.closedBy, p)) return { kind: "noop", producerState: { epoch: p.epoch, lastSeq: p.seq } };
+      throw new StreamClosedConflict(formatOffset(state.tail));
     }
+    // 5.2, 5.3: a close-only request without producer headers is idempotent.
     if (empty && input.close) return { kind: "noop" };
     throw new StreamClosedConflict(formatOffset(state.tail));
   }
@@ -69,7 +80,19 @@ export function decideAppend(state: WriterState, input: AppendInput): AppendDeci
   if (state.isJson && !empty && input.messages === null) {
     throw new BadRequest("JSON stream appends must carry a JSON body");
   }
+  // Compare-and-append comes last: a producer's duplicate was answered above even though the
+  // tail has moved since, and a refused append changes nothing (no producer seq, Stream-Seq or
+  // data consumed), so the writer can retry with the tail it is given.
+  const expected = input.expectedOffset;
+  if (expected !== undefined && expected !== null) {
+    const tail = formatOffset(state.tail);
+    if (tail !== expected) throw new ExpectedOffsetConflict(expected, tail);
+  }
   return { kind: "write", units, closes: input.close, producer };
+}
+
+function isClosingTuple(closedBy: ProducerTuple | null, p: ProducerHeaders): boolean {
+  return closedBy !== null && closedBy.id === p.id && closedBy.epoch === p.epoch && closedBy.seq === p.seq;
 }
 
 /** Advances the in-memory writer state past an accepted write (so a batch can chain). */

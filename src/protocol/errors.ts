@@ -39,6 +39,17 @@ export class StreamClosedConflict extends Conflict {
   }
 }
 
+/**
+ * 409 for a compare-and-append whose Stream-Expected-Offset is not the stream's tail: carries
+ * the current tail, from which the writer can retry (README, compare-and-append extension).
+ */
+export class ExpectedOffsetConflict extends Conflict {
+  constructor(expected: string, tail: string) {
+    super(`Stream-Expected-Offset ${expected} is not the stream's tail ${tail}`);
+    this.headers = { "Stream-Next-Offset": tail };
+  }
+}
+
 /** 403: a producer with an older epoch than the server's (zombie fencing, 5.2.1). */
 export class ProducerFenced extends ProtocolError {
   readonly status = 403;

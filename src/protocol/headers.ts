@@ -2,6 +2,7 @@
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { BadRequest } from "./errors.ts";
+import { isOffsetToken } from "./offsets.ts";
 import type { ProducerHeaders } from "./producer.ts";
 
 // Compiled once: Value.Check builds the pattern's RegExp again on every call, three times
@@ -78,4 +79,16 @@ export function parseProducer(id: string | null, epoch: string | null, seq: stri
     epoch: parseSafeInteger("Producer-Epoch", epoch.trim()),
     seq: parseSafeInteger("Producer-Seq", seq.trim()),
   };
+}
+
+/**
+ * Stream-Expected-Offset (compare-and-append extension): an offset token as this server
+ * returns in Stream-Next-Offset. The read sentinels -1 and now name no tail, so they are
+ * malformed here too.
+ */
+export function parseExpectedOffset(value: string | null): string | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (!isOffsetToken(v)) throw new BadRequest("Stream-Expected-Offset must be an offset as returned in Stream-Next-Offset");
+  return v;
 }
