@@ -100,7 +100,7 @@ export class Subscriptions {
 
   async put(id: string, bytes: Uint8Array, origin: string): Promise<{ created: boolean; body: Record<string, unknown> }> {
     checkId(id);
-    const c = parseSubscriptionConfig(parseJsonBody(bytes));
+    const c = parseSubscriptionConfig(parseJsonBody(bytes), { allowPrivate: this.opts.allowPrivateTargets === true });
     const result = await createSubscription(this.db, this.channel, {
       id,
       type: c.type,
@@ -169,6 +169,7 @@ export class Subscriptions {
       throw new SubscriptionError("ALREADY_CLAIMED", "another worker holds the lease", { current_holder: r.holder, generation: r.generation });
     }
     if (r.kind === "idle") throw new SubscriptionError("NO_PENDING_WORK", "the subscription has no pending work");
+    this.deliverer.watchLease(id, r.leaseTtlMs);
     const token = await this.keys.issueToken({ subscription: id, incarnation: r.incarnation, generation: r.generation, wakeId: r.wakeId });
     return { wake_id: r.wakeId, generation: r.generation, token, streams: streamEntries({ links: r.links }), lease_ttl_ms: r.leaseTtlMs };
   }
@@ -177,7 +178,8 @@ export class Subscriptions {
   async ack(type: "webhook" | "pull-wake", id: string, authorization: string | null, bytes: Uint8Array) {
     const call = await this.wakeCall(type, id, authorization, bytes, true);
     const sentAt = performance.now();
-    const { nextWake } = await applyWakeCall(this.db, call, this.opts.wakeIntervalMs);
+    const { nextWake, leaseMs } = await applyWakeCall(this.db, call, this.opts.wakeIntervalMs);
+    if (leaseMs !== undefined) this.deliverer.watchLease(id, leaseMs);
     // A heartbeat (not done) leaves the wake in flight and starts none.
     const next = call.done && (await this.deliverer.afterEnd(id, nextWake && { wake: nextWake, sentAt }));
     return { ok: true, next_wake: next };
