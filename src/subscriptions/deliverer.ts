@@ -31,11 +31,11 @@ import {
 } from "../store/subscription-wakes.ts";
 import type { Woken } from "../store/subscription-sql.ts";
 import type { KeyRing } from "./keys.ts";
+import { LeaseTimers } from "./lease-timers.ts";
 import { relativeOf, streamKey } from "./paths.ts";
-import { postPinned } from "./send.ts";
-import { resolveTarget, type Resolver, type TargetPolicy } from "./ssrf.ts";
+import type { Resolver, TargetPolicy } from "./ssrf.ts";
+import { sendWebhook } from "./webhook.ts";
 import type { WakeTrigger } from "./trigger.ts";
-import { controlUrl } from "./view.ts";
 
 export interface DelivererOptions {
   concurrency: number;
@@ -52,11 +52,8 @@ export interface DelivererOptions {
   resolver?: Resolver;
 }
 
-const MAX_RESPONSE_BYTES = 64 * 1024;
 /** A delivery lease outlasts its send by this much: a live sender has always given up first. */
 const DELIVERY_MARGIN_MS = 5_000;
-/** Slack after a lease's deadline before its timer asks the database (which decides). */
-const LEASE_TIMER_SLACK_MS = 2;
 
 /** Retry delay after the n-th consecutive failure: 1 s doubling to 60 s, ±20% (PROTOCOL 7.1). */
 export function retryDelayMs(failures: number, random = Math.random()): number {
@@ -97,8 +94,8 @@ export class Deliverer {
   private readonly running = new Set<Promise<void>>();
   /** Open sends per webhook host (the per-host cap, issue 25.8). */
   private readonly openByHost = new Map<string, number>();
-  /** Lease timers by subscription: this instance ends the lease when it lapses. */
-  private readonly leases = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Leases this instance started or extended: it ends them when they lapse. */
+  private readonly leases = new LeaseTimers((id) => this.leaseEnds(id));
   /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
   private readonly stopping = new AbortController();
   /** Counters for /healthz and tests. */
@@ -249,29 +246,19 @@ export class Deliverer {
     this.kickIn(w.dueInMs);
   }
 
-  /**
-   * The lease of `id` runs `ms` more (it started or was extended here): when it lapses, this
-   * instance ends it and starts the next wake if work is pending (PROTOCOL 7.3), rather
-   * than the next tick of whichever instance comes first.
-   */
+  /** The lease of `id` started or was extended here and runs `ms` more: this instance ends it when it lapses. */
   watchLease(id: string, ms: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.leases.get(id));
-    const t = setTimeout(() => {
-      this.leases.delete(id);
-      this.leaseEnds(id).catch((err) => console.error(`subscriptions: ending the lease of ${id} failed (the tick retries)`, err));
-    }, Math.max(0, ms) + LEASE_TIMER_SLACK_MS);
-    (t as { unref?: () => void }).unref?.();
-    this.leases.set(id, t);
+    this.leases.watch(id, ms);
   }
 
-  private async leaseEnds(id: string): Promise<void> {
-    if (this.stopped) return;
+  /** A lease this instance watches is due: ended (and the next wake started), or how long it has left. */
+  private async leaseEnds(id: string): Promise<number | undefined> {
+    if (this.stopped) return undefined;
     const r = await expireLease(this.db, id);
-    if (r.expired) {
-      this.metrics.leaseExpiries.inc();
-      await this.ended(id);
-    } else if (r.leaseMs !== undefined) this.watchLease(id, r.leaseMs); // extended meanwhile
+    if (!r.expired) return r.leaseMs; // extended meanwhile (or no lease any more)
+    this.metrics.leaseExpiries.inc();
+    await this.ended(id);
+    return undefined;
   }
 
   private async deliver(d: DueDelivery): Promise<void> {
@@ -342,26 +329,9 @@ export class Deliverer {
     return { kind: "in-flight" };
   }
 
-  private async postWebhook(d: DueDelivery, signal: AbortSignal): Promise<"done" | "delivered"> {
-    // Resolved and checked once; the send connects to that very address (issue 25.6).
-    const target = await untilAborted(resolveTarget(d.webhookUrl!, this.policy, this.opts.resolver), signal);
-    const base = this.opts.publicBaseUrl ?? d.baseUrl;
-    const body = JSON.stringify({
-      subscription_id: d.id,
-      wake_id: d.wakeId,
-      generation: d.generation,
-      streams: streamEntries(d),
-      callback_url: controlUrl(base, `subscriptions/${encodeURIComponent(d.id)}/callback`),
-      callback_token: await this.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
-    });
-    const headers = { "Content-Type": "application/json", "Webhook-Signature": await this.keys.signWebhook(body) };
-    const res = await postPinned(target, headers, body, signal, MAX_RESPONSE_BYTES);
-    if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
-    try {
-      return (JSON.parse(res.text) as { done?: unknown })?.done === true ? "done" : "delivered";
-    } catch {
-      return "delivered";
-    }
+  private postWebhook(d: DueDelivery, signal: AbortSignal): Promise<"done" | "delivered"> {
+    const to = { keys: this.keys, policy: this.policy, resolver: this.opts.resolver, publicBaseUrl: this.opts.publicBaseUrl };
+    return sendWebhook(d, streamEntries(d), to, signal);
   }
 
   private async appendWakeEvent(d: DueDelivery): Promise<"delivered"> {
@@ -387,17 +357,8 @@ export class Deliverer {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     for (const t of this.wakeups.values()) clearTimeout(t);
-    for (const t of this.leases.values()) clearTimeout(t);
+    this.leases.stop();
     this.stopping.abort();
     await Promise.allSettled([...this.running]);
   }
-}
-
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
