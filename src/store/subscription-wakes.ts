@@ -130,9 +130,6 @@ export interface DueDelivery {
 /** The webhook URL's authority (host[:port]), as the per-host cap counts it. */
 const HOST = sql`lower(substring(s.webhook_url from '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)'))`;
 
-/** The same key in JS, for a URL the claim did not return (tests). */
-export const hostKey = (url: string) => url.match(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/)?.[1].toLowerCase() ?? null;
-
 /** A webhook wake's lease as a send sets it: kept when already running (a resend), else starting now (PROTOCOL 7.3). */
 const SEND_LEASE = sql`coalesce(s.lease_until, clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond')`;
 

@@ -56,7 +56,8 @@ describe.skipIf(!DATABASE_URL)("subscriptions across instances", () => {
     instances = await Promise.all([spawn(), spawn(), spawn()]);
     hook = await startReceiver();
     db = postgres(DATABASE_URL, { max: 2, onnotice: () => {}, connection: { search_path: SCHEMA } });
-  });
+    // (Hooks default to 5 s: three start-ups on a busy 2-core machine take longer.)
+  }, 120_000);
   afterAll(async () => {
     await Promise.all(instances.map((i) => i.stop()));
     await hook?.close();
