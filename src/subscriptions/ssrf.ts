@@ -3,7 +3,9 @@
 // link-local or metadata addresses, CGNAT, or the IPv6 equivalents, in any spelling the URL
 // parser accepts (2130706433, 0x7f.1, 127.1, 0177.0.0.1 and `127.0.0.1.` all parse to
 // 127.0.0.1; `localhost.` is localhost). WEBHOOK_ALLOW_PRIVATE_TARGETS=true lifts the
-// address rules (and allows plain http) for development and tests. At delivery time the
+// address rules for development and tests, and allows plain http to this machine only
+// (loopback: the callback token does not cross a network in clear; the official suite also
+// expects http://10.0.0.1 refused with its receivers on localhost allowed). At delivery time the
 // host name is resolved once, every address is checked, and the connection goes to the
 // checked address (resolveTarget + send.ts), so DNS cannot change the answer in between.
 import { lookup } from "node:dns/promises";
@@ -41,8 +43,12 @@ function parseWebhookUrl(raw: string, policy: TargetPolicy): { url: URL; host: s
   if (url.username || url.password) throw reject("webhook.url must not carry credentials");
   if (url.protocol !== "https:" && url.protocol !== "http:") throw reject("webhook.url must use https");
   const host = bareHost(url.hostname);
+  if (url.protocol === "http:") {
+    // Plain http only where the callback token never leaves this machine.
+    if (policy.allowPrivate && isLoopbackHost(host)) return { url, host };
+    throw reject(`webhook.url must use https (plain http only to this machine, with WEBHOOK_ALLOW_PRIVATE_TARGETS=true)`);
+  }
   if (policy.allowPrivate) return { url, host };
-  if (url.protocol === "http:") throw reject(`webhook.url must use https ${PRIVATE_HINT}`);
   if (host === "localhost" || host.endsWith(".localhost") || METADATA_NAMES.has(host)) {
     throw reject(`webhook.url must not target this machine or a metadata service ${PRIVATE_HINT}`);
   }
@@ -84,11 +90,27 @@ export async function resolveTarget(raw: string, policy: TargetPolicy = DEFAULT_
   if (addresses.length === 0) throw reject(`webhook host ${host} does not resolve`);
   const bad = policy.allowPrivate ? undefined : addresses.find(isBlockedAddress);
   if (bad) throw reject(`webhook host ${host} resolves to a non-public address (${bad}) ${PRIVATE_HINT}`);
+  const remote = url.protocol === "http:" ? addresses.find((a) => !isLoopbackAddress(a)) : undefined;
+  if (remote) throw reject(`webhook host ${host} resolves to ${remote}: plain http only to this machine`);
   const address = addresses[0];
   return { url, host, address, family: isIP(address) === 6 ? 6 : 4 };
 }
 
 const bareHost = (hostname: string) => hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+
+/** A name or literal for this machine: localhost (and *.localhost), 127/8, ::1, ::ffff:127/104. */
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host.endsWith(".localhost") || (isIP(host) !== 0 && isLoopbackAddress(host));
+}
+
+function isLoopbackAddress(address: string): boolean {
+  const kind = isIP(address);
+  if (kind === 4) return address.startsWith("127.");
+  if (kind !== 6) return false;
+  const g = v6Groups(address);
+  if (g.slice(0, 7).every((x) => x === 0)) return g[7] === 1;
+  return g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff && g[6] >> 8 === 127;
+}
 
 /** True for any address a webhook must not reach (IPv4 or IPv6 literal). */
 export function isBlockedAddress(address: string): boolean {

@@ -91,9 +91,10 @@ describe("webhook URLs (SSRF, issue 25.6)", () => {
     expect((thrown(() => checkWebhookUrl("http://0x7f.1/x")) as Error).message).toContain("WEBHOOK_ALLOW_PRIVATE_TARGETS=true");
   });
 
-  test("WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows them (and plain http); never other schemes or credentials", () => {
-    for (const url of [...accepted, ...rejected]) expect(checkWebhookUrl(url, allow)).toBe(url);
-    for (const url of ["ftp://example.com/x", "https://user:pw@example.com/x", "not a url", "file:///etc/passwd"]) {
+  test("WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows them, plain http only to this machine; never other schemes or credentials", () => {
+    const httpElsewhere = (url: string) => url.startsWith("http:") && !/^http:\/\/(127\.|localhost|\[::1\]|2130706433|0x7f|0177)/.test(url);
+    for (const url of [...accepted, ...rejected].filter((u) => !httpElsewhere(u))) expect(checkWebhookUrl(url, allow)).toBe(url);
+    for (const url of ["http://10.0.0.1/hook", "http://example.com/hook", "http://[fd00::1]/x", "ftp://example.com/x", "https://user:pw@example.com/x", "not a url", "file:///etc/passwd"]) {
       expect([url, code(() => checkWebhookUrl(url, allow))]).toEqual([url, "WEBHOOK_URL_REJECTED"]);
     }
   });
@@ -121,6 +122,8 @@ describe("webhook URLs (SSRF, issue 25.6)", () => {
     await expect(resolveTarget("http://127.1:1/x", undefined, fails)).rejects.toBeInstanceOf(SubscriptionError);
     expect(await resolveTarget("http://127.1:1/x", allow, fails)).toMatchObject({ address: "127.0.0.1", family: 4 });
     expect(await resolveTarget("http://localhost.:1/x", allow, resolveTo("::1"))).toMatchObject({ host: "localhost", address: "::1", family: 6 });
+    // Plain http must stay on this machine, whatever the name resolves to.
+    await expect(resolveTarget("http://localhost:1/x", allow, resolveTo("10.0.0.7"))).rejects.toBeInstanceOf(SubscriptionError);
   });
 });
 
