@@ -40,6 +40,11 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_PUBLISHED_KEYS: Type.Optional(Type.String({ description: "JSON array of further public JWKs to publish (rotation)" })),
   WEBHOOK_TIMEOUT_MS: Int(100, 10_000, "how long one webhook POST may take before it counts as failed"),
   WEBHOOK_CONCURRENCY: Int(1, 32, "webhook deliveries in flight at once per instance"),
+  WEBHOOK_HOST_CONCURRENCY: Int(1, 8, "webhook deliveries in flight at once per instance to one target host (host:port): a slow or dead receiver holds at most this many of WEBHOOK_CONCURRENCY"),
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: Type.Union([Type.Literal("true"), Type.Literal("false")], {
+    default: "false",
+    description: "true lets webhooks reach loopback, private, link-local and other non-public addresses, and use plain http to this machine (development and tests only)",
+  }),
   CALLBACK_TOKEN_TTL_S: Int(60, 3_600, "lifetime of callback and claim tokens"),
   SUBSCRIPTION_WAKE_INTERVAL_MS: Int(0, 1_000, "a subscription is woken at most once per this interval: data appended meanwhile waits for the next wake, which covers all of it (0: as soon as the last wake ends)"),
   SUBSCRIPTION_TICK_MS: Int(50, 1_000, "how often lapsed leases are ended and due retries claimed"),

@@ -87,6 +87,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     publishedKeys: config.WEBHOOK_PUBLISHED_KEYS,
     tokenTtlSeconds: config.CALLBACK_TOKEN_TTL_S,
     concurrency: config.WEBHOOK_CONCURRENCY,
+    hostConcurrency: config.WEBHOOK_HOST_CONCURRENCY,
+    allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS === "true",
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     tickMs: config.SUBSCRIPTION_TICK_MS,
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,

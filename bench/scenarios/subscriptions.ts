@@ -13,6 +13,9 @@ import { CpuMeter, round, sleep } from "../lib/proc.ts";
 import { type Column, fmt, limitCheck, type MetricRow, ratioCheck, type ScenarioResult } from "../lib/results.ts";
 import { type Ctx, eachTarget, type Lineup, type Scenario, seconds, valueOf } from "../lib/scenario.ts";
 import { startOurs, startReference, type Target } from "../lib/targets.ts";
+
+/** The receiver runs on this machine: webhooks to private targets are opt-in (issue 25.6). */
+const LOCAL_RECEIVER = { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" };
 import { errorCount, runWrk } from "../lib/wrk.ts";
 
 const CLIENT = "bench/clients/webhooks.ts";
@@ -202,8 +205,8 @@ export const subscriptionsScenario: Scenario = {
     const notes: string[] = [];
 
     const latencyLineup: Lineup[] = [
-      { column: "ours-1", start: () => startOurs(1, { schema: "bench_subs_lat" }) },
-      { column: "ours-3", start: () => startOurs(3, { schema: "bench_subs_lat_3" }) },
+      { column: "ours-1", start: () => startOurs(1, { schema: "bench_subs_lat", env: LOCAL_RECEIVER }) },
+      { column: "ours-3", start: () => startOurs(3, { schema: "bench_subs_lat_3", env: LOCAL_RECEIVER }) },
       { column: "ref-mem", start: () => startReference("memory") },
     ];
     // BENCH_SUBS_PART=latency|throughput runs one half (with BENCH_COLUMNS, for iterating).
@@ -234,7 +237,7 @@ export const subscriptionsScenario: Scenario = {
 
     // Fresh servers for each half, "none" first, per server kind.
     const throughputLineup: { column: Column; start: (variant: string) => Promise<Target> }[] = [
-      { column: "ours-1", start: (v) => startOurs(1, { schema: `bench_subs_${v}` }) },
+      { column: "ours-1", start: (v) => startOurs(1, { schema: `bench_subs_${v}`, env: LOCAL_RECEIVER }) },
       { column: "ref-mem", start: () => startReference("memory") },
     ];
     for (const { column, start } of part === "latency" ? [] : throughputLineup) {

@@ -55,8 +55,11 @@ export interface WakeCall {
   done: boolean;
 }
 
-/** Ack (and heartbeat) for callbacks and pull-wake acks; returns whether a new wake started. */
-export async function applyWakeCall(db: Db, c: WakeCall, intervalMs: number): Promise<{ nextWake?: Woken }> {
+/**
+ * Ack (and heartbeat) for callbacks and pull-wake acks; returns the wake a done call started,
+ * or how long the lease a heartbeat extended now runs.
+ */
+export async function applyWakeCall(db: Db, c: WakeCall, intervalMs: number): Promise<{ nextWake?: Woken; leaseMs?: number }> {
   return db.tx(async (q) => {
     const s = await checkFence(q, c);
     for (const [key, pos] of c.acks) {
@@ -69,7 +72,7 @@ export async function applyWakeCall(db: Db, c: WakeCall, intervalMs: number): Pr
     if (!c.done) {
       await q.rows(sql`UPDATE ds_subscriptions s SET lease_until = clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond'
         WHERE s.id = ${c.id}`, PREPARED);
-      return {};
+      return { leaseMs: s.leaseTtlMs };
     }
     await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`, PREPARED);
     return { nextWake: await wakeSubscription(q, c.id, intervalMs) };

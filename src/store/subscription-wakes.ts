@@ -75,6 +75,24 @@ export async function expireLeases(db: Db, channel: string, intervalMs: number):
 }
 
 /**
+ * The lease of `id` lapsed by this instance's timer: if it has by the database clock, the
+ * wake ends (holder and wake token cleared, PROTOCOL 7.3) and `expired` is true; the caller
+ * starts the next wake if work is pending. Otherwise `leaseMs` says how long it has left
+ * (a callback or heartbeat extended it), undefined when no lease is held.
+ */
+export async function expireLease(db: Db, id: string): Promise<{ expired: boolean; leaseMs?: number }> {
+  const [r] = await db.rows<{ expired: number; lease_ms: number | null }>(sql`
+    WITH x AS (
+      UPDATE ds_subscriptions s SET ${CLEAR_WAKE}
+      WHERE s.id = ${id} AND s.deleted_at IS NULL AND s.lease_until <= clock_timestamp() RETURNING s.id)
+    SELECT (SELECT count(*) FROM x)::int AS expired,
+           (SELECT CASE WHEN s.lease_until IS NOT NULL THEN ${msUntil(sql`s.lease_until`)} END
+            FROM ds_subscriptions s WHERE s.id = ${id} AND s.deleted_at IS NULL) AS lease_ms`, PREPARED);
+  if (r.expired > 0) return { expired: true };
+  return { expired: false, leaseMs: r.lease_ms === null ? undefined : Number(r.lease_ms) };
+}
+
+/**
  * The backstop for lost triggers (an instance died between commit and trigger): wakes every
  * idle subscription with pending work. One instance at a time runs it.
  */
@@ -96,6 +114,8 @@ export interface DueDelivery {
   incarnation: number;
   type: "webhook" | "pull-wake";
   webhookUrl: string | null;
+  /** The webhook URL's host[:port], lower-cased (the per-host delivery cap's key). */
+  host: string | null;
   wakeStream: string | null;
   generation: number;
   wakeId: string;
@@ -105,21 +125,57 @@ export interface DueDelivery {
   /** JSON text of the subscription's scope (subscriptions/scope.ts); null when created without auth. */
   scope: string | null;
   links: LinkState[];
+  /** Webhooks: milliseconds left of the wake's lease (it started at its first send). */
+  leaseMs: number | null;
+}
+
+/** The webhook URL's authority (host[:port]), as the per-host cap counts it. */
+const HOST = sql`lower(substring(s.webhook_url from '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)'))`;
+
+/** A webhook wake's lease as a send sets it: kept when already running (a resend), else starting now (PROTOCOL 7.3). */
+const SEND_LEASE = sql`coalesce(s.lease_until, clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond')`;
+
+const msUntil = (ts: ReturnType<typeof sql>) => sql`greatest(0, ceil(extract(epoch FROM ${ts} - clock_timestamp()) * 1000))::int`;
+
+export interface ClaimLimits {
+  /** Most deliveries claimed. */
+  limit: number;
+  /** Most sends open at once to one host from this instance, and how many are open now. */
+  perHost: number;
+  openByHost: Map<string, number>;
+  /** The longest one send may take; its delivery lease adds `marginMs`. */
+  timeoutMs: number;
+  marginMs: number;
 }
 
 /**
- * Claims up to `limit` due deliveries for `claimPrefix`: each gets a delivery lease of
- * `leaseMs` and a snapshot of its streams' tails (what `{done: true}` will ack).
+ * Claims due deliveries for `claimPrefix`: each gets a delivery lease and a snapshot of its
+ * streams' tails (what `{done: true}` will ack). A webhook wake's lease starts with its
+ * first send (PROTOCOL 7.3); a wake whose lease has lapsed is not sent again (it is
+ * expired instead), and a send never outlives the lease, so its delivery lease (send time
+ * plus a margin) ends before anyone else may send the same wake again. No host gets more
+ * than `perHost` open sends from this instance (issue 25.8): a receiver that hangs holds
+ * that many slots, not all of them.
  */
-export async function claimDueDeliveries(db: Db, claimPrefix: string, limit: number, leaseMs: number): Promise<DueDelivery[]> {
+export async function claimDueDeliveries(db: Db, claimPrefix: string, c: ClaimLimits): Promise<DueDelivery[]> {
+  const due = sql`s.deliver_at <= clock_timestamp() AND s.deleted_at IS NULL AND s.wake_id IS NOT NULL
+    AND (s.delivering_until IS NULL OR s.delivering_until < clock_timestamp())
+    AND (s.lease_until IS NULL OR s.lease_until > clock_timestamp())`;
+  const hosts = [...c.openByHost.keys()];
+  const open = hosts.map((h) => c.openByHost.get(h)!);
+  const sendUntil = sql`least(clock_timestamp() + ${c.timeoutMs} * interval '1 millisecond', CASE WHEN s.type = 'webhook' THEN ${SEND_LEASE} END)`;
   // Each link's tail is looked up once (OFFSET 0 keeps the subquery whole) and gives both
-  // the snapshot and the links the delivery reports.
+  // the snapshot and the links the delivery reports. Candidates are ranked per host without
+  // locks (a window cannot sit beside FOR UPDATE), then locked.
   const rows = await db.rows<Record<string, unknown>>(sql`
-    WITH d AS (
-      SELECT id FROM ds_subscriptions
-      WHERE deliver_at <= clock_timestamp() AND deleted_at IS NULL AND wake_id IS NOT NULL
-        AND (delivering_until IS NULL OR delivering_until < clock_timestamp())
-      ORDER BY deliver_at LIMIT ${limit} FOR UPDATE SKIP LOCKED),
+    WITH cand AS (
+      SELECT s.id, s.deliver_at, ${HOST} AS host, row_number() OVER (PARTITION BY ${HOST} ORDER BY s.deliver_at, s.id) AS rn
+      FROM ds_subscriptions s WHERE ${due}),
+    d AS (
+      SELECT s.id FROM ds_subscriptions s JOIN cand c ON c.id = s.id
+        LEFT JOIN unnest(${pgArray(hosts)}::text[], ${pgArray(open)}::int[]) AS o(host, n) ON o.host = c.host
+      WHERE (c.host IS NULL OR c.rn <= ${c.perHost} - coalesce(o.n, 0)) AND ${due}
+      ORDER BY c.deliver_at LIMIT ${c.limit} FOR UPDATE OF s SKIP LOCKED),
     per AS (
       SELECT d.id, (
         SELECT jsonb_build_array(coalesce(jsonb_object_agg(x.stream_path, x.tail), '{}'::jsonb),
@@ -129,16 +185,19 @@ export async function claimDueDeliveries(db: Db, claimPrefix: string, limit: num
       FROM d)
     UPDATE ds_subscriptions s
     SET delivery_claim = ${claimPrefix} || ':' || s.id || ':' || s.generation || ':' || (s.attempt + 1),
-        delivering_until = clock_timestamp() + ${leaseMs} * interval '1 millisecond',
+        delivering_until = ${sendUntil} + ${c.marginMs} * interval '1 millisecond',
+        lease_until = CASE WHEN s.type = 'webhook' THEN ${SEND_LEASE} ELSE s.lease_until END,
         wake_snapshot = per.both -> 0
     FROM per WHERE s.id = per.id
-    RETURNING s.id, s.incarnation, s.type, s.webhook_url, s.wake_stream, s.generation, s.wake_id, s.base_url, s.attempt,
-              s.delivery_claim, s.scope::text AS scope, per.both -> 1 AS links`, PREPARED);
+    RETURNING s.id, s.incarnation, s.type, s.webhook_url, ${HOST} AS host, s.wake_stream, s.generation, s.wake_id, s.base_url,
+              s.attempt, s.delivery_claim, s.scope::text AS scope, per.both -> 1 AS links,
+              CASE WHEN s.type = 'webhook' THEN ${msUntil(sql`s.lease_until`)} END AS lease_ms`, PREPARED);
   return rows.map((r) => ({
     id: String(r.id),
     incarnation: Number(r.incarnation),
     type: r.type as DueDelivery["type"],
     webhookUrl: (r.webhook_url as string | null) ?? null,
+    host: (r.host as string | null) ?? null,
     wakeStream: (r.wake_stream as string | null) ?? null,
     generation: Number(r.generation),
     wakeId: String(r.wake_id),
@@ -147,21 +206,32 @@ export async function claimDueDeliveries(db: Db, claimPrefix: string, limit: num
     claim: String(r.delivery_claim),
     scope: (r.scope as string | null) ?? null,
     links: parseLinks(r.links),
+    leaseMs: r.lease_ms === null || r.lease_ms === undefined ? null : Number(r.lease_ms),
   }));
 }
 
 const OURS = (d: DueDelivery) => sql`s.id = ${d.id} AND s.delivery_claim = ${d.claim} AND s.wake_id = ${d.wakeId} AND s.deleted_at IS NULL`;
 
 /**
- * Delivered. A webhook's lease starts now (its worker calls back within it); a pull-wake
- * wake stays in flight, unleased, until a worker claims it. False if the claim was lost.
+ * Delivered. A webhook wake's lease runs on from its send (PROTOCOL 7.3: extended only by
+ * callbacks); a pull-wake wake stays in flight, unleased, until a worker claims it. Returns
+ * the milliseconds left of the lease (undefined without one, or when the claim was lost).
  */
-export async function deliveryDone(db: Db, d: DueDelivery): Promise<boolean> {
-  const lease = d.type === "webhook" ? sql`clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond'` : sql`s.lease_until`;
+export async function deliveryDone(db: Db, d: DueDelivery): Promise<number | undefined> {
+  const rows = await db.rows<{ lease_ms: number | null }>(sql`
+    UPDATE ds_subscriptions s SET deliver_at = NULL, attempt = 0, status = 'active', delivery_claim = NULL, delivering_until = NULL
+    WHERE ${OURS(d)} RETURNING CASE WHEN s.lease_until IS NOT NULL THEN ${msUntil(sql`s.lease_until`)} END AS lease_ms`, PREPARED);
+  return rows.length > 0 && rows[0].lease_ms !== null ? Number(rows[0].lease_ms) : undefined;
+}
+
+/**
+ * The wake's lease lapsed while it was being sent (or just before its answer came): the
+ * wake ends as a lapsed lease does (PROTOCOL 7.3); the caller starts the next one if work
+ * is pending. False when the lease is live or the claim was lost.
+ */
+export async function endLapsedDelivery(db: Db, d: DueDelivery): Promise<boolean> {
   const rows = await db.rows(sql`
-    UPDATE ds_subscriptions s SET deliver_at = NULL, attempt = 0, status = 'active', delivery_claim = NULL,
-      delivering_until = NULL, lease_until = ${lease}
-    WHERE ${OURS(d)} RETURNING s.id`, PREPARED);
+    UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE ${OURS(d)} AND s.lease_until <= clock_timestamp() RETURNING s.id`, PREPARED);
   return rows.length > 0;
 }
 
@@ -171,13 +241,15 @@ export async function deliveryDone(db: Db, d: DueDelivery): Promise<boolean> {
  * subscription goes through this many times a second). The links' new cursors are not
  * visible inside the statement, so "pending" compares each tail with the larger of the old
  * cursor and the snapshot's position, which is what the cursor becomes. The next wake is the
- * caller's to deliver (no NOTIFY: see wakeForStreams).
+ * caller's to deliver (no NOTIFY: see wakeForStreams). Not ended (false) when the claim
+ * was lost or the lease lapsed before the answer came: a late `done` acks nothing.
  */
-export async function deliveryFinished(db: Db, d: DueDelivery, intervalMs: number): Promise<{ next?: Woken }> {
+export async function deliveryFinished(db: Db, d: DueDelivery, intervalMs: number): Promise<{ ended: boolean; next?: Woken }> {
   const paced = pacedWake(intervalMs);
   const rows = await db.rows<Record<string, unknown>>(sql`
     WITH mine AS (
-      SELECT s.id, s.wake_snapshot FROM ds_subscriptions s WHERE ${OURS(d)} FOR UPDATE),
+      SELECT s.id, s.wake_snapshot FROM ds_subscriptions s
+      WHERE ${OURS(d)} AND (s.lease_until IS NULL OR s.lease_until > clock_timestamp()) FOR UPDATE),
     acks AS (
       SELECT a.key, a.pos::int8 AS pos FROM mine, jsonb_each_text(coalesce(mine.wake_snapshot, '{}'::jsonb)) AS a(key, pos)),
     acked AS (
@@ -199,7 +271,8 @@ export async function deliveryFinished(db: Db, d: DueDelivery, intervalMs: numbe
       RETURNING ${WOKEN}, p.yes AS rewoke)
     SELECT * FROM ended`, PREPARED);
   // (acked is a data-modifying CTE: Postgres runs it whether or not anything reads it.)
-  return rows.length > 0 && rows[0].rewoke === true ? { next: toWoken(rows[0]) } : {};
+  if (rows.length === 0) return { ended: false };
+  return rows[0].rewoke === true ? { ended: true, next: toWoken(rows[0]) } : { ended: true };
 }
 
 /** Nothing was pending after all (a wake that raced an ack): the wake ends undelivered. */
@@ -207,11 +280,22 @@ export async function deliveryDropped(db: Db, d: DueDelivery): Promise<void> {
   await db.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE ${OURS(d)}`, PREPARED);
 }
 
-/** Failed: the retry is scheduled `delayMs` from now by the database clock (status failed). */
+/**
+ * Failed: the retry is scheduled `delayMs` from now by the database clock (status failed).
+ * A webhook retry is a new wake (next generation, new wake id): the failed send's wake ends
+ * with it, so its token is fenced and no two sends ever share a generation (PROTOCOL 7.3:
+ * generation increments for every wake). A pull-wake retry writes the same wake event
+ * (nobody has seen it yet).
+ */
 export async function deliveryFailed(db: Db, d: DueDelivery, delayMs: number): Promise<void> {
+  const webhook = sql`s.type = 'webhook'`;
   await db.rows(sql`
     UPDATE ds_subscriptions s SET attempt = s.attempt + 1, status = 'failed', delivery_claim = NULL, delivering_until = NULL,
-      deliver_at = clock_timestamp() + ${Math.round(delayMs)} * interval '1 millisecond'
+      deliver_at = clock_timestamp() + ${Math.round(delayMs)} * interval '1 millisecond',
+      generation = CASE WHEN ${webhook} THEN s.generation + 1 ELSE s.generation END,
+      wake_id = CASE WHEN ${webhook} THEN ${NEW_WAKE_ID} ELSE s.wake_id END,
+      wake_snapshot = CASE WHEN ${webhook} THEN NULL ELSE s.wake_snapshot END,
+      lease_until = CASE WHEN ${webhook} THEN NULL ELSE s.lease_until END
     WHERE ${OURS(d)}`, PREPARED);
 }
 

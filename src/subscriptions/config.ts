@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { BadRequestCode } from "./errors.ts";
 import { normalizeGlob } from "./glob.ts";
 import { relativePath } from "./paths.ts";
-import { checkWebhookUrl } from "./ssrf.ts";
+import { checkWebhookUrl, type TargetPolicy } from "./ssrf.ts";
 
 export type SubscriptionType = "webhook" | "pull-wake";
 
@@ -45,7 +45,7 @@ export function parseStreamList(value: unknown, field = "streams"): string[] {
   return [...new Set(value.map((v, i) => relativePath(v, `${field}[${i}]`)))].sort();
 }
 
-export function parseSubscriptionConfig(body: unknown): SubscriptionConfig {
+export function parseSubscriptionConfig(body: unknown, policy?: TargetPolicy): SubscriptionConfig {
   if (!isObject(body)) throw BadRequestCode("request body must be a JSON object");
   const unknown = Object.keys(body).filter((k) => !KNOWN_FIELDS.has(k));
   if (unknown.length > 0) throw BadRequestCode(`unknown field(s): ${unknown.join(", ")}`);
@@ -74,7 +74,7 @@ export function parseSubscriptionConfig(body: unknown): SubscriptionConfig {
       throw BadRequestCode("webhook subscriptions require webhook.url");
     }
     if (Object.keys(webhook).some((k) => k !== "url")) throw BadRequestCode("webhook accepts only url");
-    webhookUrl = checkWebhookUrl(webhook.url);
+    webhookUrl = checkWebhookUrl(webhook.url, policy);
   } else {
     if (body.webhook !== undefined && body.webhook !== null) throw BadRequestCode("webhook is for webhook subscriptions");
     if (body.wake_stream === undefined || body.wake_stream === null) throw BadRequestCode("pull-wake subscriptions require wake_stream");

@@ -5,8 +5,14 @@
 // exponential backoff and jitter; the schedule lives in the row, so it survives restarts.
 // Every instance looks when notified (a wake started anywhere), on its own timer (retries
 // coming due, lapsed leases) and, rarely, through a backstop over every subscription.
+//
+// Leases (PROTOCOL 7.3, issue 26.1): a webhook wake's lease starts when it is sent, and the
+// send is cut off when the lease ends; a lease that ends (webhook or pull-wake) ends its wake
+// at that moment, by a timer on the instance that last saw the lease start or move (the tick
+// is only the backstop for an instance that died), and the next wake starts at once when
+// work is pending. Each retry of a failed webhook is a new wake. So one generation is never
+// sent twice at once, and a token outlives neither its wake nor its lease.
 import { subscriptionMetrics } from "../observability/subscriptions.ts";
-import { readAtMost } from "../lib/bytes.ts";
 import { formatOffset } from "../protocol/offsets.ts";
 import type { Db } from "../store/db.ts";
 import type { Store } from "../store/index.ts";
@@ -16,15 +22,19 @@ import {
   deliveryDropped,
   deliveryFailed,
   deliveryFinished,
-  wakeSubscription,
   type DueDelivery,
+  endLapsedDelivery,
+  expireLease,
   expireLeases,
   wakeAllPending,
+  wakeSubscription,
 } from "../store/subscription-wakes.ts";
 import type { Woken } from "../store/subscription-sql.ts";
 import type { KeyRing } from "./keys.ts";
+import { LeaseTimers } from "./lease-timers.ts";
 import { relativeOf, streamKey } from "./paths.ts";
-import { checkDeliveryTarget, type Resolver } from "./ssrf.ts";
+import type { Resolver, TargetPolicy } from "./ssrf.ts";
+import { sendWebhook } from "./webhook.ts";
 import type { WakeTrigger } from "./trigger.ts";
 import { controlUrl } from "./view.ts";
 import { mayAppend, parseScope, splitByScope } from "./scope.ts";
@@ -32,6 +42,10 @@ import { dropLinks } from "../store/subscriptions.ts";
 
 export interface DelivererOptions {
   concurrency: number;
+  /** Most sends open at once to one host (WEBHOOK_HOST_CONCURRENCY; at most `concurrency`). */
+  hostConcurrency?: number;
+  /** WEBHOOK_ALLOW_PRIVATE_TARGETS. */
+  allowPrivateTargets?: boolean;
   timeoutMs: number;
   tickMs: number;
   backstopMs: number;
@@ -43,7 +57,8 @@ export interface DelivererOptions {
   tokensFile?: string;
 }
 
-const MAX_RESPONSE_BYTES = 64 * 1024;
+/** A delivery lease outlasts its send by this much: a live sender has always given up first. */
+const DELIVERY_MARGIN_MS = 5_000;
 
 /** Retry delay after the n-th consecutive failure: 1 s doubling to 60 s, ±20% (PROTOCOL 7.1). */
 export function retryDelayMs(failures: number, random = Math.random()): number {
@@ -82,6 +97,10 @@ export class Deliverer {
   /** Timers for wakes not due yet, by due slot. */
   private readonly wakeups = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly running = new Set<Promise<void>>();
+  /** Open sends per webhook host (the per-host cap, issue 25.8). */
+  private readonly openByHost = new Map<string, number>();
+  /** Leases this instance started or extended: it ends them when they lapse. */
+  private readonly leases = new LeaseTimers((id) => this.leaseEnds(id));
   /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
   private readonly stopping = new AbortController();
   /** Counters for /healthz and tests. */
@@ -98,6 +117,14 @@ export class Deliverer {
     private readonly instanceId: string,
     private readonly opts: DelivererOptions,
   ) {}
+
+  private get perHost(): number {
+    return Math.max(1, Math.min(this.opts.hostConcurrency ?? this.opts.concurrency, this.opts.concurrency));
+  }
+
+  private get policy(): TargetPolicy {
+    return { allowPrivate: this.opts.allowPrivateTargets === true };
+  }
 
   start(): void {
     const every = (ms: number, f: () => Promise<unknown>) => {
@@ -157,17 +184,28 @@ export class Deliverer {
         this.starved = true;
         return;
       }
-      // The delivery lease outlasts the HTTP timeout, so a live deliverer never loses it.
-      const due = await claimDueDeliveries(this.db, `${this.instanceId}:${++this.claims}`, room, this.opts.timeoutMs + 5_000);
+      const due = await claimDueDeliveries(this.db, `${this.instanceId}:${++this.claims}`, {
+        limit: room,
+        perHost: this.perHost,
+        openByHost: this.openByHost,
+        timeoutMs: this.opts.timeoutMs,
+        marginMs: DELIVERY_MARGIN_MS,
+      });
       for (const d of due) {
         this.inflight++;
+        if (d.host !== null) this.openByHost.set(d.host, (this.openByHost.get(d.host) ?? 0) + 1);
         this.trigger.delivering(d.id);
         const p: Promise<void> = this.deliver(d)
           .catch((err) => console.error(`subscriptions: delivery for ${d.id} failed`, err))
           .finally(() => {
             this.inflight--;
+            if (d.host !== null) {
+              const n = this.openByHost.get(d.host)! - 1;
+              if (n > 0) this.openByHost.set(d.host, n);
+              else this.openByHost.delete(d.host);
+            }
             this.running.delete(p);
-            // A claim that stopped for want of room looks again now there is some.
+            // A claim that stopped for want of room (or of a host's share) looks again now there is some.
             if (this.starved) {
               this.starved = false;
               this.kick();
@@ -175,6 +213,8 @@ export class Deliverer {
           });
         this.running.add(p);
       }
+      // A host at its cap may have due wakes the claim left: the next end of a send looks again.
+      for (const n of this.openByHost.values()) if (n >= this.perHost) this.starved = true;
       if (due.length === room) this.again = this.starved = true;
     } while (this.again && !this.stopped);
   }
@@ -211,6 +251,21 @@ export class Deliverer {
     this.kickIn(w.dueInMs);
   }
 
+  /** The lease of `id` started or was extended here and runs `ms` more: this instance ends it when it lapses. */
+  watchLease(id: string, ms: number): void {
+    this.leases.watch(id, ms);
+  }
+
+  /** A lease this instance watches is due: ended (and the next wake started), or how long it has left. */
+  private async leaseEnds(id: string): Promise<number | undefined> {
+    if (this.stopped) return undefined;
+    const r = await expireLease(this.db, id);
+    if (!r.expired) return r.leaseMs; // extended meanwhile (or no lease any more)
+    this.metrics.leaseExpiries.inc();
+    await this.ended(id);
+    return undefined;
+  }
+
   private async deliver(d: DueDelivery): Promise<void> {
     let end: DeliveryEnd = { kind: "in-flight" };
     try {
@@ -238,14 +293,27 @@ export class Deliverer {
     }
     let ok: "done" | "delivered";
     if (d.attempt > 0) this.metrics.retries.inc();
+    // A webhook send ends when its lease does (unless WEBHOOK_TIMEOUT_MS is shorter).
+    const leaseBound = d.leaseMs !== null && d.leaseMs <= this.opts.timeoutMs;
+    const timeout = AbortSignal.timeout(Math.max(1, Math.min(this.opts.timeoutMs, d.leaseMs ?? Infinity)));
     try {
       if (d.type === "pull-wake" && !mayAppend(scope, this.opts.tokensFile, d.wakeStream!)) {
         throw new Error(`the subscription's creator may no longer append to its wake stream ${d.wakeStream}`);
       }
-      ok = d.type === "webhook" ? await this.postWebhook(d) : await this.appendWakeEvent(d);
+      ok = d.type === "webhook" ? await this.postWebhook(d, AbortSignal.any([timeout, this.stopping.signal])) : await this.appendWakeEvent(d);
     } catch (err) {
       this.stats.failed++;
       this.metrics.failures.inc();
+      if (d.type === "webhook") {
+        // The lease ended during the send: so does the wake, and the next goes out at once.
+        if (await endLapsedDelivery(this.db, d)) {
+          this.metrics.leaseExpiries.inc();
+          return { kind: "ended" };
+        }
+        // Cut off at the lease's end, which a callback moved meanwhile (or this clock runs
+        // ahead of the database's): the wake goes on under its lease.
+        if (leaseBound && timeout.aborted) return this.leaseRunsOn(d);
+      }
       const delay = retryDelayMs(d.attempt + 1);
       console.warn(`subscriptions: delivery to ${d.id} failed (attempt ${d.attempt + 1}, retry in ${Math.round(delay)} ms): ${(err as Error)?.message ?? err}`);
       await deliveryFailed(this.db, d, delay);
@@ -258,43 +326,28 @@ export class Deliverer {
     this.metrics.deliveries.inc();
     if (ok === "done") {
       const sentAt = performance.now();
-      const { next } = await deliveryFinished(this.db, d, this.opts.wakeIntervalMs);
-      return { kind: "ended", next: next && { wake: next, sentAt } };
+      const { ended, next } = await deliveryFinished(this.db, d, this.opts.wakeIntervalMs);
+      if (ended) return { kind: "ended", next: next && { wake: next, sentAt } };
+      // The answer came after the lease lapsed (by the database clock): it acks nothing.
+      if (await endLapsedDelivery(this.db, d)) {
+        this.metrics.leaseExpiries.inc();
+        return { kind: "ended" };
+      }
+      return { kind: "in-flight" };
     }
-    await deliveryDone(this.db, d);
+    return this.leaseRunsOn(d);
+  }
+
+  /** The send is over and the wake stays in flight: a webhook's lease is watched from here. */
+  private async leaseRunsOn(d: DueDelivery): Promise<DeliveryEnd> {
+    const leaseMs = await deliveryDone(this.db, d);
+    if (leaseMs !== undefined) this.watchLease(d.id, leaseMs);
     return { kind: "in-flight" };
   }
 
-  private async postWebhook(d: DueDelivery): Promise<"done" | "delivered"> {
-    const url = d.webhookUrl!;
-    // One deadline for the whole attempt (name resolution included), well inside the
-    // delivery lease, so no other instance can start delivering this wake meanwhile.
-    const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stopping.signal]);
-    await untilAborted(checkDeliveryTarget(url, this.opts.resolver), signal);
-    const base = this.opts.publicBaseUrl ?? d.baseUrl;
-    const body = JSON.stringify({
-      subscription_id: d.id,
-      wake_id: d.wakeId,
-      generation: d.generation,
-      streams: streamEntries(d),
-      callback_url: controlUrl(base, `subscriptions/${encodeURIComponent(d.id)}/callback`),
-      callback_token: await this.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
-    });
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "Webhook-Signature": await this.keys.signWebhook(body) },
-      body,
-      // A redirect could lead anywhere, including places the URL checks refuse.
-      redirect: "manual",
-      signal,
-    });
-    const text = await untilAborted(readCapped(res), signal);
-    if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
-    try {
-      return (JSON.parse(text) as { done?: unknown })?.done === true ? "done" : "delivered";
-    } catch {
-      return "delivered";
-    }
+  private postWebhook(d: DueDelivery, signal: AbortSignal): Promise<"done" | "delivered"> {
+    const to = { keys: this.keys, policy: this.policy, resolver: this.opts.resolver, publicBaseUrl: this.opts.publicBaseUrl };
+    return sendWebhook(d, streamEntries(d), to, signal);
   }
 
   private async appendWakeEvent(d: DueDelivery): Promise<"delivered"> {
@@ -320,21 +373,8 @@ export class Deliverer {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     for (const t of this.wakeups.values()) clearTimeout(t);
+    this.leases.stop();
     this.stopping.abort();
     await Promise.allSettled([...this.running]);
   }
-}
-
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-async function readCapped(res: Response): Promise<string> {
-  if (!res.body) return "";
-  return new TextDecoder().decode((await readAtMost(res.body, MAX_RESPONSE_BYTES)).bytes);
 }

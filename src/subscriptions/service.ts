@@ -117,7 +117,7 @@ export class Subscriptions {
 
   async put(id: string, bytes: Uint8Array, origin: string, caller: Caller): Promise<{ created: boolean; body: Record<string, unknown> }> {
     checkId(id);
-    const c = parseSubscriptionConfig(parseJsonBody(bytes));
+    const c = parseSubscriptionConfig(parseJsonBody(bytes), { allowPrivate: this.opts.allowPrivateTargets === true });
     if (caller) checkCreate(caller, c);
     const result = await createSubscription(this.db, this.channel, {
       id,
@@ -201,6 +201,7 @@ export class Subscriptions {
       throw new SubscriptionError("ALREADY_CLAIMED", "another worker holds the lease", { current_holder: r.holder, generation: r.generation });
     }
     if (r.kind === "idle") throw new SubscriptionError("NO_PENDING_WORK", "the subscription has no pending work");
+    this.deliverer.watchLease(id, r.leaseTtlMs);
     const token = await this.keys.issueToken({ subscription: id, incarnation: r.incarnation, generation: r.generation, wakeId: r.wakeId });
     // Links outside the subscription's scope are gone; a worker with narrower grants than its creator sees less still.
     const links = visibleLinks(r.links, callerReader(caller));
@@ -222,7 +223,8 @@ export class Subscriptions {
   async ack(type: "webhook" | "pull-wake", id: string, token: TokenClaims, bytes: Uint8Array) {
     const call = this.wakeCall(type, id, token, bytes, true);
     const sentAt = performance.now();
-    const { nextWake } = await applyWakeCall(this.db, call, this.opts.wakeIntervalMs);
+    const { nextWake, leaseMs } = await applyWakeCall(this.db, call, this.opts.wakeIntervalMs);
+    if (leaseMs !== undefined) this.deliverer.watchLease(id, leaseMs);
     // A heartbeat (not done) leaves the wake in flight and starts none.
     const next = call.done && (await this.deliverer.afterEnd(id, nextWake && { wake: nextWake, sentAt }));
     return { ok: true, next_wake: next };

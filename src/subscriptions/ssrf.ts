@@ -1,8 +1,13 @@
-// Webhook URL checks against server-side request forgery (PROTOCOL 6.2, 12.8). At creation
-// the URL must be https, or http to localhost / 127.0.0.x for development, and must not name
-// a private, loopback, link-local, metadata or otherwise local address (IPv6 forms too).
-// At delivery time the host name is resolved again and every address it resolves to must
-// pass, so a public name pointed at an internal address later is still refused.
+// Webhook URL checks against server-side request forgery (PROTOCOL 6.2, 12.8; issue 25.6).
+// By default a webhook must use https and must not reach this machine, a private network,
+// link-local or metadata addresses, CGNAT, or the IPv6 equivalents, in any spelling the URL
+// parser accepts (2130706433, 0x7f.1, 127.1, 0177.0.0.1 and `127.0.0.1.` all parse to
+// 127.0.0.1; `localhost.` is localhost). WEBHOOK_ALLOW_PRIVATE_TARGETS=true lifts the
+// address rules for development and tests, and allows plain http to this machine only
+// (loopback: the callback token does not cross a network in clear; the official suite also
+// expects http://10.0.0.1 refused with its receivers on localhost allowed). At delivery time the
+// host name is resolved once, every address is checked, and the connection goes to the
+// checked address (resolveTarget + send.ts), so DNS cannot change the answer in between.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { SubscriptionError } from "../protocol/errors.ts";
@@ -11,13 +16,22 @@ const reject = (message: string) => new SubscriptionError("WEBHOOK_URL_REJECTED"
 
 const METADATA_NAMES = new Set(["metadata.google.internal", "metadata", "instance-data", "metadata.azure.internal"]);
 
-/** The development exception: plain http to this machine only. */
-function isDevHost(host: string): boolean {
-  return host === "localhost" || /^127\.0\.0\.\d{1,3}$/.test(host);
+const PRIVATE_HINT = "(WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows it for development)";
+
+/** The address rules: false when WEBHOOK_ALLOW_PRIVATE_TARGETS=true. */
+export interface TargetPolicy {
+  allowPrivate: boolean;
 }
 
+const DEFAULT_POLICY: TargetPolicy = { allowPrivate: false };
+
 /** Parses and checks a webhook URL at subscription creation; returns it unchanged. */
-export function checkWebhookUrl(raw: string): string {
+export function checkWebhookUrl(raw: string, policy: TargetPolicy = DEFAULT_POLICY): string {
+  parseWebhookUrl(raw, policy);
+  return raw;
+}
+
+function parseWebhookUrl(raw: string, policy: TargetPolicy): { url: URL; host: string } {
   // deno-lint-ignore no-control-regex
   if (raw.length > 2048 || /[\u0000-\u0020\u007f]/.test(raw)) throw reject("webhook.url must be at most 2048 characters, without spaces or control characters");
   let url: URL;
@@ -27,45 +41,76 @@ export function checkWebhookUrl(raw: string): string {
     throw reject("webhook.url must be an absolute URL");
   }
   if (url.username || url.password) throw reject("webhook.url must not carry credentials");
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw reject("webhook.url must use https");
   const host = bareHost(url.hostname);
   if (url.protocol === "http:") {
-    if (isDevHost(host)) return raw;
-    throw reject("webhook.url must use https (http is allowed only for localhost and 127.0.0.x)");
+    // Plain http only where the callback token never leaves this machine.
+    if (policy.allowPrivate && isLoopbackHost(host)) return { url, host };
+    throw reject(`webhook.url must use https (plain http only to this machine, with WEBHOOK_ALLOW_PRIVATE_TARGETS=true)`);
   }
-  if (url.protocol !== "https:") throw reject("webhook.url must use https");
+  if (policy.allowPrivate) return { url, host };
   if (host === "localhost" || host.endsWith(".localhost") || METADATA_NAMES.has(host)) {
-    throw reject("webhook.url must not target this machine or a metadata service");
+    throw reject(`webhook.url must not target this machine or a metadata service ${PRIVATE_HINT}`);
   }
-  if (isIP(host) !== 0 && isBlockedAddress(host)) throw reject("webhook.url must not target a private, loopback or link-local address");
-  return raw;
+  if (isIP(host) !== 0 && isBlockedAddress(host)) {
+    throw reject(`webhook.url must not target a loopback, private, link-local or otherwise non-public address ${PRIVATE_HINT}`);
+  }
+  return { url, host };
 }
 
 export type Resolver = (host: string) => Promise<string[]>;
 
 const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
+/** Where a delivery connects: the URL, and the one address that was checked for it. */
+export interface Target {
+  url: URL;
+  /** The host as the URL names it (Host header, TLS server name). */
+  host: string;
+  address: string;
+  family: 4 | 6;
+}
+
 /**
  * The check at delivery time: the URL again (rules may have been tightened), then every
- * address its host resolves to. Throws WEBHOOK_URL_REJECTED.
+ * address its host resolves to, once. Returns the address to connect to. Throws
+ * WEBHOOK_URL_REJECTED.
  */
-export async function checkDeliveryTarget(raw: string, resolve: Resolver = systemResolver): Promise<void> {
-  checkWebhookUrl(raw);
-  const url = new URL(raw);
-  const host = bareHost(url.hostname);
-  if (url.protocol === "http:") return; // localhost / 127.0.0.x only, checked above
-  if (isIP(host) !== 0) return;
+export async function resolveTarget(raw: string, policy: TargetPolicy = DEFAULT_POLICY, resolve: Resolver = systemResolver): Promise<Target> {
+  const { url, host } = parseWebhookUrl(raw, policy);
   let addresses: string[];
-  try {
-    addresses = await resolve(host);
-  } catch {
-    throw reject(`webhook host ${host} does not resolve`);
+  if (isIP(host) !== 0) addresses = [host];
+  else {
+    try {
+      addresses = await resolve(host);
+    } catch {
+      throw reject(`webhook host ${host} does not resolve`);
+    }
   }
   if (addresses.length === 0) throw reject(`webhook host ${host} does not resolve`);
-  const bad = addresses.find(isBlockedAddress);
-  if (bad) throw reject(`webhook host ${host} resolves to a non-public address (${bad})`);
+  const bad = policy.allowPrivate ? undefined : addresses.find(isBlockedAddress);
+  if (bad) throw reject(`webhook host ${host} resolves to a non-public address (${bad}) ${PRIVATE_HINT}`);
+  const remote = url.protocol === "http:" ? addresses.find((a) => !isLoopbackAddress(a)) : undefined;
+  if (remote) throw reject(`webhook host ${host} resolves to ${remote}: plain http only to this machine`);
+  const address = addresses[0];
+  return { url, host, address, family: isIP(address) === 6 ? 6 : 4 };
 }
 
 const bareHost = (hostname: string) => hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+
+/** A name or literal for this machine: localhost (and *.localhost), 127/8, ::1, ::ffff:127/104. */
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host.endsWith(".localhost") || (isIP(host) !== 0 && isLoopbackAddress(host));
+}
+
+function isLoopbackAddress(address: string): boolean {
+  const kind = isIP(address);
+  if (kind === 4) return address.startsWith("127.");
+  if (kind !== 6) return false;
+  const g = v6Groups(address);
+  if (g.slice(0, 7).every((x) => x === 0)) return g[7] === 1;
+  return g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff && g[6] >> 8 === 127;
+}
 
 /** True for any address a webhook must not reach (IPv4 or IPv6 literal). */
 export function isBlockedAddress(address: string): boolean {

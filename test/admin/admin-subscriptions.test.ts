@@ -61,7 +61,7 @@ for (const backend of backends) {
       server = await startServer(
         loadConfig({
           PORT: "0", ...backend.env, ...(backend.schema ? { DATABASE_SCHEMA: backend.schema } : {}),
-          SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500",
+          SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
         }),
       );
       base = server.url;

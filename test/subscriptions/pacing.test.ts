@@ -18,7 +18,7 @@ let hook: Receiver;
 const dataDir = mkdtempSync(join(tmpdir(), "ds-pacing-"));
 
 beforeAll(async () => {
-  server = await startServer(loadConfig({ PORT: "0", DATA_DIR: dataDir, SUBSCRIPTION_WAKE_INTERVAL_MS: String(INTERVAL_MS) }));
+  server = await startServer(loadConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", PORT: "0", DATA_DIR: dataDir, SUBSCRIPTION_WAKE_INTERVAL_MS: String(INTERVAL_MS) }));
   base = `${server.url}/v1/stream`;
   hook = await startReceiver();
   hook.answer = () => ({ body: { done: true } });
@@ -86,7 +86,7 @@ test("a stream written less often than the interval: woken at once every time", 
 test("pull-wake: a worker may take a wake before it is due and end it; the next append still wakes", async () => {
   // Its own server with a 1 s interval, so the third wake is surely paced.
   const dir = mkdtempSync(join(tmpdir(), "ds-pacing-pull-"));
-  const own = await startServer(loadConfig({ PORT: "0", DATA_DIR: dir, SUBSCRIPTION_WAKE_INTERVAL_MS: "1000" }));
+  const own = await startServer(loadConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", PORT: "0", DATA_DIR: dir, SUBSCRIPTION_WAKE_INTERVAL_MS: "1000" }));
   try {
     await pullWakeEndsEarly(own);
   } finally {

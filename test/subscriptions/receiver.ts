@@ -14,6 +14,8 @@ export interface Delivery {
   raw: string;
   signature: string | null;
   at: number;
+  /** When the request's connection closed (answered, or given up by the sender). */
+  closedAt?: number;
 }
 
 export type Answer = { status?: number; body?: unknown; delayMs?: number };
@@ -63,6 +65,7 @@ export async function startReceiver(path = "/hook"): Promise<Receiver> {
       const raw = Buffer.concat(parts).toString("utf8");
       const d: Delivery = { body: JSON.parse(raw), raw, signature: (req.headers["webhook-signature"] as string) ?? null, at: Date.now() };
       deliveries.push(d);
+      res.on("close", () => (d.closedAt = Date.now()));
       for (const w of [...waiters]) w();
       const a = await r.answer(d);
       if (a.delayMs) await new Promise((x) => setTimeout(x, a.delayMs));

@@ -7,7 +7,7 @@ import { SubscriptionError } from "../../src/protocol/errors.ts";
 import { parseSubscriptionConfig } from "../../src/subscriptions/config.ts";
 import { retryDelayMs } from "../../src/subscriptions/deliverer.ts";
 import { GlobSet, globRegexSource } from "../../src/subscriptions/glob.ts";
-import { checkDeliveryTarget, checkWebhookUrl, isBlockedAddress } from "../../src/subscriptions/ssrf.ts";
+import { checkWebhookUrl, isBlockedAddress, resolveTarget } from "../../src/subscriptions/ssrf.ts";
 
 /** What `f` throws (undefined when it returns). */
 function thrown(f: () => unknown): unknown {
@@ -65,44 +65,65 @@ describe("globs", () => {
   }, 60_000);
 });
 
-describe("webhook URLs (SSRF)", () => {
-  const accepted = ["http://localhost:8080/hook", "http://127.0.0.1:9/x", "http://127.0.0.42/x", "https://hooks.example.com/a?b=c", "https://93.184.216.34/x"];
+describe("webhook URLs (SSRF, issue 25.6)", () => {
+  // Every spelling of this machine the report used, in http and https.
+  const LOOPBACK = ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "127.1", "0177.0.0.1", "localhost.", "127.0.0.1."];
+  const loopbackUrls = LOOPBACK.flatMap((h) => [`http://${h}:8080/hook`, `https://${h}/v1/stream/prod/events`]);
+  const accepted = ["https://hooks.example.com/a?b=c", "https://93.184.216.34/x", "https://[2606:4700::1111]/x"];
   const rejected = [
+    ...loopbackUrls,
     "http://10.0.0.1/hook", "http://example.com/hook", "http://127.0.1.1/x", "http://[::1]/x", "https://10.0.0.1/x",
     "https://172.16.5.4/x", "https://192.168.1.1/x", "https://169.254.169.254/latest/meta-data", "https://100.64.0.1/x",
-    "https://0.0.0.0/x", "https://127.0.0.1/x", "https://2130706433/x", "https://0x7f.1/x", "https://[::1]/x",
-    "https://[::]/x", "https://[fe80::1]/x", "https://[fd00::1]/x", "https://[::ffff:10.0.0.1]/x", "https://[::ffff:a9fe:a9fe]/x",
-    "https://[64:ff9b::a00:1]/x", "https://[2002:c0a8:101::1]/x", "https://[ff02::1]/x", "https://localhost/x",
-    "https://api.localhost/x", "https://metadata.google.internal/x", "ftp://example.com/x", "https://user:pw@example.com/x",
-    "not a url", "https://224.0.0.1/x",
+    "https://0.0.0.0/x", "https://[::1]/x", "https://[::]/x", "https://[fe80::1]/x", "https://[fd00::1]/x",
+    "https://[::ffff:10.0.0.1]/x", "https://[::ffff:127.0.0.1]/x", "https://[::ffff:a9fe:a9fe]/x", "https://[64:ff9b::a00:1]/x",
+    "https://[2002:c0a8:101::1]/x", "https://[ff02::1]/x", "https://api.localhost/x", "https://metadata.google.internal/x",
+    "https://224.0.0.1/x",
   ];
-  test("https to public hosts, and http only to localhost / 127.0.0.x", () => {
+  const allow = { allowPrivate: true };
+  const code = (f: () => unknown) => {
+    const err = thrown(f);
+    return err instanceof SubscriptionError ? err.code : err;
+  };
+
+  test("by default only https to public addresses; every loopback, private and link-local spelling is refused", () => {
     for (const url of accepted) expect(checkWebhookUrl(url)).toBe(url);
-    for (const url of rejected) {
-      const err = thrown(() => checkWebhookUrl(url));
-      expect([url, err instanceof SubscriptionError && err.code]).toEqual([url, "WEBHOOK_URL_REJECTED"]);
+    for (const url of rejected) expect([url, code(() => checkWebhookUrl(url))]).toEqual([url, "WEBHOOK_URL_REJECTED"]);
+    expect((thrown(() => checkWebhookUrl("http://0x7f.1/x")) as Error).message).toContain("WEBHOOK_ALLOW_PRIVATE_TARGETS=true");
+  });
+
+  test("WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows them, plain http only to this machine; never other schemes or credentials", () => {
+    const httpElsewhere = (url: string) => url.startsWith("http:") && !/^http:\/\/(127\.|localhost|\[::1\]|2130706433|0x7f|0177)/.test(url);
+    for (const url of [...accepted, ...rejected].filter((u) => !httpElsewhere(u))) expect(checkWebhookUrl(url, allow)).toBe(url);
+    for (const url of ["http://10.0.0.1/hook", "http://example.com/hook", "http://[fd00::1]/x", "ftp://example.com/x", "https://user:pw@example.com/x", "not a url", "file:///etc/passwd"]) {
+      expect([url, code(() => checkWebhookUrl(url, allow))]).toEqual([url, "WEBHOOK_URL_REJECTED"]);
     }
   });
 
   test("address classification, IPv6 forms included", () => {
-    for (const a of ["10.1.1.1", "127.0.0.1", "169.254.169.254", "::1", "fe80::1", "::ffff:192.168.0.1", "::ffff:7f00:1", "fc00::", "0.0.0.0"]) {
+    for (const a of ["10.1.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "::1", "::", "fe80::1", "::ffff:192.168.0.1", "::ffff:7f00:1", "fc00::", "fd12::1", "0.0.0.0"]) {
       expect([a, isBlockedAddress(a)]).toEqual([a, true]);
     }
     for (const a of ["93.184.216.34", "2606:4700::1111", "::ffff:93.184.216.34", "8.8.8.8"]) expect([a, isBlockedAddress(a)]).toEqual([a, false]);
   });
 
-  test("names are resolved again at delivery time; any non-public answer refuses the delivery", async () => {
+  test("names are resolved once at delivery time; any non-public answer refuses; the checked address is the one returned", async () => {
     const resolveTo = (...addresses: string[]) => async () => addresses;
-    await expect(checkDeliveryTarget("https://hooks.example.com/x", resolveTo("93.184.216.34"))).resolves.toBeUndefined();
+    expect(await resolveTarget("https://hooks.example.com/x", undefined, resolveTo("93.184.216.34", "2606:4700::1111"))).toMatchObject({
+      host: "hooks.example.com", address: "93.184.216.34", family: 4,
+    });
     for (const bad of [["10.0.0.7"], ["93.184.216.34", "127.0.0.1"], ["::1"], ["::ffff:169.254.169.254"], []]) {
-      await expect(checkDeliveryTarget("https://rebound.example.com/x", resolveTo(...bad))).rejects.toBeInstanceOf(SubscriptionError);
+      await expect(resolveTarget("https://rebound.example.com/x", undefined, resolveTo(...bad))).rejects.toBeInstanceOf(SubscriptionError);
     }
     const fails = async () => {
       throw new Error("ENOTFOUND");
     };
-    await expect(checkDeliveryTarget("https://nowhere.example/x", fails)).rejects.toBeInstanceOf(SubscriptionError);
-    // The development exception needs no resolution.
-    await expect(checkDeliveryTarget("http://localhost:1/x", fails)).resolves.toBeUndefined();
+    await expect(resolveTarget("https://nowhere.example/x", undefined, fails)).rejects.toBeInstanceOf(SubscriptionError);
+    // Literals need no resolution; loopback only with the setting.
+    await expect(resolveTarget("http://127.1:1/x", undefined, fails)).rejects.toBeInstanceOf(SubscriptionError);
+    expect(await resolveTarget("http://127.1:1/x", allow, fails)).toMatchObject({ address: "127.0.0.1", family: 4 });
+    expect(await resolveTarget("http://localhost.:1/x", allow, resolveTo("::1"))).toMatchObject({ host: "localhost", address: "::1", family: 6 });
+    // Plain http must stay on this machine, whatever the name resolves to.
+    await expect(resolveTarget("http://localhost:1/x", allow, resolveTo("10.0.0.7"))).rejects.toBeInstanceOf(SubscriptionError);
   });
 });
 

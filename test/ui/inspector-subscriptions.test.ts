@@ -29,7 +29,7 @@ const control = (id: string, rest = "") => `/v1/stream/__ds/subscriptions/${enco
 describe.skipIf(!haveChromium)("Inspector subscriptions in Chromium", () => {
   beforeAll(async () => {
     [server, browser] = await Promise.all([
-      startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://", SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500" })),
+      startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://", SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" })),
       launchBrowser(),
     ]);
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
