@@ -7,7 +7,8 @@
 //     and is logged as "[redacted]" (WEBHOOK_SIGNING_KEY, AUTH_JWT_SECRET, ...), except
 //       - names ending in _FILE: a path; the file's contents are the secret, and the path is
 //         what an operator needs to see (AUTH_TOKENS_FILE);
-//       - numbers: a lifetime or a count, never a secret (CALLBACK_TOKEN_TTL_S).
+//       - numbers: a lifetime or a count, never a secret (CALLBACK_TOKEN_TTL_S);
+//       - the switches "true" and "false" (WEBHOOK_ALLOW_PRIVATE_TARGETS).
 //  2. Every other string, setting or log text alike, has the secrets inside URLs and
 //     connection strings masked with "***": the password of a URL's userinfo
 //     (postgres://user:***@host) and the value of every password-like parameter
@@ -36,7 +37,7 @@ export function hideSecretsIn(text: string): string {
 
 /** Whether a setting's value is a secret as a whole (rule 1). */
 export function isSecretSetting(name: string, value: unknown): boolean {
-  return typeof value === "string" && SECRET_SETTING.test(name) && !/_FILE$/i.test(name);
+  return typeof value === "string" && SECRET_SETTING.test(name) && !/_FILE$/i.test(name) && value !== "true" && value !== "false";
 }
 
 /** One setting as it may be logged. */

@@ -16,9 +16,11 @@ describe("the redaction rule", () => {
     expect(redactSetting("PGPASSWORD", "abc")).toBe("[redacted]");
   });
 
-  test("paths (_FILE) and numbers are not secrets", () => {
+  test("paths (_FILE), numbers and true/false switches are not secrets", () => {
     expect(redactSetting("AUTH_TOKENS_FILE", "/etc/ds/tokens.json")).toBe("/etc/ds/tokens.json");
     expect(redactSetting("CALLBACK_TOKEN_TTL_S", 3600)).toBe(3600);
+    expect(redactSetting("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")).toBe("true");
+    expect(redactSetting("WEBHOOK_SIGNING_KEY", "true-ish")).toBe("[redacted]");
     expect(redactSetting("HOST", "127.0.0.1")).toBe("127.0.0.1");
   });
 
