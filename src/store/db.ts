@@ -123,31 +123,53 @@ export async function openDb(opts: DbOptions): Promise<Db> {
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts);
 }
 
+/** Where the driver connects (driverTarget). */
+export interface DriverTarget {
+  url: string;
+  /** Unix socket file, when the URL names Postgres' socket folder. */
+  path?: string;
+  /** Connect only to a server that is not in recovery (a primary), trying the URL's hosts in turn. */
+  targetSessionAttrs?: "primary";
+}
+
 /**
  * Where the driver connects. libpq reads `host=/a/directory` in a URL's query as the folder
  * of Postgres' Unix socket (`postgres://user@localhost/db?host=/var/run/postgresql`);
  * postgres.js would send any query parameter to the server as a setting, so the socket is
  * taken out here and handed over as its `path` (the port still names the socket file).
+ *
+ * A URL may name several hosts (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`),
+ * as libpq's does: writes must reach whichever is the primary. postgres.js 3.4 judges
+ * "read-write" by default_transaction_read_only alone, which is off on a hot standby
+ * (Postgres 14+ reports it at connect, so the driver never asks further): measured, it
+ * connected to the standby listed first. "primary" checks in_hot_standby, so read-write
+ * (and a multi-host URL that names no target, where any host would do) asks for that.
  */
-export function driverTarget(databaseUrl: string): { url: string; path?: string } {
+export function driverTarget(databaseUrl: string): DriverTarget {
   const q = databaseUrl.indexOf("?");
-  if (q < 0) return { url: databaseUrl };
-  const params = new URLSearchParams(databaseUrl.slice(q + 1));
+  const params = new URLSearchParams(q < 0 ? "" : databaseUrl.slice(q + 1));
+  const authority = databaseUrl.slice(databaseUrl.indexOf("://") + 3).split(/[/?]/)[0];
+  const hosts = authority.slice(authority.lastIndexOf("@") + 1);
+  const attrs = params.get("target_session_attrs");
+  const primaryOnly = attrs === "read-write" || attrs === "primary" || (!attrs && hosts.includes(","));
+  const target: DriverTarget = { url: databaseUrl };
+  if (primaryOnly) target.targetSessionAttrs = "primary";
   const host = params.get("host");
-  if (!host?.startsWith("/")) return { url: databaseUrl };
+  if (!host?.startsWith("/")) return target;
   params.delete("host");
   const rest = params.toString();
   const base = databaseUrl.slice(0, q);
   const port = /:(\d+)(?:\/|$)/.exec(base.slice(base.indexOf("@") + 1))?.[1] ?? "5432";
-  return { url: rest ? `${base}?${rest}` : base, path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${port}` };
+  return { ...target, url: rest ? `${base}?${rest}` : base, path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${port}` };
 }
 
 async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const driver = { ...DEFAULT_DRIVER, ...opts.driver };
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
-  const { url, path } = driverTarget(databaseUrl);
+  const { url, path, targetSessionAttrs } = driverTarget(databaseUrl);
   const client = postgres(url, {
     path,
+    target_session_attrs: targetSessionAttrs,
     max: opts.poolSize,
     onnotice: () => {},
     connection,
@@ -202,6 +224,7 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
       listenPostgres({
         url,
         path,
+        targetSessionAttrs,
         // Named after the channel (schema-prefixed), so operators and tests can tell them apart.
         connection: { ...connection, application_name: `listen ${channel}`.slice(0, 63) },
         channel,
