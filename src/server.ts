@@ -59,6 +59,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const guard = await Guard.create(config);
   const db = await openDb({
     databaseUrl: config.DATABASE_URL,
+    listenUrl: config.LISTEN_DATABASE_URL,
+    prepare: config.DATABASE_PREPARE === "true",
     dataDir: config.DATA_DIR,
     schema: config.DATABASE_SCHEMA,
     poolSize: config.DATABASE_POOL_SIZE,

@@ -77,6 +77,9 @@ function hidePassword(value: string): string {
     if (url.password) url.password = "***";
     return url.toString();
   } catch {
-    return "[unparsable url]";
+    // A multi-host Postgres URL (postgres://u:p@h1:5432,h2:5432/db) is no WHATWG URL:
+    // hide the password by hand, keep the hosts an operator wants to see.
+    const hidden = value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*):[^@/?#]*@/i, "$1:***@");
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*,/i.test(value) ? hidden : "[unparsable url]";
   }
 }

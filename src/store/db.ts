@@ -62,6 +62,15 @@ export const DEFAULT_DRIVER: DriverOptions = { connectTimeoutMs: 3_000, reconnec
 
 export interface DbOptions {
   databaseUrl?: string;
+  /** Where the LISTEN connections go (a session of their own: past a transaction pooler); default databaseUrl. */
+  listenUrl?: string;
+  /**
+   * Keep hot statements prepared per connection (default true). A transaction-mode pooler
+   * hands each transaction any server connection, where the statement is unknown: false
+   * then, and every query with parameters is parsed afresh (unnamed statement), and chunks
+   * are read without COPY (see copyOut below).
+   */
+  prepare?: boolean;
   /** PGlite folder (or "memory://") when databaseUrl is unset. */
   dataDir?: string;
   schema: string;
@@ -167,9 +176,12 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const driver = { ...DEFAULT_DRIVER, ...opts.driver };
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
   const { url, path, targetSessionAttrs } = driverTarget(databaseUrl);
+  const listenAt = opts.listenUrl ? driverTarget(opts.listenUrl) : { url, path, targetSessionAttrs };
+  const pooled = opts.prepare === false;
   const client = postgres(url, {
     path,
     target_session_attrs: targetSessionAttrs,
+    prepare: !pooled,
     max: opts.poolSize,
     onnotice: () => {},
     connection,
@@ -190,6 +202,16 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
     // catalog); the schema existing is all we need.
     if (err?.code !== "23505" && err?.code !== "42P06") throw err;
   });
+  // The schema travels as a connection setting, which a pooler may drop (PgBouncer 1.18 only
+  // ignores it: deploy/pgbouncer.ini); tables created elsewhere would split the data.
+  const [seen] = await client.unsafe<{ schema: string | null }[]>("SELECT current_schema() AS schema");
+  if (seen?.schema !== opts.schema) {
+    await client.end({ timeout: 1 });
+    throw new Error(
+      `connections use schema ${JSON.stringify(seen?.schema)}, not DATABASE_SCHEMA ${JSON.stringify(opts.schema)}: ` +
+        "a pooler that drops the search_path setting must set it itself (PgBouncer: connect_query on the database entry)",
+    );
+  }
   const db = drizzlePostgres(client);
   // Hot statements are rendered by drizzle's dialect and run as prepared statements
   // (drizzle's execute() never prepares); everything else goes through drizzle.
@@ -219,12 +241,14 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
             fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s), (text, params) => send(t, text, params, true)))
           ) as Promise<never>,
       ),
-    copyOut: (q) => gate.run(() => copyOut(client, q)),
+    // COPY needs a statement pipelined behind it (copyOut's fence), which PgBouncer 1.18
+    // cannot route: it hands the server connection back at the COPY's ReadyForQuery and
+    // drops the answer to the next one (measured: the read hung). Through a pooler, chunks
+    // are read as rows.
+    copyOut: pooled ? undefined : (q) => gate.run(() => copyOut(client, q)),
     listen: (channel, onNotify, onListen) =>
       listenPostgres({
-        url,
-        path,
-        targetSessionAttrs,
+        ...listenAt,
         // Named after the channel (schema-prefixed), so operators and tests can tell them apart.
         connection: { ...connection, application_name: `listen ${channel}`.slice(0, 63) },
         channel,
