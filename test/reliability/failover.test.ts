@@ -26,7 +26,8 @@ import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-
 const SKIP = pgClusterUnavailable();
 if (SKIP) console.warn(`test/reliability/failover.test.ts: SKIPPED (${SKIP})`);
 
-const PORTS = [5441, 5442, 5443, 5444, 5445, 5446, 5447, 5448];
+// 5446-5449 are the PgBouncer tests' (test/http/pgbouncer.test.ts, scripts/conformance-pgbouncer.ts).
+const PORTS = [5441, 5442, 5443, 5444, 5445];
 const SETTLE_MS = Number(process.env.FAILOVER_SETTLE_MS ?? 3_000);
 const DOWN_MS = Number(process.env.FAILOVER_DOWN_MS ?? 1_000);
 /** The issue's bound: the service is back on the standby within 5 s of its promotion. */

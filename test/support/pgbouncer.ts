@@ -23,8 +23,11 @@ export function pgBouncerUnavailable(): string | undefined {
   return undefined;
 }
 
-/** PgBouncer on 127.0.0.1:`port` in front of `upstream` (postgres://user@host:port/db), search_path set to `schema`. */
-export async function startPgBouncer(opts: { port: number; upstream: string; schema: string }): Promise<PgBouncer> {
+/**
+ * PgBouncer on 127.0.0.1:`port` in front of `upstream` (postgres://user@host:port/db), its
+ * server connections' search_path set to `schema` (left alone when undefined).
+ */
+export async function startPgBouncer(opts: { port: number; upstream: string; schema?: string }): Promise<PgBouncer> {
   const u = new URL(opts.upstream);
   const db = u.pathname.slice(1);
   const user = decodeURIComponent(u.username || "postgres");
@@ -36,7 +39,8 @@ export async function startPgBouncer(opts: { port: number; upstream: string; sch
     ini,
     [
       "[databases]",
-      `${db} = host=${u.hostname} port=${u.port || 5432} dbname=${db} connect_query='SET search_path TO "${opts.schema}"'`,
+      `${db} = host=${u.hostname} port=${u.port || 5432} dbname=${db}` +
+        (opts.schema ? ` connect_query='SET search_path TO "${opts.schema}"'` : ""),
       "[pgbouncer]",
       "listen_addr = 127.0.0.1",
       `listen_port = ${opts.port}`,
