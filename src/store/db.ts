@@ -4,6 +4,7 @@ import { Placeholder, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import process from "node:process";
 import postgres from "postgres";
 import { AvailabilityGate } from "./availability.ts";
 import { type Listener, listenPostgres } from "./listener.ts";
@@ -172,12 +173,34 @@ export function driverTarget(databaseUrl: string): DriverTarget {
   return { ...target, url: rest ? `${base}?${rest}` : base, path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${port}` };
 }
 
+/**
+ * postgres.js asks a server whether it is a primary (target_session_attrs) with a query of
+ * its own when the server did not say so at connect, as PgBouncer 1.18 never does. When
+ * that query fails (a PgBouncer in front of a dead primary answers "server login has been
+ * failing"), its promise is rejected with nobody listening, and Bun ends the process
+ * (seen in test/reliability/failover.test.ts). The connection attempt has failed and the
+ * driver goes on to the next host; that rejection is dropped here, and only that one.
+ */
+let probesGuarded = false;
+function dropFailedPrimaryProbes(): void {
+  if (probesGuarded) return;
+  probesGuarded = true;
+  process.on("unhandledRejection", (reason) => {
+    // The probe's error carries no query text: it is known by being a driver error of class
+    // 08 (connection exception) that nobody awaited; none of our own queries goes unawaited.
+    const e = reason as { name?: unknown; code?: unknown } | undefined;
+    if (e?.name === "PostgresError" && String(e.code).startsWith("08")) return;
+    throw reason; // anything else ends the process, as it would without this listener
+  });
+}
+
 async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const driver = { ...DEFAULT_DRIVER, ...opts.driver };
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
   const { url, path, targetSessionAttrs } = driverTarget(databaseUrl);
   const listenAt = opts.listenUrl ? driverTarget(opts.listenUrl) : { url, path, targetSessionAttrs };
   const pooled = opts.prepare === false;
+  if (targetSessionAttrs || listenAt.targetSessionAttrs) dropFailedPrimaryProbes();
   const client = postgres(url, {
     path,
     target_session_attrs: targetSessionAttrs,
