@@ -14,6 +14,7 @@ export const ConfigSchema = Type.Object({
   WORKERS: Int(1, 1, "server processes sharing PORT (SO_REUSEPORT); more than 1 needs DATABASE_URL"),
   DATABASE_URL: Type.Optional(Type.String({ description: "Postgres URL; unset means embedded PGlite. May name several hosts (h1:5432,h2:5432) with target_session_attrs=read-write: writes go to whichever is the primary" })),
   LISTEN_DATABASE_URL: Type.Optional(Type.String({ description: "Postgres URL for the LISTEN connections, which need a session of their own: set it to reach Postgres directly when DATABASE_URL goes through a transaction-mode pooler such as PgBouncer (default: DATABASE_URL)" })),
+  DATABASE_READ_URLS: Type.Optional(Type.String({ description: "hot standby URLs for catch-up reads, separated by commas: a read goes to a standby and is finished on the primary when the standby has not replayed as far as the primary's tail (stream rows, LISTEN and writes stay on the primary)" })),
   DATABASE_PREPARE: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "true", description: "keep hot statements prepared on each connection; false for a transaction-mode pooler that cannot (PgBouncer before 1.21)" }),
   DATA_DIR: Type.String({ default: "./data", description: "PGlite data folder when DATABASE_URL is unset" }),
   DATABASE_SCHEMA: Type.String({ default: "public", pattern: "^[A-Za-z_][A-Za-z0-9_]{0,40}$" }),

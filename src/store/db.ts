@@ -77,6 +77,11 @@ export interface DbOptions {
   schema: string;
   poolSize: number;
   driver?: Partial<DriverOptions>;
+  /**
+   * A hot standby for reads: nothing is created or checked at open (a standby refuses
+   * writes, and may be down when the instance starts), and any host will do.
+   */
+  standby?: boolean;
 }
 
 /**
@@ -197,7 +202,10 @@ function dropFailedPrimaryProbes(): void {
 async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const driver = { ...DEFAULT_DRIVER, ...opts.driver };
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
-  const { url, path, targetSessionAttrs } = driverTarget(databaseUrl);
+  const target = driverTarget(databaseUrl);
+  const { url, path } = target;
+  // A standby is read from whatever it is; read-write would refuse it.
+  const targetSessionAttrs = opts.standby ? undefined : target.targetSessionAttrs;
   const listenAt = opts.listenUrl ? driverTarget(opts.listenUrl) : { url, path, targetSessionAttrs };
   const pooled = opts.prepare === false;
   if (targetSessionAttrs || listenAt.targetSessionAttrs) dropFailedPrimaryProbes();
@@ -220,14 +228,14 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
     onChange: (up, detail) => driver.onAvailability?.(up, detail),
   });
   // Every pool connection must see our schema; create it before the first query uses it.
-  await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {
+  if (!opts.standby) await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {
     // Instances starting together race on CREATE SCHEMA (unique violation on the
     // catalog); the schema existing is all we need.
     if (err?.code !== "23505" && err?.code !== "42P06") throw err;
   });
   // The schema travels as a connection setting, which a pooler may drop (PgBouncer 1.18 only
   // ignores it: deploy/pgbouncer.ini); tables created elsewhere would split the data.
-  const [seen] = await client.unsafe<{ schema: string | null }[]>("SELECT current_schema() AS schema");
+  const [seen] = opts.standby ? [{ schema: opts.schema }] : await client.unsafe<{ schema: string | null }[]>("SELECT current_schema() AS schema");
   if (seen?.schema !== opts.schema) {
     await client.end({ timeout: 1 });
     throw new Error(

@@ -35,8 +35,8 @@ export interface PgCluster {
   configure(settings: string[]): Promise<CommandResult>;
   /** pg_ctl promote: a standby becomes a primary (waits until it accepts writes). */
   promote(): Promise<CommandResult>;
-  /** Runs one SQL statement with psql on the `postgres` database; its unaligned output. */
-  psql(query: string): Promise<CommandResult>;
+  /** Runs one SQL statement with psql on the `postgres` database (or `db`); its unaligned output. */
+  psql(query: string, db?: string): Promise<CommandResult>;
   /** Terminates every backend of the `ds` database at once (Postgres itself stays up). */
   terminateBackends(): Promise<CommandResult>;
   /** The cluster's server log so far (lock waits are logged: log_lock_waits). */
@@ -142,7 +142,7 @@ export async function createPgCluster(prefix = "dsfault", opts: ClusterOptions =
       appendFileSync(conf, settings.join("\n") + "\n");
       return ctl(version, name, "reload");
     },
-    psql: (query) => run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-qAtc", query]),
+    psql: (query, db = "postgres") => run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-qAtc", query]),
     terminateBackends: () =>
       run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-qAtc",
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'ds' AND pid <> pg_backend_pid()"]),
