@@ -42,7 +42,7 @@ for (const backend of backends) {
     beforeAll(async () => {
       db = await backend.open();
       store = new Store(db, {});
-    });
+    }, 60_000); // PGlite starts slowly on a loaded machine
     afterAll(async () => {
       await store.drained();
       await db.close();
