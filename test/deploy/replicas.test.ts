@@ -35,6 +35,8 @@ function checkRecipe(c: Compose, password: string) {
     // LISTEN past the pooler, and prepared statements off for PgBouncer 1.18 (test/http/pgbouncer.test.ts).
     expect(env.LISTEN_DATABASE_URL).toBe(`postgres://streams:${password}@primary:5432,standby:5432/streams?target_session_attrs=read-write`);
     expect(env.DATABASE_PREPARE).toBe("false");
+    // Catch-up reads from the standby (test/reliability/standby-reads.test.ts).
+    expect(env.DATABASE_READ_URLS).toBe(`postgres://streams:${password}@pgbouncer-standby:6432/streams`);
     expect(c.services[name].ports).toBeUndefined();
   }
   for (const name of ["primary", "standby", "pgbouncer-primary", "pgbouncer-standby"]) expect(c.services[name].ports).toBeUndefined();
