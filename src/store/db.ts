@@ -4,9 +4,9 @@ import { Placeholder, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
-import process from "node:process";
 import postgres from "postgres";
 import { AvailabilityGate } from "./availability.ts";
+import { driverTarget, dropFailedPrimaryProbes } from "./driver-target.ts";
 import { type Listener, listenPostgres } from "./listener.ts";
 
 export type Row = Record<string, unknown>;
@@ -138,67 +138,6 @@ export async function openDb(opts: DbOptions): Promise<Db> {
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts);
 }
 
-/** Where the driver connects (driverTarget). */
-export interface DriverTarget {
-  url: string;
-  /** Unix socket file, when the URL names Postgres' socket folder. */
-  path?: string;
-  /** Connect only to a server that is not in recovery (a primary), trying the URL's hosts in turn. */
-  targetSessionAttrs?: "primary";
-}
-
-/**
- * Where the driver connects. libpq reads `host=/a/directory` in a URL's query as the folder
- * of Postgres' Unix socket (`postgres://user@localhost/db?host=/var/run/postgresql`);
- * postgres.js would send any query parameter to the server as a setting, so the socket is
- * taken out here and handed over as its `path` (the port still names the socket file).
- *
- * A URL may name several hosts (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`),
- * as libpq's does: writes must reach whichever is the primary. postgres.js 3.4 judges
- * "read-write" by default_transaction_read_only alone, which is off on a hot standby
- * (Postgres 14+ reports it at connect, so the driver never asks further): measured, it
- * connected to the standby listed first. "primary" checks in_hot_standby, so read-write
- * (and a multi-host URL that names no target, where any host would do) asks for that.
- */
-export function driverTarget(databaseUrl: string): DriverTarget {
-  const q = databaseUrl.indexOf("?");
-  const params = new URLSearchParams(q < 0 ? "" : databaseUrl.slice(q + 1));
-  const authority = databaseUrl.slice(databaseUrl.indexOf("://") + 3).split(/[/?]/)[0];
-  const hosts = authority.slice(authority.lastIndexOf("@") + 1);
-  const attrs = params.get("target_session_attrs");
-  const primaryOnly = attrs === "read-write" || attrs === "primary" || (!attrs && hosts.includes(","));
-  const target: DriverTarget = { url: databaseUrl };
-  if (primaryOnly) target.targetSessionAttrs = "primary";
-  const host = params.get("host");
-  if (!host?.startsWith("/")) return target;
-  params.delete("host");
-  const rest = params.toString();
-  const base = databaseUrl.slice(0, q);
-  const port = /:(\d+)(?:\/|$)/.exec(base.slice(base.indexOf("@") + 1))?.[1] ?? "5432";
-  return { ...target, url: rest ? `${base}?${rest}` : base, path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${port}` };
-}
-
-/**
- * postgres.js asks a server whether it is a primary (target_session_attrs) with a query of
- * its own when the server did not say so at connect, as PgBouncer 1.18 never does. When
- * that query fails (a PgBouncer in front of a dead primary answers "server login has been
- * failing"), its promise is rejected with nobody listening, and Bun ends the process
- * (seen in test/reliability/failover.test.ts). The connection attempt has failed and the
- * driver goes on to the next host; that rejection is dropped here, and only that one.
- */
-let probesGuarded = false;
-function dropFailedPrimaryProbes(): void {
-  if (probesGuarded) return;
-  probesGuarded = true;
-  process.on("unhandledRejection", (reason) => {
-    // The probe's error carries no query text: it is known by being a driver error of class
-    // 08 (connection exception) that nobody awaited; none of our own queries goes unawaited.
-    const e = reason as { name?: unknown; code?: unknown } | undefined;
-    if (e?.name === "PostgresError" && String(e.code).startsWith("08")) return;
-    throw reason; // anything else ends the process, as it would without this listener
-  });
-}
-
 async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const driver = { ...DEFAULT_DRIVER, ...opts.driver };
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
@@ -227,22 +166,8 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
     probeTimeoutMs: driver.connectTimeoutMs,
     onChange: (up, detail) => driver.onAvailability?.(up, detail),
   });
-  // Every pool connection must see our schema; create it before the first query uses it.
-  if (!opts.standby) await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {
-    // Instances starting together race on CREATE SCHEMA (unique violation on the
-    // catalog); the schema existing is all we need.
-    if (err?.code !== "23505" && err?.code !== "42P06") throw err;
-  });
-  // The schema travels as a connection setting, which a pooler may drop (PgBouncer 1.18 only
-  // ignores it: deploy/pgbouncer.ini); tables created elsewhere would split the data.
-  const [seen] = opts.standby ? [{ schema: opts.schema }] : await client.unsafe<{ schema: string | null }[]>("SELECT current_schema() AS schema");
-  if (seen?.schema !== opts.schema) {
-    await client.end({ timeout: 1 });
-    throw new Error(
-      `connections use schema ${JSON.stringify(seen?.schema)}, not DATABASE_SCHEMA ${JSON.stringify(opts.schema)}: ` +
-        "a pooler that drops the search_path setting must set it itself (PgBouncer: connect_query on the database entry)",
-    );
-  }
+  // A standby is neither written to nor asked anything at open (it may be down right now).
+  if (!opts.standby) await prepareSchema(client, opts.schema);
   const db = drizzlePostgres(client);
   // Hot statements are rendered by drizzle's dialect and run as prepared statements
   // (drizzle's execute() never prepares); everything else goes through drizzle.
@@ -295,6 +220,26 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
       await client.end({ timeout: 5 });
     },
   };
+}
+
+/** Creates the schema if needed and checks that the pool's connections use it. */
+async function prepareSchema(client: postgres.Sql, schema: string): Promise<void> {
+  // Every pool connection must see our schema; create it before the first query uses it.
+  await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`).catch((err) => {
+    // Instances starting together race on CREATE SCHEMA (unique violation on the
+    // catalog); the schema existing is all we need.
+    if (err?.code !== "23505" && err?.code !== "42P06") throw err;
+  });
+  // The schema travels as a connection setting, which a pooler may drop (PgBouncer 1.18 only
+  // ignores it: deploy/pgbouncer.ini); tables created elsewhere would split the data.
+  const [seen] = await client.unsafe<{ schema: string | null }[]>("SELECT current_schema() AS schema");
+  if (seen?.schema !== schema) {
+    await client.end({ timeout: 1 });
+    throw new Error(
+      `connections use schema ${JSON.stringify(seen?.schema)}, not DATABASE_SCHEMA ${JSON.stringify(schema)}: ` +
+        "a pooler that drops the search_path setting must set it itself (PgBouncer: connect_query on the database entry)",
+    );
+  }
 }
 
 /**
@@ -381,3 +326,4 @@ async function openPglite(opts: DbOptions): Promise<Db> {
 }
 
 export { sql };
+export { driverTarget };
