@@ -20,6 +20,7 @@
 //   FAILOVER_DOWN_MS    time between the kill and the promotion (default 1000)
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
+import { loggableConfig } from "../../src/observability/log.ts";
 import { driverTarget } from "../../src/store/db.ts";
 import { type Fault, type FaultRun, Load } from "../support/fault-load.ts";
 import { createPgCluster, type PgCluster, pgClusterUnavailable } from "../support/pg-cluster.ts";
@@ -47,6 +48,11 @@ describe("driverTarget with several hosts", () => {
     expect(driverTarget(two)).toEqual({ url: two, targetSessionAttrs: "primary" });
     expect(driverTarget(`${two}?target_session_attrs=any`)).toEqual({ url: `${two}?target_session_attrs=any` });
     expect(driverTarget("postgres://u@db/x")).toEqual({ url: "postgres://u@db/x" });
+  });
+
+  test("the start-up log shows a multi-host URL's hosts, not its password", () => {
+    const logged = loggableConfig({ DATABASE_URL: "postgres://u:s3cret@10.0.0.1:5432,10.0.0.2:5432/db?target_session_attrs=read-write" });
+    expect(logged.DATABASE_URL).toBe("postgres://u:***@10.0.0.1:5432,10.0.0.2:5432/db?target_session_attrs=read-write");
   });
 });
 
