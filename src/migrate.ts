@@ -9,6 +9,7 @@ const config = loadConfig(process.env);
 configureLogging(config);
 const db = await openDb({
   databaseUrl: config.DATABASE_URL,
+  prepare: config.DATABASE_PREPARE === "true",
   dataDir: config.DATA_DIR,
   schema: config.DATABASE_SCHEMA,
   poolSize: 2,

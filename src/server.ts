@@ -10,6 +10,7 @@ import { StreamCache } from "./live/stream-cache.ts";
 import { serve, type ServerHandle } from "./runtime/serve.ts";
 import { openDb } from "./store/db.ts";
 import { isConnectionError, Store } from "./store/index.ts";
+import { parseReadUrls } from "./store/standby-reads.ts";
 import { migrate } from "./store/migrate.ts";
 import { Subscriptions } from "./subscriptions/service.ts";
 import { watchDb } from "./observability/db.ts";
@@ -59,6 +60,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const guard = await Guard.create(config);
   const db = await openDb({
     databaseUrl: config.DATABASE_URL,
+    listenUrl: config.LISTEN_DATABASE_URL,
+    prepare: config.DATABASE_PREPARE === "true",
     dataDir: config.DATA_DIR,
     schema: config.DATABASE_SCHEMA,
     poolSize: config.DATABASE_POOL_SIZE,
@@ -73,7 +76,26 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const dbWatch = watchDb(db, config.DATABASE_POOL_SIZE);
   await migrate(db);
+  // Hot standbys for catch-up reads; opened without touching them (one may be down now).
+  const standbys = await Promise.all(
+    parseReadUrls(config.DATABASE_READ_URLS).map((databaseUrl) =>
+      openDb({
+        databaseUrl,
+        standby: true,
+        prepare: config.DATABASE_PREPARE === "true",
+        schema: config.DATABASE_SCHEMA,
+        poolSize: config.DATABASE_POOL_SIZE,
+        driver: {
+          connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+          reconnectMaxMs: config.DATABASE_RECONNECT_MAX_MS,
+          onAvailability: (up, { cause, downForMs }) =>
+            up ? log.info({ outageMs: downForMs }, "standby available again") : log.warn({ err: cause }, "standby unavailable; its reads go to the primary"),
+        },
+      })
+    ),
+  );
   const store = new Store(db, {
+    standbys,
     appendBatchMax: config.APPEND_BATCH_MAX,
     appendConcurrency: config.APPEND_CONCURRENCY,
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
@@ -160,6 +182,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         unobserve();
         await store.drained();
         await notifier.stop();
+        await store.standbyReads?.close();
         await db.close();
       })()),
   };

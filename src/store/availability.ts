@@ -13,10 +13,12 @@ export class DatabaseUnavailable extends Error {
 
 // postgres.js connection errors, socket errors, and SQLSTATE classes 08 (connection
 // exception), 57P (operator intervention: shutdown, crash recovery) and 53300 (too many
-// connections, seen while a restarted server fills up again).
+// connections, seen while a restarted server fills up again), and 25006 (read-only
+// transaction: the connection reached a standby, as a pool connection through PgBouncer may
+// while a failover is under way: nothing was written, the client may retry).
 const UNAVAILABLE_CODES = new Set([
   "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT",
-  "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN", "53300",
+  "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN", "53300", "25006",
 ]);
 
 /** True for errors that say the database could not be reached, not that the query was wrong. */

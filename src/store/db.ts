@@ -6,6 +6,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import postgres from "postgres";
 import { AvailabilityGate } from "./availability.ts";
+import { driverTarget, dropFailedPrimaryProbes } from "./driver-target.ts";
 import { type Listener, listenPostgres } from "./listener.ts";
 
 export type Row = Record<string, unknown>;
@@ -64,6 +65,15 @@ export const DEFAULT_DRIVER: DriverOptions = { connectTimeoutMs: 3_000, reconnec
 
 export interface DbOptions {
   databaseUrl?: string;
+  /** Where the LISTEN connections go (a session of their own: past a transaction pooler); default databaseUrl. */
+  listenUrl?: string;
+  /**
+   * Keep hot statements prepared per connection (default true). A transaction-mode pooler
+   * hands each transaction any server connection, where the statement is unknown: false
+   * then, and every query with parameters is parsed afresh (unnamed statement), and chunks
+   * are read without COPY (see copyOut below).
+   */
+  prepare?: boolean;
   /** PGlite folder (or "memory://") when databaseUrl is unset. */
   dataDir?: string;
   /** PGlite only: start from this dump of a data folder (PGlite's dumpDataDir) instead of an empty one. */
@@ -71,6 +81,11 @@ export interface DbOptions {
   schema: string;
   poolSize: number;
   driver?: Partial<DriverOptions>;
+  /**
+   * A hot standby for reads: nothing is created or checked at open (a standby refuses
+   * writes, and may be down when the instance starts), and any host will do.
+   */
+  standby?: boolean;
 }
 
 /**
@@ -127,31 +142,20 @@ export async function openDb(opts: DbOptions): Promise<Db> {
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts);
 }
 
-/**
- * Where the driver connects. libpq reads `host=/a/directory` in a URL's query as the folder
- * of Postgres' Unix socket (`postgres://user@localhost/db?host=/var/run/postgresql`);
- * postgres.js would send any query parameter to the server as a setting, so the socket is
- * taken out here and handed over as its `path` (the port still names the socket file).
- */
-export function driverTarget(databaseUrl: string): { url: string; path?: string } {
-  const q = databaseUrl.indexOf("?");
-  if (q < 0) return { url: databaseUrl };
-  const params = new URLSearchParams(databaseUrl.slice(q + 1));
-  const host = params.get("host");
-  if (!host?.startsWith("/")) return { url: databaseUrl };
-  params.delete("host");
-  const rest = params.toString();
-  const base = databaseUrl.slice(0, q);
-  const port = /:(\d+)(?:\/|$)/.exec(base.slice(base.indexOf("@") + 1))?.[1] ?? "5432";
-  return { url: rest ? `${base}?${rest}` : base, path: `${host.replace(/\/+$/, "")}/.s.PGSQL.${port}` };
-}
-
 async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
   const driver = { ...DEFAULT_DRIVER, ...opts.driver };
   const connection = { search_path: opts.schema, application_name: "pg-durable-streams" };
-  const { url, path } = driverTarget(databaseUrl);
+  const target = driverTarget(databaseUrl);
+  const { url, path } = target;
+  // A standby is read from whatever it is; read-write would refuse it.
+  const targetSessionAttrs = opts.standby ? undefined : target.targetSessionAttrs;
+  const listenAt = opts.listenUrl ? driverTarget(opts.listenUrl) : { url, path, targetSessionAttrs };
+  const pooled = opts.prepare === false;
+  if (targetSessionAttrs || listenAt.targetSessionAttrs) dropFailedPrimaryProbes();
   const client = postgres(url, {
     path,
+    target_session_attrs: targetSessionAttrs,
+    prepare: !pooled,
     max: opts.poolSize,
     onnotice: () => {},
     connection,
@@ -166,12 +170,8 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
     probeTimeoutMs: driver.connectTimeoutMs,
     onChange: (up, detail) => driver.onAvailability?.(up, detail),
   });
-  // Every pool connection must see our schema; create it before the first query uses it.
-  await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`).catch((err) => {
-    // Instances starting together race on CREATE SCHEMA (unique violation on the
-    // catalog); the schema existing is all we need.
-    if (err?.code !== "23505" && err?.code !== "42P06") throw err;
-  });
+  // A standby is neither written to nor asked anything at open (it may be down right now).
+  if (!opts.standby) await prepareSchema(client, opts.schema);
   const db = drizzlePostgres(client);
   // Hot statements are rendered by drizzle's dialect and run as prepared statements
   // (drizzle's execute() never prepares); everything else goes through drizzle.
@@ -201,11 +201,14 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
             fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s), (text, params) => send(t, text, params, true)))
           ) as Promise<never>,
       ),
-    copyOut: (q) => gate.run(() => copyOut(client, q)),
+    // COPY needs a statement pipelined behind it (copyOut's fence), which PgBouncer 1.18
+    // cannot route: it hands the server connection back at the COPY's ReadyForQuery and
+    // drops the answer to the next one (measured: the read hung). Through a pooler, chunks
+    // are read as rows.
+    copyOut: pooled ? undefined : (q) => gate.run(() => copyOut(client, q)),
     listen: (channel, onNotify, onListen) =>
       listenPostgres({
-        url,
-        path,
+        ...listenAt,
         // Named after the channel (schema-prefixed), so operators and tests can tell them apart.
         connection: { ...connection, application_name: `listen ${channel}`.slice(0, 63) },
         channel,
@@ -221,6 +224,26 @@ async function openPostgres(databaseUrl: string, opts: DbOptions): Promise<Db> {
       await client.end({ timeout: 5 });
     },
   };
+}
+
+/** Creates the schema if needed and checks that the pool's connections use it. */
+async function prepareSchema(client: postgres.Sql, schema: string): Promise<void> {
+  // Every pool connection must see our schema; create it before the first query uses it.
+  await client.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`).catch((err) => {
+    // Instances starting together race on CREATE SCHEMA (unique violation on the
+    // catalog); the schema existing is all we need.
+    if (err?.code !== "23505" && err?.code !== "42P06") throw err;
+  });
+  // The schema travels as a connection setting, which a pooler may drop (PgBouncer 1.18 only
+  // ignores it: deploy/pgbouncer.ini); tables created elsewhere would split the data.
+  const [seen] = await client.unsafe<{ schema: string | null }[]>("SELECT current_schema() AS schema");
+  if (seen?.schema !== schema) {
+    await client.end({ timeout: 1 });
+    throw new Error(
+      `connections use schema ${JSON.stringify(seen?.schema)}, not DATABASE_SCHEMA ${JSON.stringify(schema)}: ` +
+        "a pooler that drops the search_path setting must set it itself (PgBouncer: connect_query on the database entry)",
+    );
+  }
 }
 
 /**
@@ -308,3 +331,4 @@ async function openPglite(opts: DbOptions): Promise<Db> {
 }
 
 export { sql };
+export { driverTarget };

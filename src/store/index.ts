@@ -15,6 +15,7 @@ import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks
 import { type Change, notifyChannel } from "./change.ts";
 import type { Db } from "./db.ts";
 import type { StreamRecord } from "./records.ts";
+import { StandbyReads } from "./standby-reads.ts";
 import {
   type CreateOutcome,
   type CreateParams,
@@ -34,17 +35,22 @@ export interface StoreOptions {
   appendOverlapMin?: number;
   /** Deepest fork chain a fork may extend (MAX_FORK_DEPTH_DEFAULT in store/streams.ts). */
   maxForkDepth?: number;
+  /** Hot standbys for catch-up reads (store/standby-reads.ts); the primary serves the rest. */
+  standbys?: Db[];
 }
 
 export class Store {
   readonly channel: string;
   private readonly appender: Appender;
+  /** Catch-up reads from standbys, when there are any. */
+  readonly standbyReads?: StandbyReads;
 
   constructor(
     readonly db: Db,
     private readonly opts: StoreOptions = {},
   ) {
     this.channel = notifyChannel(db.schema);
+    if (opts.standbys?.length) this.standbyReads = new StandbyReads(db, opts.standbys);
     // PGlite has a single connection: one group at a time.
     const concurrency = db.kind === "pglite" ? 1 : (opts.appendConcurrency ?? APPEND_DEFAULTS.concurrency);
     this.appender = new Appender(
@@ -94,7 +100,9 @@ export class Store {
   async read(stream: StreamRecord, from: number, maxBytes: number): Promise<ReadResult> {
     if (from >= stream.tail) return { units: [], next: from };
     const chain = await loadForkChain(this.db, stream);
-    return readUnits(this.db, segmentsFor(chain, stream.tail), from, maxBytes);
+    const segments = segmentsFor(chain, stream.tail);
+    if (this.standbyReads) return this.standbyReads.read(segments, from, stream.tail, maxBytes);
+    return readUnits(this.db, segments, from, maxBytes);
   }
 
   /** Admin listing: streams in path (byte) order after `after`, one index range. */

@@ -20,6 +20,8 @@ export interface ListenerOptions {
   url: string;
   /** Unix socket file, when connecting through one (db.ts driverTarget). */
   path?: string;
+  /** "primary" for a multi-host URL (db.ts driverTarget): LISTEN only works on a primary. */
+  targetSessionAttrs?: "primary";
   connection: Record<string, string>;
   channel: string;
   onNotify: (payload: string) => void;
@@ -41,6 +43,7 @@ export async function listenPostgres(o: ListenerOptions): Promise<Listener> {
   const open = () => {
     const c = postgres(o.url, {
       path: o.path,
+      target_session_attrs: o.targetSessionAttrs,
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,

@@ -4,10 +4,10 @@
 // JSON streams; each append is one message {"w": writer, "s": seq}.
 
 export interface Fault {
-  kind: "fast restart" | "immediate crash" | "all backends terminated";
+  kind: "fast restart" | "immediate crash" | "all backends terminated" | "failover";
   /** When the restart command was issued. */
   startedAt: number;
-  /** First pg_isready success after Postgres was seen down. */
+  /** First pg_isready success after Postgres was seen down (failover: the promotion done). */
   readyAt: number;
   commandMs: number;
 }

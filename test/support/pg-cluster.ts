@@ -2,12 +2,24 @@
 // created on a port of its own, restarted or crashed at will, always dropped afterwards.
 // The shared cluster on 5432 is never touched: every command names this cluster only.
 import { spawnSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 const TOOLS = "/usr/bin/pg_createcluster";
-/** Ports reserved for fault-test clusters. */
+/** Ports reserved for fault-test clusters (other tests pass their own range: ClusterOptions.ports). */
 const PORTS = [5490, 5491, 5492, 5493, 5494, 5495, 5496, 5497, 5498, 5499];
+
+export interface ClusterOptions {
+  /** Ports to choose from (default 5490-5499). */
+  ports?: number[];
+  /** Further postgresql.conf lines for this cluster only (not synchronous_standby_names: CREATE DATABASE would wait for a standby). */
+  settings?: string[];
+  /**
+   * Make a hot standby of this cluster instead of an empty cluster: its data directory is
+   * a pg_basebackup -R of the primary (streaming replication, primary_conninfo written).
+   */
+  standbyOf?: PgCluster;
+}
 
 export interface PgCluster {
   version: string;
@@ -19,6 +31,12 @@ export interface PgCluster {
   restart(mode?: "fast" | "immediate"): Promise<CommandResult>;
   stop(mode?: "fast" | "immediate"): Promise<CommandResult>;
   start(): Promise<CommandResult>;
+  /** Adds postgresql.conf lines and reloads (e.g. synchronous_standby_names once a standby exists). */
+  configure(settings: string[]): Promise<CommandResult>;
+  /** pg_ctl promote: a standby becomes a primary (waits until it accepts writes). */
+  promote(): Promise<CommandResult>;
+  /** Runs one SQL statement with psql on the `postgres` database (or `db`); its unaligned output. */
+  psql(query: string, db?: string): Promise<CommandResult>;
   /** Terminates every backend of the `ds` database at once (Postgres itself stays up). */
   terminateBackends(): Promise<CommandResult>;
   /** The cluster's server log so far (lock waits are logged: log_lock_waits). */
@@ -95,19 +113,20 @@ function dropLeftovers(prefix: string): void {
   }
 }
 
-export async function createPgCluster(prefix = "dsfault"): Promise<PgCluster> {
+export async function createPgCluster(prefix = "dsfault", opts: ClusterOptions = {}): Promise<PgCluster> {
   dropLeftovers(prefix);
   const version = process.env.PG_CLUSTER_VERSION ?? installedVersions()[0];
   const name = `${prefix}_${process.pid}_${Date.now().toString(36)}`;
   const taken = usedPorts();
   let port: number | undefined;
-  for (const p of PORTS) {
+  for (const p of opts.ports ?? PORTS) {
     if (!taken.has(p) && (await portFree(p))) {
       port = p;
       break;
     }
   }
-  if (port === undefined) throw new Error(`no free port for a private Postgres cluster in ${PORTS[0]}-${PORTS.at(-1)}`);
+  const range = opts.ports ?? PORTS;
+  if (port === undefined) throw new Error(`no free port for a private Postgres cluster in ${range[0]}-${range.at(-1)}`);
   const ctl = (...args: string[]) => run("pg_ctlcluster", ["--skip-systemctl-redirect", ...args]);
   let dropped = false;
   const cluster: PgCluster = {
@@ -118,6 +137,12 @@ export async function createPgCluster(prefix = "dsfault"): Promise<PgCluster> {
     restart: (mode = "fast") => ctl("-m", mode, version, name, "restart"),
     stop: (mode = "fast") => ctl("-m", mode, version, name, "stop"),
     start: () => ctl(version, name, "start"),
+    promote: () => ctl(version, name, "promote"),
+    configure: (settings) => {
+      appendFileSync(conf, settings.join("\n") + "\n");
+      return ctl(version, name, "reload");
+    },
+    psql: (query, db = "postgres") => run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-qAtc", query]),
     terminateBackends: () =>
       run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-qAtc",
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'ds' AND pid <> pg_backend_pid()"]),
@@ -145,14 +170,26 @@ export async function createPgCluster(prefix = "dsfault"): Promise<PgCluster> {
     cluster.drop();
     throw new Error(`pg_createcluster failed: ${created.output}`);
   }
-  const settings = ["fsync=off", "max_connections=100", "shared_buffers=16MB", "listen_addresses='127.0.0.1'", "log_lock_waits=on"];
   const conf = `/etc/postgresql/${version}/${name}/conf.d/ds-fault.conf`;
+  const settings = ["fsync=off", "max_connections=100", "shared_buffers=16MB", "listen_addresses='127.0.0.1'", "log_lock_waits=on", ...(opts.settings ?? [])];
   writeFileSync(conf, settings.join("\n") + "\n");
+  if (opts.standbyOf) {
+    // Debian keeps the configuration in /etc, so the copied data directory brings only
+    // postgresql.auto.conf along; standby.signal and primary_conninfo come from -R.
+    const data = `/var/lib/postgresql/${version}/${name}`;
+    const copied = await run("sh", ["-c",
+      `rm -rf ${data} && pg_basebackup -h 127.0.0.1 -p ${opts.standbyOf.port} -U postgres -D ${data} -R -X stream -c fast && chown -R postgres:postgres ${data} && chmod 700 ${data}`]);
+    if (copied.code !== 0) {
+      cluster.drop();
+      throw new Error(`pg_basebackup failed: ${copied.output}`);
+    }
+  }
   const started = await cluster.start();
   if (started.code !== 0) {
     cluster.drop();
     throw new Error(`pg_ctlcluster start failed: ${started.output}`);
   }
+  if (opts.standbyOf) return cluster; // read-only: the `ds` database came with the copy
   const made = await run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-qc", "CREATE DATABASE ds"]);
   if (made.code !== 0) {
     cluster.drop();
