@@ -37,7 +37,7 @@ export class Appender {
   private idle: (() => void)[] = [];
   private pumpScheduled = false;
   /** Counters for operators (/healthz) and tests. */
-  readonly stats = { groups: 0, appends: 0, lockedRetries: 0, queueScanned: 0 };
+  readonly stats = { groups: 0, appends: 0, lockedRetries: 0 };
 
   constructor(
     private readonly db: Db,
@@ -101,7 +101,7 @@ export class Appender {
       if (this.running > 0 && this.queue.length < this.overlapMin) return;
       // A hot stream's appends queue behind its group in flight; scanning them on every
       // arrival made each arrival cost O(queue): at 1,024 connections on one stream, 87
-      // instead of 37 us of server CPU per append (bench/README.md, "A fifth look").
+      // instead of 37 us of server CPU per append (bench/README.md, "Adopted").
       if (!this.anyTakeable()) return;
       const batch = this.take();
       if (batch.length === 0) return; // everything queued waits on a stream in flight
@@ -127,7 +127,6 @@ export class Appender {
     const rest: Pending[] = [];
     const held = new Set<string>();
     let bytes = 0;
-    this.stats.queueScanned += this.queue.length;
     for (const p of this.queue) {
       if (p.req.signal?.aborted) {
         p.reject(new ClientGone());

@@ -98,9 +98,4 @@ export function parseLinks(v: unknown): LinkState[] {
   }));
 }
 
-export function parseSnapshot(v: unknown): Map<string, number> {
-  const o = (asJson(v) ?? {}) as Record<string, unknown>;
-  return new Map(Object.entries(o).map(([k, t]) => [k, Number(t)]));
-}
-
 export const subscriptionsChannel = (schema: string) => `ds_${schema}_subs`;

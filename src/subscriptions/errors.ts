@@ -3,4 +3,3 @@ import { SubscriptionError } from "../protocol/errors.ts";
 
 export const BadRequestCode = (message: string) => new SubscriptionError("INVALID_REQUEST", message);
 export const NotFound = (id: string) => new SubscriptionError("SUBSCRIPTION_NOT_FOUND", `subscription ${JSON.stringify(id)} not found`);
-export const Fenced = (message = "wake generation is stale") => new SubscriptionError("FENCED", message);
