@@ -35,21 +35,21 @@ const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i;
 
 class ParsedTarget implements Target {
-  #params?: URLSearchParams;
-  #url?: URL;
+  private parsedParams?: URLSearchParams;
+  private parsedUrl?: URL;
+  route!: Route;
   constructor(
     readonly method: string,
     readonly path: string,
     readonly query: string,
     readonly origin: string,
     readonly host: string,
-    public route: Route,
   ) {}
   get params(): URLSearchParams {
-    return (this.#params ??= new URLSearchParams(this.query));
+    return (this.parsedParams ??= new URLSearchParams(this.query));
   }
   get url(): URL {
-    return (this.#url ??= new URL(`${this.origin}${this.path}${this.query ? `?${this.query}` : ""}`));
+    return (this.parsedUrl ??= new URL(`${this.origin}${this.path}${this.query ? `?${this.query}` : ""}`));
   }
 }
 
@@ -96,7 +96,7 @@ export function parseTarget(method: string, rawUrl: string, hostHeader: string |
     throw new BadRequest("the request path must be in normal form (no dot segments, non-ASCII percent-encoded)");
   }
   const origin = `${rawUrl.slice(0, scheme)}://${authority}`;
-  const t = new ParsedTarget(method, path, query, origin, host, undefined as unknown as Route);
+  const t = new ParsedTarget(method, path, query, origin, host);
   t.route = matchRoute(t);
   return t;
 }
