@@ -2,7 +2,7 @@
 // the current runtime through a thin adapter, and shuts down gracefully.
 import type { Config } from "./config.ts";
 import { Guard } from "./auth/guard.ts";
-import { buildApp, fetchHandler } from "./http/app.ts";
+import { buildApp } from "./http/app.ts";
 import { Notifier } from "./live/notifier.ts";
 import { SharedReads } from "./live/shared-reads.ts";
 import { SseHubs } from "./live/sse-hub.ts";
@@ -157,7 +157,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // One of WORKERS processes (runtime/workers.ts): the port is shared, and each worker
   // serves its own /metrics on METRICS_PORT + its number.
   const worker = workerIndex(process.env);
-  const handle: ServerHandle = await serve(observeHttp(guard.wrap(fetchHandler(app)), config), { ...config, reusePort: worker !== undefined });
+  const handle: ServerHandle = await serve(observeHttp(guard.wrap((request) => app.fetch(request)), config), { ...config, reusePort: worker !== undefined });
   const metricsHandle = await startMetricsServer(
     worker !== undefined && config.METRICS_PORT ? { ...config, METRICS_PORT: config.METRICS_PORT + worker } : config,
   );

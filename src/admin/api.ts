@@ -12,7 +12,6 @@ import { respond } from "../http/respond.ts";
 export const ADMIN_STREAMS = "/v1/admin/streams";
 export const ADMIN_CONTENT = "/v1/admin/content/";
 
-const MAX_PATH_BYTES = 1024;
 const LIST_LIMIT = { default: 50, max: 1000 };
 // Content pages count messages for JSON streams and bytes for the others.
 const JSON_LIMIT = { default: 100, max: 1000 };
@@ -38,9 +37,9 @@ export function intParam(url: URL, name: string, range: { default: number; max: 
   return Number(v);
 }
 
-function nameParam(url: URL, name: string): string | null {
+function nameParam(ctx: AppContext, url: URL, name: string): string | null {
   const v = param(url, name);
-  if (v !== null && STREAM_PREFIX.length + v.length > MAX_PATH_BYTES) throw new BadRequest(`${name} is too long`);
+  if (v !== null && STREAM_PREFIX.length + v.length > ctx.config.MAX_PATH_BYTES) throw new BadRequest(`${name} is too long`);
   // Postgres text cannot hold NUL; no stream name can contain one either.
   if (v?.includes("\u0000")) throw new BadRequest(`${name} must not contain NUL characters`);
   return v;
@@ -78,8 +77,8 @@ function kindOf(s: { isJson: boolean; contentType: string }): "json" | "text" | 
 
 /** GET /v1/admin/streams?prefix=&after=&limit= : one page in path order, `next` for the following one. */
 export async function handleList(ctx: AppContext, url: URL): Promise<Response> {
-  const prefix = nameParam(url, "prefix") ?? "";
-  const after = nameParam(url, "after");
+  const prefix = nameParam(ctx, url, "prefix") ?? "";
+  const after = nameParam(ctx, url, "after");
   const limit = intParam(url, "limit", LIST_LIMIT);
   // One row more than asked tells whether another page exists.
   const rows = await ctx.store.list({
@@ -93,7 +92,7 @@ export async function handleList(ctx: AppContext, url: URL): Promise<Response> {
 
 /** GET /v1/admin/streams/{name}: one stream, its forks, and this instance's live readers of it. */
 export async function handleDescribe(ctx: AppContext, url: URL): Promise<Response> {
-  const path = pathFrom(url, `${ADMIN_STREAMS}/`);
+  const path = pathFrom(ctx, url, `${ADMIN_STREAMS}/`);
   const s = await ctx.store.describe(path);
   if (!s) throw new StreamNotFound();
   return json({
@@ -110,7 +109,7 @@ export async function handleDescribe(ctx: AppContext, url: URL): Promise<Respons
  * come as their text; other data as base64, cut at `limit` bytes.
  */
 export async function handleContent(ctx: AppContext, url: URL): Promise<Response> {
-  const stream = await ctx.store.find(pathFrom(url, ADMIN_CONTENT));
+  const stream = await ctx.store.find(pathFrom(ctx, url, ADMIN_CONTENT));
   if (!stream || stream.expired) throw new StreamNotFound();
   const from = startPosition(param(url, "offset"));
   if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
@@ -191,9 +190,10 @@ function startPosition(offset: string | null): number {
 }
 
 /** The stream path named after an admin route's prefix (raw, as the protocol keys streams). */
-function pathFrom(url: URL, routePrefix: string): string {
+function pathFrom(ctx: AppContext, url: URL, routePrefix: string): string {
   const name = url.pathname.slice(routePrefix.length);
+  const max = ctx.config.MAX_PATH_BYTES;
   if (name.length === 0) throw new BadRequest("stream name is empty");
-  if (STREAM_PREFIX.length + name.length > MAX_PATH_BYTES) throw new BadRequest(`stream path is longer than ${MAX_PATH_BYTES} bytes`);
+  if (STREAM_PREFIX.length + name.length > max) throw new BadRequest(`stream path is longer than ${max} bytes`);
   return STREAM_PREFIX + name;
 }

@@ -60,10 +60,10 @@ function hash(bytes: Uint8Array): string {
 
 let assets: Map<string, Asset> | undefined;
 
-export function serveUi(request: Request, url: URL): Response {
+export function serveUi(request: Request, path: string): Response {
   // A deployment without ui/ serves the API alone: the page is a 404, never a 500.
   assets ??= existsSync(UI_DIR) ? load(UI_DIR) : new Map();
-  const rel = url.pathname.slice(UI_ROOT.length) || "index.html";
+  const rel = path.slice(UI_ROOT.length) || "index.html";
   const asset = assets.get(rel);
   if (!asset) return respond(404, { "Content-Type": "text/plain; charset=utf-8" }, "not found");
   const headers = { ...PAGE_HEADERS, "Content-Type": asset.type, ETag: asset.etag };

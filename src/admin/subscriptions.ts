@@ -11,7 +11,6 @@ import { intParam, json, param } from "./api.ts";
 export const ADMIN_SUBSCRIPTIONS = "/v1/admin/subscriptions";
 
 const MAX_ID = 256;
-const MAX_PATH_BYTES = 1024;
 const LIST_LIMIT = { default: 50, max: 500 };
 // Links shown with each subscription of a listing: enough to see, bounded for one that
 // follows 10,000 streams (linkCount tells how many there are).
@@ -89,8 +88,9 @@ export async function handleSubscriptionDescribe(ctx: AppContext, url: URL): Pro
     throw new BadRequest(`subscription id must be 1 to ${MAX_ID} printable characters`);
   }
   const after = param(url, "after");
-  if (after !== null && (STREAM_PREFIX.length + after.length > MAX_PATH_BYTES || after.includes("\u0000"))) {
-    throw new BadRequest("after must be a stream name without NUL characters, at most 1024 bytes with the stream root");
+  const max = ctx.config.MAX_PATH_BYTES;
+  if (after !== null && (STREAM_PREFIX.length + after.length > max || after.includes("\u0000"))) {
+    throw new BadRequest(`after must be a stream name without NUL characters, at most ${max} bytes with the stream root`);
   }
   const limit = intParam(url, "limit", LINK_LIMIT);
   const s = await ctx.store.describeSubscription(id, { after: after === null || after === "" ? null : STREAM_PREFIX + after, limit: limit + 1 });

@@ -1,28 +1,28 @@
-// The front door: request-target and header size limits, authentication, authorization,
-// rate limits and concurrency caps, in front of the whole app. It decides from the method,
-// path and headers alone (operation.ts), so every route is covered, including ones added
-// later. Never logs or echoes a token.
+// The front door: request-target and header size limits, the loopback-only rule of a server
+// without auth, authentication, authorization, rate limits and concurrency caps, in front of
+// the whole app. It reads the route the request target matched in the one route table
+// (http/routes.ts: the same route the handler runs), so every route is covered, including
+// ones added later. Never logs or echoes a token.
 import type { Config } from "../config.ts";
 import { bodyEnded, onBodyEnd } from "../http/body-end.ts";
-import { errorResponse } from "../http/respond.ts";
+import { errorResponse, withoutCors } from "../http/respond.ts";
 import {
-  BadRequest,
   Forbidden,
   HeadersTooLarge,
+  MisdirectedRequest,
   TooManyRequests,
   Unauthorized,
   UriTooLong,
 } from "../protocol/errors.ts";
 import type { ConnInfo } from "../runtime/serve.ts";
-import { requestUrl } from "../http/request-url.ts";
+import type { Check } from "../http/routes.ts";
+import { targetOf } from "../http/target.ts";
 import { JwtRejected, JwtVerifier } from "./jwt.ts";
 import { Gate, principalShare, RateLimiter } from "./limits.ts";
-import { type Check, classify, type Operation } from "./operation.ts";
 import { allows } from "./permissions.ts";
 import { type Principal, TokenFile } from "./tokens.ts";
 import { setPrincipal } from "./principal.ts";
 import { clientAddress } from "./client-address.ts";
-import { rawPath, routedPath } from "./request-target.ts";
 
 export type GuardConfig = Pick<
   Config,
@@ -100,30 +100,38 @@ export class Guard {
         await this.admit(request, conn, releases);
         response = await inner(request);
         if (this.authEnabled) response = keepOutOfSharedCaches(response);
-        return response;
       } catch (err) {
-        return (response = errorResponse(err, request.method));
+        response = errorResponse(err, request.method);
       } finally {
         this.settle(request, response, conn, releases);
       }
+      // Refusals included: the admin API's answers are for its own origin only (issue 25.7).
+      return corsAllowed(request) ? response : withoutCors(response);
     };
   }
 
   /** Resolves when the request may go on (pushing what it holds onto `releases`), or throws why not. */
   private async admit(request: Request, conn: ConnInfo | undefined, releases: (() => void)[]): Promise<void> {
-    const url = requestUrl(request);
-    if (rawPath(request.url) !== url.pathname) {
-      throw new BadRequest("the request path must be in normal form (no dot segments, non-ASCII percent-encoded)");
-    }
-    if (url.pathname.length > this.config.MAX_PATH_BYTES) throw new UriTooLong(`request path is longer than ${this.config.MAX_PATH_BYTES} bytes`);
-    if (url.pathname.length + url.search.length > this.config.MAX_URL_BYTES) {
+    // Malformed targets (bad Host, lone "%", dot segments) are refused here with a 400.
+    const target = targetOf(request);
+    const route = target.route;
+    if (target.path.length > this.config.MAX_PATH_BYTES) throw new UriTooLong(`request path is longer than ${this.config.MAX_PATH_BYTES} bytes`);
+    if (target.path.length + target.query.length + 1 > this.config.MAX_URL_BYTES) {
       throw new UriTooLong(`request path and query are longer than ${this.config.MAX_URL_BYTES} bytes`);
     }
     let headerBytes = 0;
     request.headers.forEach((v, k) => (headerBytes += k.length + v.length + 4));
     if (headerBytes > this.config.MAX_HEADER_BYTES) throw new HeadersTooLarge(`request headers exceed ${this.config.MAX_HEADER_BYTES} bytes`);
 
-    const op = this.operation(request, url);
+    // Without auth, a browser page (or DNS rebinding) must not reach data by naming us:
+    // only loopback names are answered (issue 25.7). Health checks may name the instance.
+    if (!this.authEnabled && !route.anyHost && !isLoopbackHost(target.host)) {
+      throw new MisdirectedRequest(
+        `this server has no authentication and answers only loopback Host names (localhost, 127.x.x.x, [::1]), not ${JSON.stringify(target.host)}: ` +
+          "configure AUTH_TOKENS_FILE or AUTH_JWT_* to serve other names",
+      );
+    }
+    const op = route.access(target, request.headers);
     if (op.kind === "public") return;
     // The peer's address costs a system call on Bun: only worked out when something uses it.
     let known: string | undefined;
@@ -143,7 +151,7 @@ export class Guard {
     // Refused (403) requests count too: probing paths is not free.
     this.limitRate(principal ? principal.name : address);
     if (principal) for (const check of op.checks) this.authorize(principal, check);
-    if (op.live) {
+    if (route.live) {
       const release = this.live.tryAcquire(principal?.name ?? address());
       if (typeof release === "string") {
         throw new TooManyRequests(
@@ -157,7 +165,7 @@ export class Guard {
       // Live reads are meant to sit quiet; the connection idle timeout is for everything else.
       conn?.holdOpen?.();
     }
-    if (op.append) {
+    if (route.append) {
       // Without a per-principal cap, one key: the client address would cost a system call.
       const release = this.appends.tryAcquire(principal?.name ?? (this.appends.perKeyMax > 0 ? address() : ""));
       if (typeof release === "string") {
@@ -168,17 +176,6 @@ export class Guard {
       }
       releases.push(release);
     }
-  }
-
-  /** The operation of the parsed path, joined with that of the routed path where they differ. */
-  private operation(request: Request, url: URL): Operation {
-    const op = classify(request.method, url, request.headers);
-    const routed = routedPath(request.url);
-    if (routed === url.pathname) return op;
-    const other = classify(request.method, new URL(routed, url), request.headers);
-    if (other.kind !== "guarded") return op;
-    if (op.kind !== "guarded") return other;
-    return { kind: "guarded", checks: [...op.checks, ...other.checks], live: op.live || other.live, append: op.append || other.append };
   }
 
   private async authenticate(header: string | null): Promise<Principal> {
@@ -254,6 +251,21 @@ function keepOutOfSharedCaches(response: Response): Response {
 
 /** A configuration the server will not run with; main.ts prints the message and exits. */
 export class RefusedToStart extends Error {}
+
+/** Whether the route lets browsers of other origins read its answers (a malformed target: yes). */
+function corsAllowed(request: Request): boolean {
+  try {
+    return targetOf(request).route.cors;
+  } catch {
+    return true;
+  }
+}
+
+/** A Host header's name (port and IPv6 brackets dropped) is a loopback name or address. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.replace(/:\d*$/, "");
+  return isLoopback(name);
+}
 
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();

@@ -5,6 +5,7 @@ import type { SharedReads } from "../live/shared-reads.ts";
 import type { SseHubs } from "../live/sse-hub.ts";
 import type { Store } from "../store/index.ts";
 import type { Subscriptions } from "../subscriptions/service.ts";
+import type { Target } from "./target.ts";
 
 /** What every handler needs: the store, the live notifier, and the limits. */
 export interface AppContext {
@@ -16,25 +17,26 @@ export interface AppContext {
   sse: SseHubs;
   config: Pick<
     Config,
-    "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES"
+    "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES" | "MAX_PATH_BYTES"
   >;
   /** Subscriptions (PROTOCOL 6, 7); control paths answer 501 without them. */
   subscriptions?: Subscriptions;
   /** Aborted when the server shuts down: live reads end so clients reconnect elsewhere. */
   shutdown: AbortSignal;
+  /** What /healthz reports (set by buildApp). */
+  health?: () => { ok: boolean; detail: Record<string, unknown> };
 }
 
 export const STREAM_PREFIX = "/v1/stream/";
 
-const MAX_PATH_BYTES = 1024;
 // PROTOCOL 6: the first segment __ds is reserved for control APIs, never a stream.
 const RESERVED = `${STREAM_PREFIX}__ds`;
 
 /** The stream's key is its URL path exactly as sent (not decoded). */
-export function streamPath(url: URL): string {
-  const path = url.pathname;
+export function streamPath(t: Target, maxPathBytes: number): string {
+  const path = t.path;
   if (path.length <= STREAM_PREFIX.length) throw new BadRequest("stream name is empty");
-  if (path.length > MAX_PATH_BYTES) throw new BadRequest(`stream path is longer than ${MAX_PATH_BYTES} bytes`);
+  if (path.length > maxPathBytes) throw new BadRequest(`stream path is longer than ${maxPathBytes} bytes`);
   if (path === RESERVED || path.startsWith(`${RESERVED}/`)) {
     throw new NotImplemented("the reserved __ds control APIs (subscriptions) are not supported by this server");
   }

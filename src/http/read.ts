@@ -9,21 +9,23 @@ import { respond } from "./respond.ts";
 import { handleSse } from "./sse.ts";
 import { maybeCompress } from "./compress.ts";
 import { memo } from "../lib/memo.ts";
+import type { Target } from "./target.ts";
 
 // A Blob over the stored units: the runtime sends the parts without joining them in JS,
 // and readers of the same range share it.
 const bodies = new WeakMap<ReadResult, Blob>();
 const CACHEABLE = "public, max-age=60, stale-while-revalidate=300";
 
-export async function handleRead(ctx: AppContext, request: Request, url: URL): Promise<Response> {
-  const offsetParams = url.searchParams.getAll("offset");
+export async function handleRead(ctx: AppContext, request: Request, t: Target): Promise<Response> {
+  const params = t.params;
+  const offsetParams = params.getAll("offset");
   const offsetParam = offsetParams[0] ?? null;
   const offset = parseOffset(offsetParam);
   if (!offset || offsetParam === "" || offsetParams.length > 1) throw new BadRequest("offset must be -1, now, or an offset returned by this server");
-  const live = url.searchParams.get("live");
+  const live = params.get("live");
   if (live !== null && live !== "long-poll" && live !== "sse") throw new BadRequest("live must be long-poll or sse");
   if (live !== null && offsetParam === null) throw new BadRequest("live reads require an offset");
-  const path = streamPath(url);
+  const path = streamPath(t, ctx.config.MAX_PATH_BYTES);
   // Live reads may use the notification-invalidated cache; catch-up reads always read the
   // table, so a write acknowledged by another instance is visible at once.
   let stream = visible(await (live ? ctx.reads.lookup(path) : ctx.store.find(path)));
@@ -33,7 +35,7 @@ export async function handleRead(ctx: AppContext, request: Request, url: URL): P
   await ctx.store.touch(stream);
   const from = offset.kind === "now" ? stream.tail : position;
   if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
-  const cursor = url.searchParams.get("cursor");
+  const cursor = params.get("cursor");
   if (live === "sse") return handleSse(ctx, request, stream, from, cursor);
   if (live === "long-poll") return longPoll(ctx, request, stream, from, cursor);
   if (offset.kind === "now") {

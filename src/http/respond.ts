@@ -33,6 +33,25 @@ export function respond(status: number, extra: HeaderMap | Headers = {}, body: B
   return new Response(status === 204 || status === 304 ? null : (body as BodyInit | null), { status, headers });
 }
 
+/**
+ * The response without CORS headers: for the admin API and the Inspector page, which only
+ * their own origin may read (no `Access-Control-Allow-Origin`, so no other page can).
+ */
+export function withoutCors(response: Response): Response {
+  if (!response.headers.has("access-control-allow-origin")) return response;
+  try {
+    response.headers.delete("access-control-allow-origin");
+    response.headers.delete("access-control-expose-headers");
+    return response;
+  } catch {
+    // Headers of a response the runtime made are immutable: copy it without them.
+    const headers = new Headers(response.headers);
+    headers.delete("access-control-allow-origin");
+    headers.delete("access-control-expose-headers");
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
+}
+
 export function errorResponse(err: unknown, method = "GET"): Response {
   if (err instanceof SubscriptionError) {
     return respond(err.status, { "Content-Type": "application/json", "Cache-Control": "no-store" }, method === "HEAD" ? null : err.body);

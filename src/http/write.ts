@@ -8,6 +8,7 @@ import { type StreamRecord, visible } from "../store/index.ts";
 import { readBody } from "./body.ts";
 import { type AppContext, streamPath } from "./context.ts";
 import { respond } from "./respond.ts";
+import type { Target } from "./target.ts";
 
 export function metadataHeaders(s: StreamRecord): Record<string, string> {
   const h: Record<string, string> = { "Content-Type": s.contentType, "Stream-Next-Offset": formatOffset(s.tail) };
@@ -17,7 +18,7 @@ export function metadataHeaders(s: StreamRecord): Record<string, string> {
   return h;
 }
 
-export async function handleCreate(ctx: AppContext, request: Request, url: URL): Promise<Response> {
+export async function handleCreate(ctx: AppContext, request: Request, t: Target): Promise<Response> {
   const h = request.headers;
   const expiry = parseExpiry(h.get("stream-ttl"), h.get("stream-expires-at"));
   const forkedFrom = h.get("stream-forked-from");
@@ -41,7 +42,7 @@ export async function handleCreate(ctx: AppContext, request: Request, url: URL):
   const isJson = isJsonType(contentType);
   let units: Uint8Array[] = [];
   if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true }) : [body];
-  const path = streamPath(url);
+  const path = streamPath(t, ctx.config.MAX_PATH_BYTES);
   const { created, stream } = await ctx.store.create({
     path,
     contentType,
@@ -58,11 +59,11 @@ export async function handleCreate(ctx: AppContext, request: Request, url: URL):
     await ctx.subscriptions.trigger.created(path, from, stream.tail > from);
   }
   const headers = metadataHeaders(stream);
-  if (created) headers["Location"] = `${url.origin}${url.pathname}`;
+  if (created) headers["Location"] = `${t.origin}${t.path}`;
   return respond(created ? 201 : 200, headers);
 }
 
-export async function handleAppend(ctx: AppContext, request: Request, url: URL): Promise<Response> {
+export async function handleAppend(ctx: AppContext, request: Request, t: Target): Promise<Response> {
   const h = request.headers;
   const close = isClosedHeader(h.get("stream-closed"));
   const producer = parseProducer(h.get("producer-id"), h.get("producer-epoch"), h.get("producer-seq"));
@@ -73,7 +74,7 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
   const messages = body.byteLength > 0 && contentType !== null && isJsonType(contentType)
     ? splitJsonMessages(body, { allowEmptyArray: false })
     : null;
-  const path = streamPath(url);
+  const path = streamPath(t, ctx.config.MAX_PATH_BYTES);
   const out = await ctx.store.append({
     path,
     contentType,
@@ -96,13 +97,13 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
   return respond(out.status, headers);
 }
 
-export async function handleDelete(ctx: AppContext, url: URL): Promise<Response> {
-  await ctx.store.delete(streamPath(url));
+export async function handleDelete(ctx: AppContext, t: Target): Promise<Response> {
+  await ctx.store.delete(streamPath(t, ctx.config.MAX_PATH_BYTES));
   return respond(204);
 }
 
-export async function handleHead(ctx: AppContext, url: URL): Promise<Response> {
+export async function handleHead(ctx: AppContext, t: Target): Promise<Response> {
   // HEAD does not reset a TTL window (5.1).
-  const stream = visible(await ctx.store.find(streamPath(url)));
+  const stream = visible(await ctx.store.find(streamPath(t, ctx.config.MAX_PATH_BYTES)));
   return respond(200, { ...metadataHeaders(stream), "Cache-Control": "no-store" });
 }

@@ -1,8 +1,10 @@
 // Wraps the app's fetch handler at the outermost boundary: gives every request an id
 // (X-Request-Id, taken from the client when trusted and well-formed), opens the log
 // context that tags every line of the request with it, counts and times the request by
-// operation, writes the optional access log line, and serves /metrics.
+// operation (the label of the route it matched in http/routes.ts, the same route the guard
+// checks and the handler serves), writes the optional access log line, and serves /metrics.
 import type { Config } from "../config.ts";
+import { targetOf } from "../http/target.ts";
 import { serve, type ServerHandle } from "../runtime/serve.ts";
 import { log, requestContext, type RequestContext } from "./log.ts";
 import { httpDuration, httpRequests, metricsText } from "./metrics.ts";
@@ -13,42 +15,28 @@ type Fetch = (request: Request, conn?: ConnInfo) => Response | Promise<Response>
 
 export type HttpObservability = Pick<Config, "TRUST_REQUEST_ID" | "ACCESS_LOG" | "METRICS_PORT">;
 
-const STREAMS = "/v1/stream/";
-const RESERVED = "/v1/stream/__ds";
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 // Ids end up in log lines: accept only what cannot forge fields or lines.
 const GOOD_ID = /^[A-Za-z0-9._:@+=/-]{1,128}$/;
-const LIVE = /(?:^|&)live=(sse|long-poll)(?:&|$)/;
 
-/** The operation a request asks for: a bounded label set, never the stream's name. */
-export function operationOf(method: string, path: string, query: string): string {
-  if (path === "/healthz") return "health";
-  if (path === "/metrics") return "metrics";
-  if (path.startsWith(RESERVED)) return "subscription";
-  if (!path.startsWith(STREAMS)) return "other";
-  switch (method) {
-    case "PUT":
-      return "create";
-    case "POST":
-      return "append";
-    case "DELETE":
-      return "delete";
-    case "HEAD":
-      return "head";
-    case "OPTIONS":
-      return "preflight";
-    case "GET":
-      return LIVE.exec(query)?.[1] ?? "read";
-    default:
-      return "other";
+/**
+ * The operation a request asks for: a bounded label set, never the stream's name. A target
+ * that does not parse (400 before any route) is "other", its path logged as the runtime gave it.
+ */
+export function operationOf(request: Request): { operation: string; path: string } {
+  try {
+    const t = targetOf(request);
+    return { operation: t.route.operation, path: t.path };
+  } catch {
+    return { operation: "other", path: splitUrl(request.url) };
   }
 }
 
-function splitUrl(url: string): { path: string; query: string } {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return { path: "/", query: "" };
+function splitUrl(url: string): string {
+  const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
   const q = url.indexOf("?", start);
-  return q < 0 ? { path: url.slice(start), query: "" } : { path: url.slice(start, q), query: url.slice(q + 1) };
+  return q < 0 ? url.slice(start) : url.slice(start, q);
 }
 
 async function metricsResponse(): Promise<Response> {
@@ -64,9 +52,8 @@ export function observeHttp(fetch: Fetch, config: HttpObservability): Fetch {
     const started = performance.now();
     const given = trust ? request.headers.get("x-request-id") : null;
     const ctx: RequestContext = { id: given !== null && GOOD_ID.test(given) ? given : crypto.randomUUID() };
-    const { path, query } = splitUrl(request.url);
+    const { operation, path } = operationOf(request);
     const method = METHODS.has(request.method) ? request.method : "other";
-    const operation = operationOf(request.method, path, query);
     return requestContext.run(ctx, async () => {
       let response: Response;
       try {
@@ -95,6 +82,6 @@ export function observeHttp(fetch: Fetch, config: HttpObservability): Fetch {
 export async function startMetricsServer(config: Pick<Config, "METRICS_PORT" | "HOST">): Promise<ServerHandle | undefined> {
   if (config.METRICS_PORT === undefined) return undefined;
   const handler = (request: Request) =>
-    splitUrl(request.url).path === "/metrics" ? metricsResponse() : new Response("not found", { status: 404 });
+    splitUrl(request.url) === "/metrics" ? metricsResponse() : new Response("not found", { status: 404 });
   return serve(handler, { PORT: config.METRICS_PORT, HOST: config.HOST, MAX_BODY_BYTES: 0, REQUEST_IDLE_TIMEOUT_S: 30 });
 }

@@ -165,6 +165,14 @@ export class TooManyRequests extends ProtocolError {
   }
 }
 
+/**
+ * 421: this server does not answer for the authority the request names (RFC 9110 15.5.20);
+ * a server without auth answers only loopback names (DNS rebinding, issue 25.7).
+ */
+export class MisdirectedRequest extends ProtocolError {
+  readonly status = 421;
+}
+
 export class UriTooLong extends ProtocolError {
   readonly status = 414;
 }

@@ -5,7 +5,7 @@ import { loadConfig } from "../../src/config.ts";
 import { clientAddress } from "../../src/auth/client-address.ts";
 import { Guard, isLoopback, RefusedToStart } from "../../src/auth/guard.ts";
 import { Gate, RateLimiter } from "../../src/auth/limits.ts";
-import { classify } from "../../src/auth/operation.ts";
+import { parseTarget } from "../../src/http/target.ts";
 import { compileGlob } from "../../src/auth/permissions.ts";
 
 describe("globs", () => {
@@ -36,9 +36,13 @@ describe("globs", () => {
   }
 });
 
-describe("operation mapping", () => {
-  const op = (method: string, url: string, headers: Record<string, string> = {}) =>
-    classify(method, new URL(url, "http://h"), new Headers(headers));
+describe("operation mapping (the route table)", () => {
+  // The route's access with its live/append flags, as the guard reads them.
+  const op = (method: string, url: string, headers: Record<string, string> = {}) => {
+    const t = parseTarget(method, `http://h${url}`, "h");
+    const access = t.route.access(t, new Headers(headers));
+    return access.kind === "guarded" ? { ...access, live: Boolean(t.route.live), append: Boolean(t.route.append) } : access;
+  };
   test("stream methods", () => {
     expect(op("GET", "/v1/stream/a/b?offset=-1")).toEqual({ kind: "guarded", checks: [{ op: "read", path: "a/b" }], live: false, append: false });
     expect(op("GET", "/v1/stream/a?offset=now&live=sse")).toMatchObject({ live: true });
@@ -46,6 +50,7 @@ describe("operation mapping", () => {
     expect(op("HEAD", "/v1/stream/a")).toMatchObject({ checks: [{ op: "read" }], live: false });
     expect(op("POST", "/v1/stream/a")).toMatchObject({ checks: [{ op: "append", path: "a" }], append: true });
     expect(op("DELETE", "/v1/stream/a")).toMatchObject({ checks: [{ op: "delete", path: "a" }] });
+    expect(op("PATCH", "/v1/stream/a")).toMatchObject({ checks: [{ op: "delete", path: "a" }] });
     expect(op("PUT", "/v1/stream/f", { "Stream-Forked-From": "/v1/stream/src/x" })).toMatchObject({
       checks: [{ op: "create", path: "f" }, { op: "read", path: "src/x" }],
     });
@@ -66,9 +71,35 @@ describe("operation mapping", () => {
     expect(op("PUT", "/v1/stream/__ds/jwks.json")).toMatchObject({ checks: [{ op: "admin" }] });
     expect(op("GET", "/v1/admin/streams")).toMatchObject({ checks: [{ op: "admin", path: "__admin/streams" }] });
     expect(op("GET", "/v1/admin")).toMatchObject({ checks: [{ op: "admin" }] });
-    for (const [m, u] of [["GET", "/healthz"], ["GET", "/metrics"], ["GET", "/ui/index.html"], ["OPTIONS", "/v1/stream/a"], ["OPTIONS", "/v1/admin/x"]]) {
+    // Admin preflights are no longer public: nothing under /v1/admin is granted to other origins.
+    expect(op("OPTIONS", "/v1/admin/x")).toMatchObject({ checks: [{ op: "admin", path: "__admin/x" }] });
+    for (const [m, u] of [["GET", "/healthz"], ["GET", "/metrics"], ["GET", "/ui/index.html"], ["OPTIONS", "/v1/stream/a"], ["GET", "/X/v1/admin/streams"]]) {
       expect(op(m, u)).toEqual({ kind: "public" });
     }
+  });
+  test("one label per route, the Host never moves the path", () => {
+    const label = (m: string, u: string, host = "h") => parseTarget(m, `http://${host}${u}`, host).route.operation;
+    expect(["PUT", "POST", "DELETE", "HEAD", "OPTIONS"].map((m) => label(m, "/v1/stream/a"))).toEqual(["create", "append", "delete", "head", "preflight"]);
+    expect(["", "?offset=-1", "?offset=-1&live=sse", "?live=long-poll&offset=-1"].map((q) => label("GET", `/v1/stream/a${q}`))).toEqual(["read", "read", "sse", "long-poll"]);
+    expect([label("GET", "/healthz"), label("GET", "/metrics"), label("GET", "/v1/admin/streams"), label("GET", "/ui/"), label("POST", "/v1/stream/__ds/x")]).toEqual(["health", "metrics", "admin", "ui", "subscription"]);
+    for (const host of ["a:1", "x", "abc", "[::1]:9"]) {
+      expect(label("GET", "/X/v1/admin/content/t/a/x", host)).toBe("other");
+      expect(label("POST", "/X/v1/stream/s", host)).toBe("other");
+    }
+  });
+  test("malformed targets are refused before any route", () => {
+    const parse = (u: string, host: string | null = "h") => () => parseTarget("GET", u, host);
+    expect(parse("http://h/v1/stream/foo%")).toThrow(/%/);
+    expect(parse("http://h/v1/stream/a%zz/b")).toThrow(/two hex digits/);
+    expect(parse("http://h/v1/stream/a%2")).toThrow(/two hex digits/);
+    expect(parse("http://h/v1/stream/a%25")).not.toThrow();
+    expect(parse("http://h/v1/stream/a/../b")).toThrow(/normal form/);
+    expect(parse("http://h/v1/stream/a/%2e%2E/b")).toThrow(/normal form/);
+    expect(parse("http://a/b/v1/stream/s", "a/b")).toThrow(/Host/);
+    expect(parse("/v1/stream/s", "a/b")).toThrow(/Host/);
+    expect(parse("http://h/v1/stream/s", null)).toThrow(/Host/);
+    expect(parse("http://evil/v1/stream/s", "h")).toThrow(/authority/);
+    expect(parse("http://a.b/v1/stream/s", "A.B:80")).not.toThrow();
   });
 });
 

@@ -1,14 +1,23 @@
 // Requests that only a raw socket can send: short Host headers, HTTP/1.0 without Host.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import net from "node:net";
+import { type TokenFixture, writeTokenFile } from "../support/auth.ts";
 import { type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 
 let server: SpawnedServer;
+let fx: TokenFixture;
+let auth = "";
 // Starting a server (PGlite, migrations) takes seconds on a loaded machine: above bun's 5 s default.
+// With auth on: without it, only loopback Host names are served (test/http/loopback-only.test.ts).
 beforeAll(async () => {
-  server = await spawnServer({ quiet: true });
+  fx = writeTokenFile([{ name: "root", allow: [{ paths: ["**"], ops: ["read", "append", "create", "delete"] }] }]);
+  auth = `Authorization: Bearer ${fx.tokens.root}\r\n`;
+  server = await spawnServer({ quiet: true, env: { AUTH_TOKENS_FILE: fx.file } });
 }, 60_000);
-afterAll(() => server?.stop(), 30_000);
+afterAll(async () => {
+  await server?.stop();
+  fx?.cleanup();
+}, 30_000);
 
 function raw(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -22,10 +31,10 @@ function raw(port: number, text: string): Promise<string> {
 
 test("a Host shorter than 4 characters still reaches the stream routes", async () => {
   for (const host of ["a", "ab", "api", "api:8080"]) {
-    const res = await raw(server.port, `PUT /v1/stream/short-host HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    const res = await raw(server.port, `PUT /v1/stream/short-host HTTP/1.1\r\nHost: ${host}\r\n${auth}Content-Length: 0\r\nConnection: close\r\n\r\n`);
     expect(res).toMatch(/^HTTP\/1\.1 20[01] /);
   }
-  const created = await raw(server.port, "PUT /v1/stream/short-host-2 HTTP/1.1\r\nHost: api\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  const created = await raw(server.port, `PUT /v1/stream/short-host-2 HTTP/1.1\r\nHost: api\r\n${auth}Content-Length: 0\r\nConnection: close\r\n\r\n`);
   expect(created).toContain("Location: http://api/v1/stream/short-host-2");
 });
 
