@@ -220,6 +220,12 @@ export async function readUnits(
   segments: Segment[],
   from: number,
   maxBytes: number,
+  /**
+   * Called when nothing is stored at a position being read: retention may have removed it
+   * since the stream row was read (then this throws 410), or compaction left a gap there
+   * (then the read goes on with the next stored row). Never silently skips removed data.
+   */
+  onGap: (at: number) => Promise<void> = async () => {},
 ): Promise<ReadResult> {
   const units: Uint8Array[] = [];
   let next = from;
@@ -229,6 +235,7 @@ export async function readUnits(
     while (next < seg.hi && budget > 0) {
       const lo = Math.max(next, seg.lo);
       const rows = await fetchRange(q, seg, lo, budget);
+      if ((rows.find((r) => r.end > lo)?.start ?? seg.hi) > lo) await onGap(lo);
       const before = next;
       for (const r of rows) {
         const { start, end } = r;

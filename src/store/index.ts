@@ -15,6 +15,7 @@ import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks
 import { type Change, notifyChannel } from "./change.ts";
 import type { Db } from "./db.ts";
 import type { StreamRecord } from "./records.ts";
+import { assertRetained } from "./retention.ts";
 import {
   type CreateOutcome,
   type CreateParams,
@@ -90,9 +91,14 @@ export class Store {
 
   /** Reads stored units from `from`, stitching fork chains, up to about `maxBytes`. */
   async read(stream: StreamRecord, from: number, maxBytes: number): Promise<ReadResult> {
+    // Below the earliest retained offset: 410 before any chunk is read (PROTOCOL 5.6).
+    assertRetained(stream, from);
     if (from >= stream.tail) return { units: [], next: from };
     const chain = await loadForkChain(this.db, stream);
-    return readUnits(this.db, segmentsFor(chain, stream.tail), from, maxBytes);
+    return readUnits(this.db, segmentsFor(chain, stream.tail), from, maxBytes, async (at) => {
+      const now = await findStreamById(this.db, stream.id);
+      assertRetained(now ?? { ...stream, earliest: stream.tail }, at);
+    });
   }
 
   /** Admin listing: streams in path (byte) order after `after`, one index range. */
@@ -132,6 +138,7 @@ export class Store {
 export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
 export { APPEND_DEFAULTS } from "./appender.ts";
 export { visible } from "./streams.ts";
+export { assertRetained } from "./retention.ts";
 export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
 export type { LinkPageQuery, SubscriptionLink, SubscriptionListQuery, SubscriptionSummary };
