@@ -102,7 +102,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;
-  const app = buildApp({ store, notifier, reads, sse, subscriptions, config, shutdown: shutdown.signal }, () => ({
+  const app = buildApp({ store, notifier, reads, sse, subscriptions, config, retentionRules, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy && db.available,
     detail: {
       database: db.kind,

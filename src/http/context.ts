@@ -5,6 +5,7 @@ import type { SharedReads } from "../live/shared-reads.ts";
 import type { SseHubs } from "../live/sse-hub.ts";
 import type { Store } from "../store/index.ts";
 import type { Subscriptions } from "../subscriptions/service.ts";
+import type { RetentionRules } from "../retention/rules.ts";
 
 /** What every handler needs: the store, the live notifier, and the limits. */
 export interface AppContext {
@@ -20,6 +21,8 @@ export interface AppContext {
   >;
   /** Subscriptions (PROTOCOL 6, 7); control paths answer 501 without them. */
   subscriptions?: Subscriptions;
+  /** Operator retention rules (retention/rules.ts), for the admin API's policy view. */
+  retentionRules?: RetentionRules;
   /** Aborted when the server shuts down: live reads end so clients reconnect elsewhere. */
   shutdown: AbortSignal;
 }

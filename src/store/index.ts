@@ -93,7 +93,7 @@ export class Store {
   async read(stream: StreamRecord, from: number, maxBytes: number): Promise<ReadResult> {
     // Below the earliest retained offset: 410 before any chunk is read (PROTOCOL 5.6).
     assertRetained(stream, from);
-    if (from >= stream.tail) return { units: [], next: from };
+    if (from >= stream.tail) return { units: [], starts: [], next: from };
     const chain = await loadForkChain(this.db, stream);
     return readUnits(this.db, segmentsFor(chain, stream.tail), from, maxBytes, async (at) => {
       const now = await findStreamById(this.db, stream.id);
