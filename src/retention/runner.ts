@@ -26,11 +26,16 @@ export interface RetentionOptions {
   batchRows?: number;
   /** Streams claimed per query. */
   claimStreams?: number;
-  /** How long a claimed stream stays off the due list if its instance dies mid-pass. */
+  /**
+   * How long a claimed stream stays off the due list if its instance dies mid-pass: 20
+   * intervals, between 1 and 30 s. A pass that runs longer may meet a second one on the
+   * same stream; their batches still take turns (advisory lock) and delete nothing twice.
+   */
   leaseMs?: number;
 }
 
-export const RETENTION_DEFAULTS = { batchRows: 500, claimStreams: 16, leaseMs: 30_000 };
+export const RETENTION_DEFAULTS = { batchRows: 500, claimStreams: 16 };
+const leaseFor = (intervalMs: number) => Math.min(30_000, Math.max(1_000, intervalMs * 20));
 
 export interface PassResult {
   streams: number;
@@ -79,7 +84,7 @@ export class RetentionRunner {
       const dueBy = await databaseNow(this.db);
       for (;;) {
         if (this.stopped) break;
-        const due = await claimDue(this.db, this.opts.claimStreams ?? RETENTION_DEFAULTS.claimStreams, this.opts.leaseMs ?? RETENTION_DEFAULTS.leaseMs, dueBy);
+        const due = await claimDue(this.db, this.opts.claimStreams ?? RETENTION_DEFAULTS.claimStreams, this.opts.leaseMs ?? leaseFor(this.opts.intervalMs), dueBy);
         if (due.length === 0) break;
         for (const s of due) {
           const r = await this.applyPolicy(s);
