@@ -49,7 +49,7 @@ describe("migrations", () => {
       const dbs = await Promise.all(Array.from({ length: 4 }, () => openDb({ databaseUrl, schema, poolSize: 2 })));
       try {
         const ran = await Promise.all(dbs.map((db) => migrate(db)));
-        expect(ran.flat().sort()).toEqual(loadMigrations().map((m) => m.version));
+        expect(ran.flat().sort((a, b) => a - b)).toEqual(loadMigrations().map((m) => m.version));
         const rows = await dbs[0].rows<{ n: unknown }>(sql`SELECT count(*) AS n FROM ds_migrations`);
         expect(Number(rows[0].n)).toBe(loadMigrations().length);
       } finally {
