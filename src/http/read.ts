@@ -30,6 +30,8 @@ export async function handleRead(ctx: AppContext, request: Request, url: URL): P
   const position = offset.kind === "position" ? offset.position : 0;
   // A cached tail may lag a write whose notification is still on its way: ask the table.
   if (live && position > stream.tail) stream = visible(await ctx.reads.lookupFresh(path));
+  // The cache hears of appends, not of retention passes: -1 asks the table where data begins.
+  else if (live && offset.kind === "start" && stream.retained) stream = visible(await ctx.reads.lookupFresh(path));
   await ctx.store.touch(stream);
   // -1 starts at the earliest retained message; below it is 410 Gone, before SSE starts (5.6).
   const from = offset.kind === "now" ? stream.tail : offset.kind === "start" ? stream.earliest : position;

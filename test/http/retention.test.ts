@@ -83,6 +83,28 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       expect(behind.status).toBe(410);
       expect(behind.headers.get("stream-earliest-offset")).toBe(offset(600));
     });
+
+    test("a live read from -1 starts at the earliest offset even when the live cache predates the pass", async () => {
+      const url = `${server.url}/v1/stream/live-start-${runtime}`;
+      await fetch(url, { method: "PUT", headers: { "Content-Type": "text/plain", "Stream-Retention-Max-Bytes": "100" } });
+      await fill(url, 1);
+      // A long-poll at the tail puts the stream in the live-read cache.
+      const waiting = fetch(`${url}?offset=${offset(100)}&live=long-poll`);
+      await Bun.sleep(100);
+      await fill(url, 2);
+      expect((await waiting).status).toBe(200);
+      await until(() => earliestOf(url), (e) => e === offset(200));
+      for (const live of ["long-poll", "sse"]) {
+        const ctl = new AbortController();
+        const r = await fetch(`${url}?offset=-1&live=${live}`, { signal: ctl.signal });
+        expect(`${live}: ${r.status}`).toBe(`${live}: 200`);
+        const text = new TextDecoder().decode((await r.body!.getReader().read()).value);
+        // Stored: "0" x 100, "0" x 100, "1" x 100; the size limit keeps the last append.
+        expect(text).toContain("1".repeat(100));
+        expect(text).not.toContain("0".repeat(100));
+        ctl.abort();
+      }
+    });
   });
 }
 
