@@ -19,6 +19,8 @@ import process from "node:process";
 import { workerIndex } from "./runtime/workers.ts";
 import { log } from "./observability/log.ts";
 import { observeServer, timedSweep } from "./observability/metrics.ts";
+import { RetentionRunner } from "./retention/runner.ts";
+import { loadRetentionRules } from "./retention/rules.ts";
 
 export interface RunningServer {
   url: string;
@@ -58,6 +60,7 @@ export function addChangeHooks(
 export async function startServer(config: Config): Promise<RunningServer> {
   // First: a server that would refuse to be open on this address stops before touching the database.
   const guard = await Guard.create(config);
+  const retentionRules = loadRetentionRules(config.RETENTION_RULES_FILE);
   const db = await openDb({
     databaseUrl: config.DATABASE_URL,
     listenUrl: config.LISTEN_DATABASE_URL,
@@ -125,7 +128,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   await notifier.start();
   const shutdown = new AbortController();
   let draining = false;
-  const app = buildApp({ store, notifier, reads, sse, subscriptions, config, shutdown: shutdown.signal }, () => ({
+  const app = buildApp({ store, notifier, reads, sse, subscriptions, config, retentionRules, shutdown: shutdown.signal }, () => ({
     ok: !draining && notifier.healthy && db.available,
     detail: {
       database: db.kind,
@@ -146,6 +149,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
         config.SWEEP_INTERVAL_MS,
       )
       : undefined;
+  const retention = new RetentionRunner(
+    db,
+    retentionRules,
+    { intervalMs: config.RETENTION_INTERVAL_MS, deleteGraceMs: config.COMPACTION_DELETE_RETENTION_MS },
+    (err) => isConnectionError(err) || log.error({ err }, "retention pass failed"),
+  );
+  retention.start();
   const unobserve = observeServer({
     liveWaiters: () => notifier.waiterCount,
     sseMembers: () => sse.readerCount,
@@ -172,6 +182,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       (stopping ??= (async () => {
         draining = true;
         clearInterval(sweeper);
+        await retention.stop();
         guard.close();
         // End live reads first so their clients reconnect to another instance, then let
         // in-flight requests and queued appends finish before the pool closes.

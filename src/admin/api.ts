@@ -8,6 +8,8 @@ import { formatOffset, isOffsetToken, offsetPosition } from "../protocol/offsets
 import type { StreamRecord, StreamSummary } from "../store/index.ts";
 import { type AppContext, STREAM_PREFIX } from "../http/context.ts";
 import { respond } from "../http/respond.ts";
+import { NO_POLICY, stricter } from "../protocol/retention.ts";
+import type { RetentionRules } from "../retention/rules.ts";
 
 export const ADMIN_STREAMS = "/v1/admin/streams";
 export const ADMIN_CONTENT = "/v1/admin/content/";
@@ -46,7 +48,7 @@ function nameParam(ctx: AppContext, url: URL, name: string): string | null {
 }
 
 /** A stream as the admin API shows it: offsets as the protocol's tokens, names without the root. */
-function view(s: StreamSummary) {
+function view(s: StreamSummary, rules?: RetentionRules) {
   return {
     name: s.path.slice(STREAM_PREFIX.length),
     path: s.path,
@@ -67,6 +69,14 @@ function view(s: StreamSummary) {
     forkCount: s.refCount,
     deleted: s.deletedAt !== null,
     deletedAt: s.deletedAt,
+    retention: {
+      own: s.retention,
+      // What the pass applies: the stricter of the stream's own policy and the operator's rules.
+      effective: stricter(s.retention, rules?.policyFor(s.path) ?? NO_POLICY),
+      earliestOffset: formatOffset(s.earliest),
+      earliestPosition: s.earliest,
+      lastPassAt: s.retentionPassAt,
+    },
   };
 }
 
@@ -86,7 +96,7 @@ export async function handleList(ctx: AppContext, url: URL): Promise<Response> {
     after: after === null ? null : STREAM_PREFIX + after,
     limit: limit + 1,
   });
-  const page = rows.slice(0, limit).map(view);
+  const page = rows.slice(0, limit).map((r) => view(r, ctx.retentionRules));
   return json({ streams: page, next: rows.length > limit ? page[page.length - 1].name : null });
 }
 
@@ -96,8 +106,8 @@ export async function handleDescribe(ctx: AppContext, url: URL): Promise<Respons
   const s = await ctx.store.describe(path);
   if (!s) throw new StreamNotFound();
   return json({
-    ...view(s),
-    forks: s.forks.map(view),
+    ...view(s, ctx.retentionRules),
+    forks: s.forks.map((f) => view(f, ctx.retentionRules)),
     producers: s.producers,
     liveReaders: { sse: ctx.sse.readersOn(s.id), longPoll: ctx.notifier.longPollsOn(s.id) },
   });
@@ -111,7 +121,8 @@ export async function handleDescribe(ctx: AppContext, url: URL): Promise<Respons
 export async function handleContent(ctx: AppContext, url: URL): Promise<Response> {
   const stream = await ctx.store.find(pathFrom(ctx, url, ADMIN_CONTENT));
   if (!stream || stream.expired) throw new StreamNotFound();
-  const from = startPosition(param(url, "offset"));
+  // The Inspector pages from the earliest retained position rather than failing with 410.
+  const from = Math.max(startPosition(param(url, "offset")), stream.earliest);
   if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
   const kind = kindOf(stream);
   const items =
@@ -128,6 +139,7 @@ export async function handleContent(ctx: AppContext, url: URL): Promise<Response
     nextPosition: next,
     tailOffset: formatOffset(stream.tail),
     tailPosition: stream.tail,
+    earliestOffset: formatOffset(stream.earliest),
     closed: stream.closed,
     items: items.map((i) => ({
       offset: formatOffset(i.start),
@@ -149,12 +161,11 @@ async function readMessages(ctx: AppContext, stream: StreamRecord, from: number,
   // Small messages are the common case: ask for about what the page needs, then more.
   let budget = Math.max(4096, limit * 256);
   while (items.length < limit && next < stream.tail) {
-    const { units } = await ctx.store.read(stream, next, Math.min(budget, ctx.config.READ_CHUNK_BYTES));
+    const { units, starts, next: after } = await ctx.store.read(stream, next, Math.min(budget, ctx.config.READ_CHUNK_BYTES));
     if (units.length === 0) break;
-    for (const data of units.slice(0, limit - items.length)) {
-      items.push({ start: next, end: next + 1, data });
-      next += 1;
-    }
+    // Compaction may leave gaps between messages: each keeps the position it was stored at.
+    units.slice(0, limit - items.length).forEach((data, i) => items.push({ start: starts?.[i] ?? next + i, end: (starts?.[i] ?? next + i) + 1, data }));
+    next = items.length < limit ? after : items[items.length - 1].end;
     budget *= 2;
   }
   return items;

@@ -6,6 +6,7 @@ import type { SseHubs } from "../live/sse-hub.ts";
 import type { Store } from "../store/index.ts";
 import type { Subscriptions } from "../subscriptions/service.ts";
 import type { Target } from "./target.ts";
+import type { RetentionRules } from "../retention/rules.ts";
 
 /** What every handler needs: the store, the live notifier, and the limits. */
 export interface AppContext {
@@ -21,6 +22,8 @@ export interface AppContext {
   >;
   /** Subscriptions (PROTOCOL 6, 7); control paths answer 501 without them. */
   subscriptions?: Subscriptions;
+  /** Operator retention rules (retention/rules.ts), for the admin API's policy view. */
+  retentionRules?: RetentionRules;
   /** Aborted when the server shuts down: live reads end so clients reconnect elsewhere. */
   shutdown: AbortSignal;
   /** What /healthz reports (set by buildApp). */

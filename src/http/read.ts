@@ -3,7 +3,7 @@ import { nextCursor } from "../protocol/cursor.ts";
 import { BadRequest } from "../protocol/errors.ts";
 import { jsonArrayParts } from "../protocol/json.ts";
 import { formatOffset, parseOffset } from "../protocol/offsets.ts";
-import { type ReadResult, type StreamRecord, visible } from "../store/index.ts";
+import { assertRetained, type ReadResult, type StreamRecord, visible } from "../store/index.ts";
 import { type AppContext, streamPath } from "./context.ts";
 import { respond } from "./respond.ts";
 import { handleSse } from "./sse.ts";
@@ -32,17 +32,31 @@ export async function handleRead(ctx: AppContext, request: Request, t: Target): 
   const position = offset.kind === "position" ? offset.position : 0;
   // A cached tail may lag a write whose notification is still on its way: ask the table.
   if (live && position > stream.tail) stream = visible(await ctx.reads.lookupFresh(path));
+  // The cache hears of appends, not of retention passes: -1 asks the table where data begins.
+  else if (live && offset.kind === "start" && stream.retained) stream = visible(await ctx.reads.lookupFresh(path));
   await ctx.store.touch(stream);
-  const from = offset.kind === "now" ? stream.tail : position;
+  // -1 starts at the earliest retained message; below it is 410 Gone, before SSE starts (5.6).
+  const from = offset.kind === "now" ? stream.tail : offset.kind === "start" ? stream.earliest : position;
   if (from > stream.tail) throw new BadRequest("offset is beyond the end of the stream");
+  assertRetained(stream, from);
   const cursor = params.get("cursor");
+  return withEarliestOffset(stream, await serveRead(ctx, request, stream, from, cursor, live, offset.kind === "now"));
+}
+
+function serveRead(ctx: AppContext, request: Request, stream: StreamRecord, from: number, cursor: string | null, live: string | null, now: boolean) {
   if (live === "sse") return handleSse(ctx, request, stream, from, cursor);
   if (live === "long-poll") return longPoll(ctx, request, stream, from, cursor);
-  if (offset.kind === "now") {
+  if (now) {
     // offset=now: no data, just the tail, and never cached (8).
     return respond(200, nowHeaders(stream), stream.isJson ? "[]" : null);
   }
   return catchUp(ctx, request, stream, from, undefined);
+}
+
+/** Stream-Earliest-Offset on reads of a stream under a policy (notes/retention.md). */
+function withEarliestOffset(stream: StreamRecord, response: Response): Response {
+  if (stream.retained) response.headers.set("Stream-Earliest-Offset", formatOffset(stream.earliest));
+  return response;
 }
 
 function nowHeaders(stream: StreamRecord): Record<string, string> {

@@ -8,13 +8,15 @@ import { log } from "../observability/log.ts";
 const EXPOSED = [
   "Stream-Next-Offset", "Stream-Cursor", "Stream-Up-To-Date", "Stream-Closed", "Stream-TTL", "Stream-Expires-At",
   "Stream-SSE-Data-Encoding", "ETag", "Location", "Content-Type", "Producer-Epoch", "Producer-Seq",
-  "Producer-Expected-Seq", "Producer-Received-Seq", "Retry-After", "WWW-Authenticate",
+  "Producer-Expected-Seq", "Producer-Received-Seq", "Retry-After", "WWW-Authenticate", "Stream-Earliest-Offset",
+  "Stream-Retention-Max-Age", "Stream-Retention-Max-Bytes", "Stream-Compaction",
 ].join(", ");
 
 export const ALLOWED_REQUEST_HEADERS = [
   "Content-Type", "Stream-TTL", "Stream-Expires-At", "Stream-Seq", "Stream-Closed", "Stream-Forked-From",
   "Stream-Fork-Offset", "Stream-Fork-Sub-Offset", "Producer-Id", "Producer-Epoch", "Producer-Seq",
-  "Stream-Expected-Offset", "If-None-Match", "Authorization", "Cache-Control",
+  "Stream-Expected-Offset", "If-None-Match", "Authorization", "Cache-Control", "Stream-Retention-Max-Age",
+  "Stream-Retention-Max-Bytes", "Stream-Compaction",
 ].join(", ");
 
 export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS";

@@ -5,6 +5,7 @@ import { isClosedHeader, parseExpectedOffset, parseExpiry, parseProducer, parseS
 import { splitJsonMessages } from "../protocol/json.ts";
 import { formatOffset, isOffsetToken, offsetPosition } from "../protocol/offsets.ts";
 import { type StreamRecord, visible } from "../store/index.ts";
+import { parseRetentionHeaders } from "../protocol/retention.ts";
 import { readBody } from "./body.ts";
 import { type AppContext, streamPath } from "./context.ts";
 import { respond } from "./respond.ts";
@@ -15,6 +16,19 @@ export function metadataHeaders(s: StreamRecord): Record<string, string> {
   if (s.ttlSeconds !== null) h["Stream-TTL"] = String(s.ttlSeconds);
   if (s.expiresAt !== null) h["Stream-Expires-At"] = s.expiresAt.toISOString();
   if (s.closed) h["Stream-Closed"] = "true";
+  return withRetentionHeaders(h, s);
+}
+
+/**
+ * Stream-Earliest-Offset on every answer about a stream under a retention or compaction
+ * policy, or from which data was ever removed (notes/retention.md); the creator's policy
+ * is echoed like Stream-TTL.
+ */
+export function withRetentionHeaders(h: Record<string, string>, s: StreamRecord): Record<string, string> {
+  if (s.retained) h["Stream-Earliest-Offset"] = formatOffset(s.earliest);
+  if (s.retention.maxAgeSeconds !== null) h["Stream-Retention-Max-Age"] = String(s.retention.maxAgeSeconds);
+  if (s.retention.maxBytes !== null) h["Stream-Retention-Max-Bytes"] = String(s.retention.maxBytes);
+  if (s.retention.compaction !== null) h["Stream-Compaction"] = s.retention.compaction;
   return h;
 }
 
@@ -50,6 +64,7 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
     isJson,
     ...expiry,
     closed: isClosedHeader(h.get("stream-closed")),
+    retention: parseRetentionHeaders(h),
     units,
     fork,
   });

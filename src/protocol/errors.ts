@@ -185,3 +185,15 @@ export class HeadersTooLarge extends ProtocolError {
 export class RequestTimeout extends ProtocolError {
   readonly status = 408;
 }
+
+/**
+ * 410: the offset is before the earliest retained position (PROTOCOL 5.6); the header
+ * tells the client where the stream's data now begins.
+ */
+export class OffsetGone extends ProtocolError {
+  readonly status = 410;
+  constructor(earliestOffset: string) {
+    super("offset is before the earliest retained offset");
+    this.headers = { "Stream-Earliest-Offset": earliestOffset };
+  }
+}

@@ -4,6 +4,7 @@
 // scan whatever the database's collation and however many streams there are.
 import { type Queryable, sql } from "./db.ts";
 import { EXPIRED_SQL } from "./records.ts";
+import type { RetentionPolicy } from "../protocol/retention.ts";
 
 export interface StreamSummary {
   id: number;
@@ -24,6 +25,12 @@ export interface StreamSummary {
   /** Forks still reading this stream's data. */
   refCount: number;
   deletedAt: string | null;
+  /** The creator's retention and compaction policy (operator rules are added by the API). */
+  retention: RetentionPolicy;
+  /** Earliest retained position (notes/retention.md). */
+  earliest: number;
+  /** When the retention pass last finished on this stream. */
+  retentionPassAt: string | null;
 }
 
 export interface ProducerState {
@@ -65,12 +72,13 @@ export function prefixUpperBound(prefix: string): string | null {
 // listed with deletedAt set, since they still hold data that forks read.
 const SUMMARY_COLUMNS = sql`s.id, s.path, s.content_type, s.is_json, s.tail, s.created_at, s.last_access,
   s.ttl_seconds, s.expires_at, s.closed, s.fork_source, s.fork_offset, s.ref_count, s.deleted_at,
+  s.retention_max_age, s.retention_max_bytes, s.compaction, s.earliest, s.retention_pass_at,
   f.path AS fork_source_path,
   -- binary positions count bytes, so what a stream stores itself is its own range; JSON
   -- positions count messages, so their bytes are summed (octet_length reads no TOAST data)
   CASE WHEN s.is_json
     THEN (SELECT coalesce(sum(octet_length(c.data)), 0) FROM ds_chunks c WHERE c.stream_id = s.id)
-    ELSE s.tail - coalesce(s.fork_offset, 0) END AS stored_bytes`;
+    ELSE s.tail - greatest(s.earliest, coalesce(s.fork_offset, 0)) END AS stored_bytes`;
 
 /** The listing statement; exported so tests can EXPLAIN exactly what the API runs. */
 export function listStreamsSql(q: ListQuery) {
@@ -142,5 +150,12 @@ function toSummary(r: Record<string, unknown>): StreamSummary {
     forkOffset: r.fork_offset === null ? null : Number(r.fork_offset),
     refCount: Number(r.ref_count),
     deletedAt: iso(r.deleted_at),
+    retention: {
+      maxAgeSeconds: r.retention_max_age === null ? null : Number(r.retention_max_age),
+      maxBytes: r.retention_max_bytes === null ? null : Number(r.retention_max_bytes),
+      compaction: r.compaction === "state" ? "state" : null,
+    },
+    earliest: Number(r.earliest ?? 0),
+    retentionPassAt: iso(r.retention_pass_at),
   };
 }

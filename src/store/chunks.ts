@@ -169,6 +169,8 @@ export function segmentsFor(chain: ForkLink[], tail: number): Segment[] {
 export interface ReadResult {
   /** Stored units in order, already trimmed to the requested range. */
   units: Uint8Array[];
+  /** Where each unit starts (store reads): compaction leaves gaps between a JSON stream's messages. */
+  starts?: number[];
   next: number;
 }
 
@@ -220,8 +222,15 @@ export async function readUnits(
   segments: Segment[],
   from: number,
   maxBytes: number,
+  /**
+   * Called when nothing is stored at a position being read: retention may have removed it
+   * since the stream row was read (then this throws 410), or compaction left a gap there
+   * (then the read goes on with the next stored row). Never silently skips removed data.
+   */
+  onGap: (at: number) => Promise<void> = async () => {},
 ): Promise<ReadResult> {
   const units: Uint8Array[] = [];
+  const starts: number[] = [];
   let next = from;
   let budget = maxBytes;
   for (const seg of segments) {
@@ -229,6 +238,15 @@ export async function readUnits(
     while (next < seg.hi && budget > 0) {
       const lo = Math.max(next, seg.lo);
       const rows = await fetchRange(q, seg, lo, budget);
+      const first = rows.find((r) => r.end > lo);
+      if ((first?.start ?? seg.hi) > lo) {
+        await onGap(lo);
+        if (!first) {
+          // Compaction removed everything from here to the segment's end: read on past it.
+          next = seg.hi;
+          continue;
+        }
+      }
       const before = next;
       for (const r of rows) {
         const { start, end } = r;
@@ -239,6 +257,7 @@ export async function readUnits(
           data = data.subarray(Math.max(0, lo - start), data.byteLength - Math.max(0, end - seg.hi));
         }
         units.push(data);
+        starts.push(Math.max(start, lo));
         budget -= data.byteLength;
         next = Math.min(end, seg.hi);
         if (budget <= 0) break;
@@ -247,5 +266,5 @@ export async function readUnits(
     }
     if (budget <= 0) break;
   }
-  return { units, next };
+  return { units, starts, next };
 }

@@ -16,6 +16,7 @@ import { type Change, notifyChannel } from "./change.ts";
 import type { Db } from "./db.ts";
 import type { StreamRecord } from "./records.ts";
 import { StandbyReads } from "./standby-reads.ts";
+import { assertRetained } from "./retention.ts";
 import {
   type CreateOutcome,
   type CreateParams,
@@ -98,11 +99,19 @@ export class Store {
 
   /** Reads stored units from `from`, stitching fork chains, up to about `maxBytes`. */
   async read(stream: StreamRecord, from: number, maxBytes: number): Promise<ReadResult> {
-    if (from >= stream.tail) return { units: [], next: from };
+    // Below the earliest retained offset: 410 before any chunk is read (PROTOCOL 5.6).
+    assertRetained(stream, from);
+    if (from >= stream.tail) return { units: [], starts: [], next: from };
     const chain = await loadForkChain(this.db, stream);
     const segments = segmentsFor(chain, stream.tail);
-    if (this.standbyReads) return this.standbyReads.read(segments, from, stream.tail, maxBytes);
-    return readUnits(this.db, segments, from, maxBytes);
+    // Nothing stored where a read looks: retention removed it since the row was read (410),
+    // or compaction left a gap (the read steps over it).
+    const onGap = async (at: number) => {
+      const now = await findStreamById(this.db, stream.id);
+      assertRetained(now ?? { ...stream, earliest: stream.tail }, at);
+    };
+    if (this.standbyReads) return this.standbyReads.read(segments, from, stream.tail, maxBytes, onGap);
+    return readUnits(this.db, segments, from, maxBytes, onGap);
   }
 
   /** Admin listing: streams in path (byte) order after `after`, one index range. */
@@ -142,6 +151,7 @@ export class Store {
 export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
 export { APPEND_DEFAULTS } from "./appender.ts";
 export { MAX_FORK_DEPTH_DEFAULT, visible } from "./streams.ts";
+export { assertRetained } from "./retention.ts";
 export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
 export type { LinkPageQuery, SubscriptionLink, SubscriptionListQuery, SubscriptionSummary };

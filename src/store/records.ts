@@ -1,5 +1,6 @@
 // The stream row as the rest of the server sees it, and the SQL that selects it.
 import { sql } from "./db.ts";
+import type { RetentionPolicy } from "../protocol/retention.ts";
 
 export interface StreamRecord {
   id: number;
@@ -17,7 +18,14 @@ export interface StreamRecord {
   refCount: number;
   deleted: boolean;
   expired: boolean;
+  /** The creator's retention and compaction policy as given on PUT (store/retention.ts). */
+  retention: RetentionPolicy;
+  /** Earliest retained position (PROTOCOL 5.6): reads below it answer 410 Gone. */
+  earliest: number;
+  /** Whether a policy applies (own or an operator rule) or data was ever removed. */
+  retained: boolean;
 }
+
 
 // Expiry is computed by Postgres so every instance agrees on one clock.
 export const EXPIRED_SQL = (t: string) =>
@@ -26,7 +34,9 @@ export const EXPIRED_SQL = (t: string) =>
 
 export const STREAM_COLUMNS = sql`s.id, s.path, s.content_type, s.is_json, s.ttl_seconds, s.expires_at,
   s.tail, s.closed, s.closed_by_id, s.closed_by_epoch, s.closed_by_seq, s.last_seq,
-  s.fork_source, s.fork_offset, s.ref_count, s.deleted_at IS NOT NULL AS deleted, ${EXPIRED_SQL("s")} AS expired`;
+  s.fork_source, s.fork_offset, s.ref_count, s.deleted_at IS NOT NULL AS deleted, ${EXPIRED_SQL("s")} AS expired,
+  s.retention_max_age, s.retention_max_bytes, s.compaction, s.earliest,
+  (s.retention_due_at IS NOT NULL OR s.earliest > 0) AS retained`;
 
 const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -51,5 +61,12 @@ export function toStreamRecord(r: Record<string, unknown>): StreamRecord {
     refCount: num(r.ref_count),
     deleted: Boolean(r.deleted),
     expired: Boolean(r.expired),
+    retention: {
+      maxAgeSeconds: numOrNull(r.retention_max_age),
+      maxBytes: numOrNull(r.retention_max_bytes),
+      compaction: r.compaction === "state" ? "state" : null,
+    },
+    earliest: num(r.earliest ?? 0),
+    retained: Boolean(r.retained),
   };
 }

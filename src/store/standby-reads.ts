@@ -19,6 +19,9 @@ export interface StandbyReadStats {
   primary: number;
 }
 
+/** Thrown inside a standby read at a position with nothing stored (see StandbyReads.read). */
+const STANDBY_GAP = new Error("a gap on a standby");
+
 export class StandbyReads {
   readonly stats: StandbyReadStats = { standby: 0, completedOnPrimary: 0, primary: 0 };
   private next = 0;
@@ -34,21 +37,29 @@ export class StandbyReads {
     return undefined;
   }
 
-  async read(segments: Segment[], from: number, tail: number, maxBytes: number): Promise<ReadResult> {
+  /**
+   * `onGap` (Store.read) explains a position with nothing stored, on the primary. A standby
+   * cannot tell a gap from rows it has not replayed yet, so a gap there hands the whole read
+   * to the primary (streams with compaction gaps are read on the primary).
+   */
+  async read(segments: Segment[], from: number, tail: number, maxBytes: number, onGap?: (at: number) => Promise<void>): Promise<ReadResult> {
     const standby = this.pick();
     let got: ReadResult | undefined;
     if (standby) {
       try {
-        got = await readUnits(standby, segments, from, maxBytes);
+        got = await readUnits(standby, segments, from, maxBytes, async () => {
+          throw STANDBY_GAP;
+        });
       } catch (err) {
         // A standby that cannot answer (stopped, restarting) is skipped until it does
         // (its gate); anything else is a bug to surface, not to hide behind the primary.
-        if (!isConnectionError(err)) throw err;
+        if (err !== STANDBY_GAP && !isConnectionError(err)) throw err;
+        got = undefined;
       }
     }
     if (!got) {
       this.stats.primary++;
-      return readUnits(this.primary, segments, from, maxBytes);
+      return readUnits(this.primary, segments, from, maxBytes, onGap);
     }
     const bytes = got.units.reduce((n, u) => n + u.byteLength, 0);
     if (got.next >= tail || bytes >= maxBytes) {
@@ -57,8 +68,8 @@ export class StandbyReads {
     }
     // The standby has not replayed as far as the primary's tail: the rest from the primary.
     this.stats.completedOnPrimary++;
-    const rest = await readUnits(this.primary, segments, got.next, maxBytes - bytes);
-    return { units: [...got.units, ...rest.units], next: rest.next };
+    const rest = await readUnits(this.primary, segments, got.next, maxBytes - bytes, onGap);
+    return { units: [...got.units, ...rest.units], starts: [...(got.starts ?? []), ...(rest.starts ?? [])], next: rest.next };
   }
 
   close(): Promise<void> {

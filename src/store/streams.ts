@@ -10,6 +10,7 @@ import { type Db, type Queryable, sql } from "./db.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { resolveForkPoint } from "./fork-point.ts";
 import { unlinkStream } from "./subscriptions.ts";
+import { hasPolicy, NO_POLICY, type RetentionPolicy, samePolicy } from "../protocol/retention.ts";
 
 export async function findStream(q: Queryable, path: string, forUpdate = false): Promise<StreamRecord | undefined> {
   const lock = forUpdate ? sql` FOR UPDATE` : sql``;
@@ -35,6 +36,8 @@ export interface StreamConfig {
   ttlSeconds: number | null;
   expiresAt: Date | null;
   closed: boolean;
+  /** The creator's retention and compaction headers (absent: none). */
+  retention?: RetentionPolicy;
 }
 
 export interface CreateParams extends StreamConfig {
@@ -87,6 +90,8 @@ interface Effective extends StreamConfig {
   isJson: boolean;
   forkSource: number | null;
   forkOffset: number | null;
+  /** A fork's view starts where its source's retention has cut it (notes/retention.md). */
+  earliest: number;
 }
 
 async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): Promise<CreateOutcome> {
@@ -95,9 +100,11 @@ async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): 
   const live = existing && !existing.expired ? existing : undefined;
   if (live?.deleted) throw new Conflict("a deleted stream that forks still read occupies this path");
 
-  const effective = p.fork ? await resolveFork(q, p, !live, maxForkDepth) : { ...p, forkSource: null, forkOffset: null };
+  const effective = p.fork ? await resolveFork(q, p, !live, maxForkDepth) : { ...p, forkSource: null, forkOffset: null, earliest: 0 };
+  const policy = p.retention ?? NO_POLICY;
+  if (policy.compaction && !effective.isJson) throw new BadRequest("Stream-Compaction: state needs a JSON stream");
   if (live) {
-    if (!sameConfig(live, effective)) throw new Conflict("stream already exists with a different configuration");
+    if (!sameConfig(live, effective) || !samePolicy(live.retention, policy)) throw new Conflict("stream already exists with a different configuration");
     return { created: false, stream: live };
   }
   const tail0 = effective.forkOffset ?? 0;
@@ -108,9 +115,12 @@ async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): 
   const chunks = unitsToChunks(0, tail0, effective.isJson, units);
   const tail = chunks.length ? chunks[chunks.length - 1].end : tail0;
   const rows = await q.rows(sql`
-    INSERT INTO ds_streams AS s (path, content_type, is_json, ttl_seconds, expires_at, tail, closed, fork_source, fork_offset)
+    INSERT INTO ds_streams AS s (path, content_type, is_json, ttl_seconds, expires_at, tail, closed, fork_source, fork_offset,
+                                 retention_max_age, retention_max_bytes, compaction, earliest, retention_due_at)
     VALUES (${p.path}, ${effective.contentType}, ${effective.isJson}, ${effective.ttlSeconds}, ${effective.expiresAt?.toISOString() ?? null}::timestamptz,
-            ${tail}, ${effective.closed}, ${effective.forkSource}, ${effective.forkOffset})
+            ${tail}, ${effective.closed}, ${effective.forkSource}, ${effective.forkOffset},
+            ${policy.maxAgeSeconds}, ${policy.maxBytes}, ${policy.compaction}, ${effective.earliest},
+            CASE WHEN ${hasPolicy(policy)}::boolean THEN clock_timestamp() END)
     RETURNING ${STREAM_COLUMNS}`);
   const stream = toStreamRecord(rows[0]);
   await insertChunks(q, chunks.map((c) => ({ ...c, streamId: stream.id })));
@@ -161,6 +171,7 @@ async function resolveFork(q: Queryable, p: CreateParams, lock: boolean, maxFork
     closed: p.closed,
     forkSource: source.id,
     forkOffset: point,
+    earliest: Math.min(source.earliest, point),
   };
 }
 

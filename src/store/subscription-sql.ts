@@ -17,6 +17,8 @@ export const LIVE_STREAM = sql`st.deleted_at IS NULL AND NOT ${EXPIRED_SQL("st")
  * links over 1,000 streams, on every wake).
  */
 export const LINK_TAIL = sql`(SELECT st.tail FROM ds_streams st WHERE st.path = l.stream_path AND ${LIVE_STREAM})`;
+/** The linked stream's earliest retained position (retention, notes/retention.md). */
+export const LINK_EARLIEST = sql`(SELECT st.earliest FROM ds_streams st WHERE st.path = l.stream_path AND ${LIVE_STREAM})`;
 
 /** Subscription `s` has a linked stream whose tail is past its cursor (PROTOCOL 7). */
 export const HAS_PENDING = sql`EXISTS (
@@ -75,8 +77,9 @@ export const IDLE = sql`s.deleted_at IS NULL AND s.wake_id IS NULL AND s.holder 
 export const SNAPSHOT = sql`(SELECT coalesce(jsonb_object_agg(l.stream_path, coalesce(${LINK_TAIL}, 0)), '{}'::jsonb)
   FROM ds_subscription_links l WHERE l.subscription_id = s.id)`;
 
-/** Links of `s` with their tails, as a JSON array of [key, explicit, acked, tail]. */
-export const LINKS_JSON = sql`(SELECT coalesce(json_agg(json_build_array(l.stream_path, l.explicit, l.acked_pos, coalesce(${LINK_TAIL}, 0))
+/** Links of `s` with their tails, as a JSON array of [key, explicit, acked, tail, earliest]. */
+export const LINKS_JSON = sql`(SELECT coalesce(json_agg(json_build_array(l.stream_path, l.explicit, l.acked_pos, coalesce(${LINK_TAIL}, 0),
+      coalesce(${LINK_EARLIEST}, 0))
     ORDER BY l.stream_path), '[]'::json)
   FROM ds_subscription_links l WHERE l.subscription_id = s.id)`;
 
@@ -85,16 +88,19 @@ export interface LinkState {
   explicit: boolean;
   ackedPos: number;
   tail: number;
+  /** The stream's earliest retained position: above ackedPos, data the worker never acked is gone. */
+  earliest: number;
 }
 
 const asJson = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : v);
 
 export function parseLinks(v: unknown): LinkState[] {
-  return ((asJson(v) ?? []) as [string, boolean, unknown, unknown][]).map(([key, explicit, acked, tail]) => ({
+  return ((asJson(v) ?? []) as [string, boolean, unknown, unknown, unknown][]).map(([key, explicit, acked, tail, earliest]) => ({
     key,
     explicit: Boolean(explicit),
     ackedPos: Number(acked),
     tail: Number(tail),
+    earliest: Number(earliest ?? 0),
   }));
 }
 

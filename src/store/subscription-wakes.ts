@@ -9,6 +9,7 @@ import {
   CLEAR_WAKE,
   HAS_PENDING,
   IDLE,
+  LINK_EARLIEST,
   LINK_TAIL,
   type LinkState,
   NEW_WAKE_ID,
@@ -179,8 +180,8 @@ export async function claimDueDeliveries(db: Db, claimPrefix: string, c: ClaimLi
     per AS (
       SELECT d.id, (
         SELECT jsonb_build_array(coalesce(jsonb_object_agg(x.stream_path, x.tail), '{}'::jsonb),
-          coalesce(jsonb_agg(jsonb_build_array(x.stream_path, x.explicit, x.acked_pos, x.tail) ORDER BY x.stream_path), '[]'::jsonb))
-        FROM (SELECT l.stream_path, l.explicit, l.acked_pos, coalesce(${LINK_TAIL}, 0) AS tail
+          coalesce(jsonb_agg(jsonb_build_array(x.stream_path, x.explicit, x.acked_pos, x.tail, x.earliest) ORDER BY x.stream_path), '[]'::jsonb))
+        FROM (SELECT l.stream_path, l.explicit, l.acked_pos, coalesce(${LINK_TAIL}, 0) AS tail, coalesce(${LINK_EARLIEST}, 0) AS earliest
               FROM ds_subscription_links l WHERE l.subscription_id = d.id OFFSET 0) x) AS both
       FROM d)
     UPDATE ds_subscriptions s

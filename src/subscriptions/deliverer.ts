@@ -73,6 +73,9 @@ export function streamEntries(d: Pick<DueDelivery, "links">) {
     acked_offset: formatOffset(l.ackedPos),
     tail_offset: formatOffset(l.tail),
     has_pending: l.tail > l.ackedPos,
+    // Retention removed data past the cursor (notes/retention.md): reading from acked_offset
+    // would be 410; the worker resumes at earliest_offset, knowing what lay between is gone.
+    ...(l.ackedPos < l.earliest ? { earliest_offset: formatOffset(l.earliest), behind_earliest: true } : {}),
   }));
 }
 

@@ -28,7 +28,7 @@ test.skipIf(!pg)("an append committed while a wake ends is found by the look aft
   await db.rows(sql`INSERT INTO ds_subscription_links (subscription_id, stream_path, explicit) VALUES ('race', ${KEY}, true)`);
   expect(await wakeSubscription(db, "race", 0)).toMatchObject({ id: "race", dueInMs: 0 });
   const [d] = await claimDueDeliveries(db, "test", { limit: 10, perHost: 8, openByHost: new Map(), timeoutMs: 55_000, marginMs: 5_000 });
-  expect(d.links).toEqual([{ key: KEY, explicit: true, ackedPos: 0, tail: 10 }]);
+  expect(d.links).toEqual([{ key: KEY, explicit: true, ackedPos: 0, tail: 10, earliest: 0 }]);
 
   // Hold the row so the ending statement starts (taking its snapshot) and then waits.
   const other = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {}, connection: { search_path: db.schema } });

@@ -70,6 +70,17 @@ export async function streamView(root, name, params, { go, report, onLeave }) {
   );
 }
 
+/** The policy the retention pass applies (the stricter of the stream's headers and the operator's rules). */
+function retention(r) {
+  const e = r.effective;
+  const parts = [
+    e.maxAgeSeconds !== null ? `max age ${count(e.maxAgeSeconds)} s` : null,
+    e.maxBytes !== null ? `max ${bytes(e.maxBytes)}` : null,
+    e.compaction ? `compacted (${e.compaction})` : null,
+  ].filter(Boolean);
+  return parts.length ? parts.join(", ") : "keeps everything";
+}
+
 function metadata(s) {
   const rows = [
     ["Content type", s.contentType],
@@ -79,6 +90,11 @@ function metadata(s) {
     ["Created", time(s.createdAt)],
     ["Last access", time(s.lastAccess)],
     ["Expiry", expiry(s)],
+    ["Retention", h("span", { "data-testid": "retention" }, retention(s.retention))],
+    s.retention.earliestPosition > 0 || s.retention.lastPassAt
+      ? ["Earliest offset", [h("code", { "data-testid": "earliest-offset" }, s.retention.earliestOffset),
+        s.retention.lastPassAt ? ` (last pass ${time(s.retention.lastPassAt)})` : ""]]
+      : null,
     s.forkedFrom
       ? ["Forked from", [s.forkedFrom.name ? h("a", { href: `#/s/${s.forkedFrom.name}` }, s.forkedFrom.name) : "(retired stream)", " at ", h("code", {}, s.forkedFrom.offset)]]
       : null,

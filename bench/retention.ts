@@ -1,0 +1,101 @@
+// Issue 28, item 6: (a) 1M State Protocol messages over 10k keys compacted: time, rows
+// removed, final size; (b) append throughput while retention and compaction passes run, as a
+// ratio to the same load without them, measured in the same run (interleaved rounds).
+// Not part of `npm run bench`: run alone on a quiet machine.
+//   DATABASE_URL=postgres://... bun bench/retention.ts [--quick]
+// Without DATABASE_URL it runs on in-memory PGlite (for a smoke run only).
+import { splitJsonMessages } from "../src/protocol/json.ts";
+import { NO_POLICY } from "../src/protocol/retention.ts";
+import { openDb, sql } from "../src/store/db.ts";
+import { Store } from "../src/store/index.ts";
+import { migrate } from "../src/store/migrate.ts";
+import { RetentionRunner } from "../src/retention/runner.ts";
+import { RetentionRules } from "../src/retention/rules.ts";
+
+const quick = process.argv.includes("--quick");
+const MESSAGES = quick ? 20_000 : 1_000_000;
+const KEYS = quick ? 200 : 10_000;
+const ROUND_MS = quick ? 1_000 : 10_000;
+const ROUNDS = quick ? 2 : 3;
+const WRITERS = 32;
+const STREAMS = 100;
+
+const schema = `bench_ret_${Date.now().toString(36)}`;
+const url = process.env.DATABASE_URL;
+const db = await openDb(url ? { databaseUrl: url, schema, poolSize: 16 } : { dataDir: "memory://", schema: "public", poolSize: 1 });
+await migrate(db);
+const store = new Store(db);
+const enc = new TextEncoder();
+const base = { contentTypeGiven: true, ttlSeconds: null, expiresAt: null, closed: false, units: [] };
+
+async function appendJson(path: string, messages: unknown[]): Promise<void> {
+  const body = enc.encode(JSON.stringify(messages));
+  await store.append({ path, contentType: "application/json", body, messages: splitJsonMessages(body, { allowEmptyArray: false }), close: false, streamSeq: null });
+}
+
+// (a) compaction of one large stream
+{
+  const path = "/v1/stream/bench/state";
+  await store.create({ ...base, path, contentType: "application/json", isJson: true, retention: { ...NO_POLICY, compaction: "state" } });
+  const ops = ["insert", "update", "upsert"];
+  for (let i = 0; i < MESSAGES; i += 1000) {
+    const batch = Array.from({ length: Math.min(1000, MESSAGES - i) }, (_, j) => ({
+      type: "item", key: `k${(i + j) % KEYS}`, value: { n: i + j, pad: "x".repeat(40) }, headers: { operation: ops[(i + j) % 3] },
+    }));
+    await appendJson(path, batch);
+  }
+  const size = async () => {
+    const r = await db.rows<{ rows: unknown; bytes: unknown }>(sql`SELECT count(*) AS rows, coalesce(sum(octet_length(data)), 0) AS bytes
+      FROM ds_chunks WHERE stream_id = (SELECT id FROM ds_streams WHERE path = ${path})`);
+    return { rows: Number(r[0].rows), bytes: Number(r[0].bytes) };
+  };
+  const before = await size();
+  const runner = new RetentionRunner(db, new RetentionRules([]), { intervalMs: 0, deleteGraceMs: 0 });
+  const t0 = performance.now();
+  const result = await runner.pass();
+  const seconds = (performance.now() - t0) / 1000;
+  const after = await size();
+  console.log(JSON.stringify({ scenario: "compaction", messages: MESSAGES, keys: KEYS, seconds, removedRows: result.rows, before, after }));
+}
+
+// (b) append throughput with and without the passes, interleaved rounds in one run
+{
+  const paths = Array.from({ length: STREAMS }, (_, i) => `/v1/stream/bench/load-${i}`);
+  for (const [i, path] of paths.entries()) {
+    const compacted = i % 2 === 0;
+    await store.create({
+      ...base, path, contentType: "application/json", isJson: true,
+      retention: compacted ? { ...NO_POLICY, compaction: "state" } : { ...NO_POLICY, maxBytes: 64 * 1024 },
+    });
+  }
+  const round = async (withPasses: boolean): Promise<number> => {
+    const runner = new RetentionRunner(db, new RetentionRules([]), { intervalMs: 50, deleteGraceMs: 0 });
+    if (withPasses) runner.start();
+    let done = 0;
+    const end = Date.now() + ROUND_MS;
+    await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
+      for (let i = 0; Date.now() < end; i++) {
+        const path = paths[(w * 7 + i) % STREAMS];
+        await appendJson(path, [{ type: "t", key: `k${i % 50}`, value: { i }, headers: { operation: "upsert" } }]);
+        done++;
+      }
+    }));
+    await runner.stop();
+    return done / (ROUND_MS / 1000);
+  };
+  const plain: number[] = [];
+  const passes: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    plain.push(await round(false));
+    passes.push(await round(true));
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  console.log(JSON.stringify({
+    scenario: "appends-with-passes", writers: WRITERS, streams: STREAMS, plain, passes,
+    ratio: median(passes) / median(plain), target: 0.9,
+  }));
+}
+
+await store.drained();
+if (url) await db.rows(sql.raw(`DROP SCHEMA "${schema}" CASCADE`));
+await db.close();
