@@ -40,7 +40,7 @@ export async function handleCreate(ctx: AppContext, request: Request, url: URL):
   const body = await readBody(request, ctx.config.MAX_BODY_BYTES);
   const isJson = isJsonType(contentType);
   let units: Uint8Array[] = [];
-  if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true }) : [body];
+  if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND }) : [body];
   const path = streamPath(url);
   const { created, stream } = await ctx.store.create({
     path,
@@ -51,6 +51,7 @@ export async function handleCreate(ctx: AppContext, request: Request, url: URL):
     closed: isClosedHeader(h.get("stream-closed")),
     units,
     fork,
+    maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND,
   });
   if (created && ctx.subscriptions) {
     // Glob subscriptions link a new stream before its creation is answered (PROTOCOL 6.2).
@@ -70,7 +71,7 @@ export async function handleAppend(ctx: AppContext, request: Request, url: URL):
   if (body.byteLength === 0 && !close) throw new BadRequest("empty body: only a close (Stream-Closed: true) may omit data");
   const contentType = h.get("content-type");
   const messages = body.byteLength > 0 && contentType !== null && isJsonType(contentType)
-    ? splitJsonMessages(body, { allowEmptyArray: false })
+    ? splitJsonMessages(body, { allowEmptyArray: false, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND })
     : null;
   const path = streamPath(url);
   const out = await ctx.store.append({
