@@ -3,7 +3,7 @@
 // A JSON append is split without building the whole document as JS values: a scan over
 // the text finds the top-level elements of an array body, each element is parsed and
 // re-serialised on its own (so every message is validated and stored in the same compact
-// form as before), and the messages are written into one buffer. Parsing an 8 MB body of
+// form as before). Parsing an 8 MB body of
 // 4M tiny messages at once cost +663 MB (about 80 bytes per body byte) and, at about 700k
 // messages, a 500 from a spread of the message array (issue 25). The number of messages
 // is counted before any is parsed, so a body over the cap costs one scan and a 413.
@@ -22,7 +22,7 @@ export interface SplitOptions {
   maxMessages?: number;
 }
 
-/** Splits a JSON request body into stored messages (views into one buffer). */
+/** Splits a JSON request body into stored messages. */
 export function splitJsonMessages(body: Uint8Array, opts: SplitOptions): Uint8Array[] {
   let text: string;
   try {
@@ -37,9 +37,12 @@ export function splitJsonMessages(body: Uint8Array, opts: SplitOptions): Uint8Ar
   if (count === 0 && !opts.allowEmptyArray) throw new BadRequest("empty JSON array appends nothing");
   const max = opts.maxMessages ?? MAX_MESSAGES_DEFAULT;
   if (count > max) throw new PayloadTooLarge(`a JSON append may carry at most ${max} messages; this one has ${count}`);
-  const out = new MessageBuffer(body.byteLength, count);
-  scanArray(text, open, (start, end) => out.add(normalise(text.slice(start, end))));
-  return out.messages();
+  // One small array per message: on Bun that costs less than views into one shared buffer
+  // (about 300 bytes a message either way, measured; hence the cap).
+  const out = new Array<Uint8Array>(count);
+  let k = 0;
+  scanArray(text, open, (start, end) => (out[k++] = encoder.encode(normalise(text.slice(start, end)))));
+  return out;
 }
 
 /** One message's stored form: parsed (validated) and serialised compactly. */
@@ -99,44 +102,6 @@ function scanArray(text: string, open: number, each: (start: number, end: number
     if (c === 0x7d) return -1;
     i++;
     if (c === 0x5d) return skipSpace(text, i) === n ? count : -1;
-  }
-}
-
-/** Messages written one after another into one growing buffer, cut into views at the end. */
-class MessageBuffer {
-  private bytes: Uint8Array;
-  private used = 0;
-  private readonly ends: Uint32Array;
-  private count = 0;
-
-  constructor(sizeHint: number, count: number) {
-    // The compact form is rarely longer than the body (numbers like 1e9 are the exception).
-    this.bytes = new Uint8Array(Math.max(64, sizeHint));
-    this.ends = new Uint32Array(count);
-  }
-
-  add(message: string): void {
-    // encodeInto needs room for the worst case, 3 bytes per UTF-16 unit.
-    const need = this.used + message.length * 3;
-    if (need > this.bytes.byteLength) {
-      const grown = new Uint8Array(Math.max(need, this.bytes.byteLength * 2));
-      grown.set(this.bytes.subarray(0, this.used));
-      this.bytes = grown;
-    }
-    this.used += encoder.encodeInto(message, this.bytes.subarray(this.used)).written;
-    this.ends[this.count++] = this.used;
-  }
-
-  messages(): Uint8Array[] {
-    // Give back what the buffer over-reserved (stored messages outlive the request in caches).
-    const bytes = this.used < this.bytes.byteLength * 0.75 ? this.bytes.slice(0, this.used) : this.bytes.subarray(0, this.used);
-    const out = new Array<Uint8Array>(this.count);
-    let at = 0;
-    for (let k = 0; k < this.count; k++) {
-      out[k] = bytes.subarray(at, this.ends[k]);
-      at = this.ends[k];
-    }
-    return out;
   }
 }
 

