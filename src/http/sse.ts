@@ -81,8 +81,9 @@ async function pump(
   for (;;) {
     // Catch up on our own; once at the tail, the stream's hub delivers (live/sse-hub.ts).
     for (;;) {
-      await out.room();
-      if (stop.aborted) return;
+      // A client that has not read for the whole lifetime is let go (it reconnects from its
+      // last control event's offset), so it does not hold a live-read slot for ever.
+      if (!(await roomBefore(out, deadline)) || stop.aborted) return;
       const result = pos < stream.tail ? await ctx.reads.read(stream, pos, ctx.config.READ_CHUNK_BYTES) : undefined;
       if (result) pos = result.next;
       const upToDate = pos >= stream.tail;
@@ -123,5 +124,17 @@ async function pump(
     });
     if (!behind) return;
     stream = behind;
+  }
+}
+
+/** Waits until the client has room (true), or until `deadline` passes without it (false). */
+async function roomBefore(out: Outlet, deadline: number): Promise<boolean> {
+  if (out.hasRoom()) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([out.room().then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
