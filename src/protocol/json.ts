@@ -30,6 +30,9 @@ export function splitJsonMessages(body: Uint8Array, opts: SplitOptions): Uint8Ar
   } catch {
     throw new BadRequest("request body is not valid JSON");
   }
+  // Refused before parsing: a document this deep parses on one runtime and not the other,
+  // and on Bun takes seconds to fail (200k levels: about 3 s to a stack overflow).
+  if (deeperThan(text, MAX_DEPTH)) throw new BadRequest(JSON_TOO_DEEP);
   const open = skipSpace(text, 0);
   if (text.charCodeAt(open) !== 0x5b /* [ */) return [encoder.encode(normalise(text))];
   const count = scanArray(text, open, () => {});
@@ -58,6 +61,27 @@ function normalise(json: string): string {
 
 const JSON_TOO_DEEP = "request body is JSON nested too deeply";
 const tooDeep = (err: unknown) => err instanceof RangeError;
+
+/** Deepest nesting of arrays and objects accepted in a JSON body. */
+export const MAX_DEPTH = 10_000;
+
+/** Whether arrays and objects nest more than `limit` deep (strings skipped, no recursion). */
+function deeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \ */) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b /* [ { */) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d /* ] } */) depth--;
+  }
+  return false;
+}
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 

@@ -1,7 +1,7 @@
 // The JSON body split of issue 25, item 3: array bodies are cut into messages by a scan
 // (never one JS value per message for the whole body), each message validated on its own.
 import { describe, expect, test } from "bun:test";
-import { splitJsonMessages } from "../../src/protocol/json.ts";
+import { MAX_DEPTH, splitJsonMessages } from "../../src/protocol/json.ts";
 import { BadRequest, PayloadTooLarge } from "../../src/protocol/errors.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -26,6 +26,14 @@ describe("splitJsonMessages", () => {
     expect(() => split("[1,2,3,4]", 3)).toThrow(PayloadTooLarge);
     // ~700k messages: a 413, not a stack overflow
     expect(() => split(`[${"1,".repeat(700_000)}1]`, 100_000)).toThrow(PayloadTooLarge);
+  });
+
+  test("nesting deeper than MAX_DEPTH is a 400 before any parse; up to it is fine", () => {
+    const nest = (n: number) => "[".repeat(n) + "]".repeat(n);
+    expect(split(`[${nest(MAX_DEPTH - 1)}]`).length).toBe(1);
+    expect(() => split(`[${nest(MAX_DEPTH)}]`)).toThrow(BadRequest);
+    expect(() => split(nest(200_000))).toThrow(BadRequest);
+    expect(split('["[[[[[[[[[["]')).toEqual(['"[[[[[[[[[["']);
   });
 
   test("messages come out in order", () => {
