@@ -195,8 +195,7 @@ class Hub {
         if (m.pos >= s.tail && !s.closed) continue;
         // No read for a client that has not taken what it was sent (see send()).
         if (!m.hasRoom()) {
-          this.members.delete(m);
-          m.fellBehind(s);
+          this.dropBehind(m, s);
           continue;
         }
         const group = groups.get(m.pos);
@@ -230,8 +229,7 @@ class Hub {
       // A client that stopped reading gets nothing more queued for it here: the hub would
       // otherwise hold every later change for it (issue 25). It leaves and pulls on its own.
       if (!m.hasRoom()) {
-        this.members.delete(m);
-        m.fellBehind(s);
+        this.dropBehind(m, s);
         continue;
       }
       const c = Math.max(m.cursorBase, interval);
@@ -246,6 +244,16 @@ class Hub {
         m.finish();
       }
     }
+  }
+
+  /** Lets a member without room go on its own (Member.fellBehind), as leaving would. */
+  private dropBehind(m: Member, s: StreamRecord): void {
+    this.members.delete(m);
+    if (this.members.size === 0) {
+      this.onEmpty();
+      this.kick?.();
+    }
+    m.fellBehind(s);
   }
 
   /** Writes to one member; a broken connection ends that member, never the others. */
