@@ -4,6 +4,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { APPEND_DEFAULTS, MAX_FORK_DEPTH_DEFAULT } from "./store/index.ts";
 import { AuthConfigSchema } from "./auth/config.ts";
+import { MAX_MESSAGES_DEFAULT } from "./protocol/json.ts";
 
 const Int = (min: number, dflt: number, description: string) =>
   Type.Integer({ minimum: min, default: dflt, description });
@@ -25,6 +26,7 @@ export const ConfigSchema = Type.Object({
   LONG_POLL_TIMEOUT_MS: Int(1, 30_000, "how long a long-poll waits for data"),
   SSE_MAX_LIFETIME_MS: Int(1, 60_000, "SSE connections are closed after this long so clients reconnect"),
   MAX_BODY_BYTES: Int(1, 64 * 1024 * 1024, "largest accepted request body (413 above)"),
+  MAX_MESSAGES_PER_APPEND: Int(1, MAX_MESSAGES_DEFAULT, "most JSON messages one append (or create body) may carry (413 above)"),
   READ_CHUNK_BYTES: Int(1, 4 * 1024 * 1024, "most bytes returned by one catch-up read"),
   BACKSTOP_MS: Int(50, 5_000, "how often one query re-checks every stream with live readers, notification or not"),
   SWEEP_INTERVAL_MS: Int(0, 60_000, "how often expired streams are removed (0 disables)"),

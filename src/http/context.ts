@@ -18,7 +18,7 @@ export interface AppContext {
   sse: SseHubs;
   config: Pick<
     Config,
-    "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES" | "MAX_PATH_BYTES"
+    "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES" | "MAX_PATH_BYTES" | "MAX_MESSAGES_PER_APPEND"
   >;
   /** Subscriptions (PROTOCOL 6, 7); control paths answer 501 without them. */
   subscriptions?: Subscriptions;

@@ -9,9 +9,10 @@ import { currentInterval, nextCursor } from "../protocol/cursor.ts";
 import type { StreamRecord } from "../store/index.ts";
 import type { AppContext } from "./context.ts";
 import { controlJson, eventBytes } from "../protocol/sse.ts";
-import { pushStream } from "../runtime/direct-stream.ts";
+import { type Outlet, pushStream } from "../runtime/direct-stream.ts";
 import { respond } from "./respond.ts";
 import { log } from "../observability/log.ts";
+import type { Member } from "../live/sse-hub.ts";
 import { bodyEnded } from "./body-end.ts";
 
 export function handleSse(
@@ -27,9 +28,9 @@ export function handleSse(
   // request.signal, which Deno's legacy mode also aborts after a successful response.
   const cancelled = new AbortController();
   const stop = AbortSignal.any([ctx.shutdown, cancelled.signal]);
-  const body = pushStream(async (send, close) => {
+  const body = pushStream(async (out) => {
     try {
-      await pump(ctx, stream, from, clientCursor, text, (b) => stop.aborted || send(b), stop);
+      await pump(ctx, stream, from, clientCursor, text, out, stop);
     } catch (err) {
       // The stream vanished or the database failed mid-stream: end the response; the
       // client reconnects and gets a proper status.
@@ -39,7 +40,7 @@ export function handleSse(
       bodyEnded(request);
       if (!cancelled.signal.aborted) {
         try {
-          close();
+          out.close();
         } catch {
           // already closed by the runtime
         }
@@ -55,45 +56,85 @@ export function handleSse(
   return respond(200, headers, body);
 }
 
+/**
+ * Catches up, then follows the stream's hub. Catching up pulls: the next range is read
+ * only once the client has taken what it was sent (Outlet.room), so a client that stops
+ * reading holds at most one event and BACKLOG_BYTES here (issue 25). A hub drops a member
+ * that falls that far behind; it catches up the same way and joins again.
+ */
 async function pump(
   ctx: AppContext,
   initial: StreamRecord,
   from: number,
   clientCursor: string | null,
   text: boolean,
-  send: (b: Uint8Array) => void,
+  out: Outlet,
   stop: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + ctx.config.SSE_MAX_LIFETIME_MS;
-  const stream = initial;
+  const send = (b: Uint8Array) => stop.aborted || out.send(b);
+  let stream = initial;
   let pos = from;
   // Cursors never go backwards for this client (10.1); within the connection they follow
   // the clock, so readers of one stream share identical control events.
   const cursorBase = Number(nextCursor(clientCursor));
-  // Catch up on our own; once at the tail, the stream's hub delivers (live/sse-hub.ts).
   for (;;) {
-    if (stop.aborted) return;
-    const result = pos < stream.tail ? await ctx.reads.read(stream, pos, ctx.config.READ_CHUNK_BYTES) : undefined;
-    if (result) pos = result.next;
-    const upToDate = pos >= stream.tail;
-    const closed = stream.closed && upToDate;
-    const cursor = Math.max(cursorBase, currentInterval(Date.now()));
-    // A data event and its control event go out in one write.
-    send(eventBytes(result, controlJson(pos, upToDate, closed, cursor), stream, text));
-    if (closed) return;
-    if (upToDate) break;
+    // Catch up on our own; once at the tail, the stream's hub delivers (live/sse-hub.ts).
+    for (;;) {
+      // A client that has not read for the whole lifetime is let go (it reconnects from its
+      // last control event's offset), so it does not hold a live-read slot for ever.
+      if (!(await roomBefore(out, deadline)) || stop.aborted) return;
+      const result = pos < stream.tail ? await ctx.reads.read(stream, pos, ctx.config.READ_CHUNK_BYTES) : undefined;
+      if (result) pos = result.next;
+      const upToDate = pos >= stream.tail;
+      const closed = stream.closed && upToDate;
+      const cursor = Math.max(cursorBase, currentInterval(Date.now()));
+      // A data event and its control event go out in one write.
+      send(eventBytes(result, controlJson(pos, upToDate, closed, cursor), stream, text));
+      if (closed) return;
+      if (upToDate) break;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0 || stop.aborted) return;
+    const behind = await new Promise<StreamRecord | undefined>((resolve) => {
+      const end = (state?: StreamRecord) => {
+        clearTimeout(timer);
+        stop.removeEventListener("abort", onStop);
+        leave();
+        resolve(state);
+      };
+      const onStop = () => end();
+      const timer = setTimeout(end, left);
+      stop.addEventListener("abort", onStop);
+      const member: Member = {
+        // The hub moves the member's position as it delivers.
+        get pos() {
+          return pos;
+        },
+        set pos(p: number) {
+          pos = p;
+        },
+        cursorBase,
+        send,
+        hasRoom: () => out.hasRoom(),
+        finish: () => end(),
+        fellBehind: (state: StreamRecord) => end(state),
+      };
+      const leave = ctx.sse.join(stream, member);
+    });
+    if (!behind) return;
+    stream = behind;
   }
-  const left = deadline - Date.now();
-  if (left <= 0 || stop.aborted) return;
-  await new Promise<void>((resolve) => {
-    const end = () => {
-      clearTimeout(timer);
-      stop.removeEventListener("abort", end);
-      leave();
-      resolve();
-    };
-    const timer = setTimeout(end, left);
-    stop.addEventListener("abort", end);
-    const leave = ctx.sse.join(stream, { pos, cursorBase, send, finish: end });
-  });
+}
+
+/** Waits until the client has room (true), or until `deadline` passes without it (false). */
+async function roomBefore(out: Outlet, deadline: number): Promise<boolean> {
+  if (out.hasRoom()) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([out.room().then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -55,7 +55,7 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
   const body = await readBody(request, ctx.config.MAX_BODY_BYTES);
   const isJson = isJsonType(contentType);
   let units: Uint8Array[] = [];
-  if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true }) : [body];
+  if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND }) : [body];
   const path = streamPath(t, ctx.config.MAX_PATH_BYTES);
   const { created, stream } = await ctx.store.create({
     path,
@@ -67,6 +67,7 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
     retention: parseRetentionHeaders(h),
     units,
     fork,
+    maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND,
   });
   if (created && ctx.subscriptions) {
     // Glob subscriptions link a new stream before its creation is answered (PROTOCOL 6.2).
@@ -87,7 +88,7 @@ export async function handleAppend(ctx: AppContext, request: Request, t: Target)
   if (body.byteLength === 0 && !close) throw new BadRequest("empty body: only a close (Stream-Closed: true) may omit data");
   const contentType = h.get("content-type");
   const messages = body.byteLength > 0 && contentType !== null && isJsonType(contentType)
-    ? splitJsonMessages(body, { allowEmptyArray: false })
+    ? splitJsonMessages(body, { allowEmptyArray: false, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND })
     : null;
   const path = streamPath(t, ctx.config.MAX_PATH_BYTES);
   const out = await ctx.store.append({

@@ -31,8 +31,16 @@ export interface Member {
   /** Its cursors never go below this (the client's cursor, PROTOCOL 10.1). */
   cursorBase: number;
   send(bytes: Uint8Array): void;
+  /** False while the client has not read enough of what it was sent (runtime/direct-stream.ts). */
+  hasRoom(): boolean;
   /** Called once when the hub ends the reader (stream closed and delivered, or gone). */
   finish(): void;
+  /**
+   * Called once when the hub drops the reader because it has no room for data the hub is
+   * sending: it catches up on its own from `pos`, pulling as its client reads, and may join
+   * again. `state` is the hub's latest state of the stream.
+   */
+  fellBehind(state: StreamRecord): void;
 }
 
 export class SseHubs implements ChangeHook {
@@ -122,7 +130,8 @@ class Hub {
             this.kick = undefined;
             if (this.members.size === 0) return;
             if (!woke && !kick.signal.aborted) {
-              for (const m of [...this.members]) this.write(m, KEEPALIVE);
+              // A client that has not read what it was sent needs no keep-alive.
+              for (const m of [...this.members]) if (m.hasRoom()) this.write(m, KEEPALIVE);
               continue;
             }
             if (!this.adopt(await this.reads.current(this.stream, waiter.since))) return;
@@ -182,8 +191,13 @@ class Hub {
     for (;;) {
       const s = this.stream;
       const groups = new Map<number, Member[]>();
-      for (const m of this.members) {
+      for (const m of [...this.members]) {
         if (m.pos >= s.tail && !s.closed) continue;
+        // No read for a client that has not taken what it was sent (see send()).
+        if (!m.hasRoom()) {
+          this.dropBehind(m, s);
+          continue;
+        }
         const group = groups.get(m.pos);
         if (group) group.push(m);
         else groups.set(m.pos, [m]);
@@ -212,6 +226,12 @@ class Hub {
     for (const m of group) {
       // Gone, or moved on (a notification delivered to it while a read was in flight).
       if (m.pos !== pos || !this.members.has(m)) continue;
+      // A client that stopped reading gets nothing more queued for it here: the hub would
+      // otherwise hold every later change for it (issue 25). It leaves and pulls on its own.
+      if (!m.hasRoom()) {
+        this.dropBehind(m, s);
+        continue;
+      }
       const c = Math.max(m.cursorBase, interval);
       if (c !== cursor || !bytes) {
         cursor = c;
@@ -224,6 +244,16 @@ class Hub {
         m.finish();
       }
     }
+  }
+
+  /** Lets a member without room go on its own (Member.fellBehind), as leaving would. */
+  private dropBehind(m: Member, s: StreamRecord): void {
+    this.members.delete(m);
+    if (this.members.size === 0) {
+      this.onEmpty();
+      this.kick?.();
+    }
+    m.fellBehind(s);
   }
 
   /** Writes to one member; a broken connection ends that member, never the others. */

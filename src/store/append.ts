@@ -74,7 +74,9 @@ export async function appendGroup(
         if (decision.kind === "noop") {
           return { path: req.path, result: { ok: true, value: outcome(204, w.state, req, decision.producerState) } };
         }
-        (w.chunks ??= []).push(...unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units));
+        // Loops, not push(...rows): a spread of a big append's messages overflows the call stack.
+        const rows = (w.chunks ??= []);
+        for (const r of unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units)) rows.push(r);
         if (!w.wrote) w.appended = { from: w.state.tail, units: [], chars: 0 };
         w.appended = addInline(w.appended, decision.units);
         applyWrite(w.state, req, decision);
@@ -96,7 +98,7 @@ export async function appendGroup(
     // A binary stream's small appends share rows (mergeAppends); a JSON stream keeps one row per message.
     const chunks: ChunkRow[] = [];
     for (const w of streams.values()) {
-      if (w.chunks) chunks.push(...(w.state.isJson ? w.chunks : mergeAppends(w.chunks)));
+      if (w.chunks) for (const r of w.state.isJson ? w.chunks : mergeAppends(w.chunks)) chunks.push(r);
     }
     const applied = await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
     // Decisions on a stream whose compare-and-set failed were made on stale state.

@@ -72,8 +72,13 @@ export interface InlineData {
 /** Adds units to a stream's inline data; undefined once it no longer fits (readers query). */
 export function addInline(d: InlineData | undefined, units: Uint8Array[]): InlineData | undefined {
   if (!d) return undefined;
-  d.units.push(...units);
-  d.chars += units.reduce((n, u) => n + inlineChars(u), 0);
+  // A loop, not push(...units): a big append's messages would overflow the call stack. Adding
+  // stops as soon as the data no longer fits.
+  for (const u of units) {
+    d.units.push(u);
+    d.chars += inlineChars(u);
+    if (d.chars > NOTIFY_INLINE_CHARS) return undefined;
+  }
   return d.chars > NOTIFY_INLINE_CHARS ? undefined : d;
 }
 

@@ -47,6 +47,8 @@ export interface CreateParams extends StreamConfig {
   contentTypeGiven: boolean;
   units: Uint8Array[];
   fork?: { sourcePath: string; offset: number | null; subOffset: number };
+  /** Cap on JSON messages in the initial body (MAX_MESSAGES_PER_APPEND; 413 above). */
+  maxMessages?: number;
 }
 
 export interface CreateOutcome {
@@ -111,7 +113,7 @@ async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): 
   // A fork that inherits JSON mode gets its initial body split into messages here, since
   // the request itself did not say it was JSON.
   const units =
-    effective.isJson && !p.isJson && p.units.length ? splitJsonMessages(concatBytes(p.units), { allowEmptyArray: true }) : p.units;
+    effective.isJson && !p.isJson && p.units.length ? splitJsonMessages(concatBytes(p.units), { allowEmptyArray: true, maxMessages: p.maxMessages }) : p.units;
   const chunks = unitsToChunks(0, tail0, effective.isJson, units);
   const tail = chunks.length ? chunks[chunks.length - 1].end : tail0;
   const rows = await q.rows(sql`

@@ -17,6 +17,10 @@ const dec = new TextDecoder();
 interface Probe extends Member {
   events: string[];
   finished: boolean;
+  /** Whether its client has room (runtime/direct-stream.ts); the hub asks before writing. */
+  room: boolean;
+  /** The hub state it was handed when dropped for lack of room. */
+  droppedAt?: StreamRecord;
 }
 
 /** Fires whenever any probe receives bytes or is finished. */
@@ -28,6 +32,12 @@ function probe(stream: StreamRecord, pos = stream.tail): Probe {
     cursorBase: 0,
     events: [],
     finished: false,
+    room: true,
+    hasRoom: () => p.room,
+    fellBehind: (state) => {
+      p.droppedAt = state;
+      delivered.notify();
+    },
     send: (b) => {
       p.events.push(dec.decode(b));
       delivered.notify();
@@ -117,6 +127,26 @@ for (const backend of backends) {
       await append("/hub/broken", "still delivered");
       await until(() => dataOf(members[0]) === "still delivered" && dataOf(members[2]) === "still delivered", "delivery past the broken member");
       expect(broken.finished).toBe(true);
+      for (const leave of leaves) leave();
+    });
+
+    test("a member whose client stops reading is dropped with its position, not queued to (issue 25)", async () => {
+      const s = await create("/hub/slow");
+      const fast = probe(s);
+      const slow = probe(s);
+      const leaves = [hubs.join(s, fast), hubs.join(s, slow)];
+      await append("/hub/slow", "first");
+      await until(() => dataOf(slow) === "first", "the first append at both");
+      const at = slow.pos;
+      slow.room = false;
+      await append("/hub/slow", " second");
+      await append("/hub/slow", "x".repeat(INLINE_MAX * 2)); // through the hub's own read
+      await until(() => dataOf(fast).endsWith("x".repeat(INLINE_MAX * 2)) && slow.droppedAt !== undefined, "the fast member served, the slow one dropped");
+      expect(dataOf(slow)).toBe("first");
+      expect(slow.pos).toBe(at);
+      expect(slow.finished).toBe(false);
+      expect(slow.droppedAt!.tail).toBeGreaterThan(at);
+      expect(hubs.readersOn(s.id)).toBe(1);
       for (const leave of leaves) leave();
     });
 
