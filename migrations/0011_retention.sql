@@ -17,12 +17,6 @@ CREATE INDEX ds_streams_retention_due ON ds_streams (retention_due_at) WHERE ret
 -- measure. A constant default fills existing rows without rewriting the table, and the
 -- append statement needs no change.
 ALTER TABLE ds_chunks ADD COLUMN appended_at timestamptz NOT NULL DEFAULT now();
--- A JSON message as jsonb for compaction (store/retention.ts), or NULL where jsonb cannot
--- hold it (a \u0000 in a string is valid JSON but not valid jsonb): such a message is
--- never taken for a change event, so compaction keeps it.
-CREATE FUNCTION ds_message_jsonb(data bytea) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-BEGIN
-  RETURN convert_from(data, 'UTF8')::jsonb;
-EXCEPTION WHEN others THEN
-  RETURN NULL;
-END $$;
+-- Compaction (store/retention.ts) reads a JSON message as jsonb with ds_message_jsonb from
+-- 0010: NULL where jsonb cannot hold it (a \u0000 in a string is valid JSON but not valid
+-- jsonb), and such a message is never taken for a change event, so compaction keeps it.

@@ -119,6 +119,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
     wakeIntervalMs: config.SUBSCRIPTION_WAKE_INTERVAL_MS,
     tokensFile: config.AUTH_TOKENS_FILE || undefined,
+    logger: log.child({ component: "subscriptions" }),
   });
   const notifier = new Notifier(db, store.channel, config.BACKSTOP_MS);
   const cache = new StreamCache(store, notifier);

@@ -3,7 +3,7 @@
 // served as another (issue 25.4: Elysia routed on request.url from index 11 on while the
 // guard read the parsed URL, so `Host: a:1` moved the route). The Host header only has to be
 // a well-formed authority; it never decides where the path starts.
-import { BadRequest } from "../protocol/errors.ts";
+import { BadRequest, SubscriptionError } from "../protocol/errors.ts";
 import { matchRoute, type Route } from "./routes.ts";
 
 export interface Target {
@@ -90,15 +90,20 @@ export function parseTarget(method: string, rawUrl: string, hostHeader: string |
   const path = rawUrl.slice(pathAt, pathEnd);
   const query = q < 0 || q > pathEnd ? "" : rawUrl.slice(q + 1, h < 0 || h < q ? rawUrl.length : h);
   if (BAD_PERCENT.test(path)) {
-    throw new BadRequest('the request path has a "%" not followed by two hex digits (RFC 3986 2.1): write a literal % as %25');
+    throw badPath(path, 'the request path has a "%" not followed by two hex digits (RFC 3986 2.1): write a literal % as %25');
   }
   if (!inNormalForm(path)) {
-    throw new BadRequest("the request path must be in normal form (no dot segments, non-ASCII percent-encoded)");
+    throw badPath(path, "the request path must be in normal form (no dot segments, non-ASCII percent-encoded)");
   }
   const origin = `${rawUrl.slice(0, scheme)}://${authority}`;
   const t = new ParsedTarget(method, path, query, origin, host);
   t.route = matchRoute(t);
   return t;
+}
+
+/** A 400 for a malformed path; under the subscription API in its error format (PROTOCOL 7: a JSON code). */
+function badPath(path: string, message: string): Error {
+  return path.startsWith("/v1/stream/__ds/") ? new SubscriptionError("INVALID_REQUEST", message) : new BadRequest(message);
 }
 
 /** Whether a URL parser would leave the path as it is (Deno hands over dot segments and raw bytes). */

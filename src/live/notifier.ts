@@ -8,6 +8,7 @@
 //  - every `backstopMs`, one query reads the state of all streams that have waiters and
 //    wakes those whose state differs from what their waiters last saw, so a dead or
 //    silently broken listener costs latency, never correctness.
+import { reportFailures } from "../observability/background.ts";
 import type { Db } from "../store/db.ts";
 import { type Change, parseNotification, sameState, type StreamState } from "../store/change.ts";
 import type { Listener } from "../store/listener.ts";
@@ -47,6 +48,9 @@ export interface ChangeHook {
 
 const BACKSTOP_BATCH = 5_000;
 
+/** The backstop re-checks on its next round; a failure is logged and counted, not swallowed. */
+const failed = reportFailures();
+
 export class Notifier {
   private readonly waiters = new Map<number, Set<Entry>>();
   private listener?: Listener;
@@ -75,7 +79,7 @@ export class Notifier {
       },
     );
     this.backstopTimer = setInterval(() => {
-      this.backstop().catch(() => {});
+      this.backstop().catch((err) => failed("live backstop", err));
     }, this.backstopMs);
     (this.backstopTimer as { unref?: () => void }).unref?.();
   }

@@ -99,6 +99,15 @@ export const backstopWakeups = new Counter({
   registers,
 });
 
+// ---- background work that failed (observability/background.ts)
+
+export const backgroundFailures = new Counter({
+  name: "ds_background_failures_total",
+  help: "Background tasks that failed (each also logged once), by task",
+  labelNames: ["task"] as const,
+  registers,
+});
+
 // ---- expiry sweeper (server.ts)
 
 const sweeps = new Counter({ name: "ds_expiry_sweeps_total", help: "Expiry sweeps, by result", labelNames: ["result"] as const, registers });

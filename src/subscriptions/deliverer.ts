@@ -12,6 +12,9 @@
 // is only the backstop for an instance that died), and the next wake starts at once when
 // work is pending. Each retry of a failed webhook is a new wake. So one generation is never
 // sent twice at once, and a token outlives neither its wake nor its lease.
+import type { Logger } from "pino";
+import { log } from "../observability/log.ts";
+import { type FailureReporter, reportFailures } from "../observability/background.ts";
 import { subscriptionMetrics } from "../observability/subscriptions.ts";
 import { formatOffset } from "../protocol/offsets.ts";
 import type { Db } from "../store/db.ts";
@@ -41,6 +44,10 @@ import { mayAppend, parseScope, splitByScope } from "./scope.ts";
 import { dropLinks } from "../store/subscriptions.ts";
 
 export interface DelivererOptions {
+  /** Where the subscription layer logs (server.ts hands it a child of the process logger). */
+  logger?: Logger;
+  /** Logs and counts a background failure (observability/background.ts). */
+  failed?: FailureReporter;
   concurrency: number;
   /** Most sends open at once to one host (WEBHOOK_HOST_CONCURRENCY; at most `concurrency`). */
   hostConcurrency?: number;
@@ -103,7 +110,10 @@ export class Deliverer {
   /** Open sends per webhook host (the per-host cap, issue 25.8). */
   private readonly openByHost = new Map<string, number>();
   /** Leases this instance started or extended: it ends them when they lapse. */
-  private readonly leases = new LeaseTimers((id) => this.leaseEnds(id));
+  private readonly leases = new LeaseTimers(
+    (id) => this.leaseEnds(id),
+    (id, err) => this.failed("subscription lease end (the tick retries)", err, { subscription: id }),
+  );
   /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
   private readonly stopping = new AbortController();
   /** Counters for /healthz and tests. */
@@ -121,6 +131,10 @@ export class Deliverer {
     private readonly opts: DelivererOptions,
   ) {}
 
+  private get failed(): FailureReporter {
+    return this.opts.failed ?? reportFailures();
+  }
+
   private get perHost(): number {
     return Math.max(1, Math.min(this.opts.hostConcurrency ?? this.opts.concurrency, this.opts.concurrency));
   }
@@ -131,7 +145,7 @@ export class Deliverer {
 
   start(): void {
     const every = (ms: number, f: () => Promise<unknown>) => {
-      const t = setInterval(() => f().catch((err) => console.error("subscriptions: periodic check failed", err)), ms);
+      const t = setInterval(() => f().catch((err) => this.failed("subscription periodic check", err)), ms);
       (t as { unref?: () => void }).unref?.();
       this.timers.push(t);
     };
@@ -174,7 +188,7 @@ export class Deliverer {
     }
     this.passing = true;
     this.pass()
-      .catch((err) => console.error("subscriptions: claiming deliveries failed", err))
+      .catch((err) => this.failed("subscription delivery claim", err))
       .finally(() => (this.passing = false));
   }
 
@@ -199,7 +213,7 @@ export class Deliverer {
         if (d.host !== null) this.openByHost.set(d.host, (this.openByHost.get(d.host) ?? 0) + 1);
         this.trigger.delivering(d.id);
         const p: Promise<void> = this.deliver(d)
-          .catch((err) => console.error(`subscriptions: delivery for ${d.id} failed`, err))
+          .catch((err) => this.failed("subscription delivery", err, { subscription: d.id }))
           .finally(() => {
             this.inflight--;
             if (d.host !== null) {
@@ -318,7 +332,8 @@ export class Deliverer {
         if (leaseBound && timeout.aborted) return this.leaseRunsOn(d);
       }
       const delay = retryDelayMs(d.attempt + 1);
-      console.warn(`subscriptions: delivery to ${d.id} failed (attempt ${d.attempt + 1}, retry in ${Math.round(delay)} ms): ${(err as Error)?.message ?? err}`);
+      // Counted above (ds_subscription_delivery_failures_total); logged here, once.
+      (this.opts.logger ?? log).warn({ subscription: d.id, attempt: d.attempt + 1, retryInMs: Math.round(delay), err }, "webhook or wake delivery failed");
       await deliveryFailed(this.db, d, delay);
       // The row holds the schedule; this timer only saves waiting for the next tick.
       const t = setTimeout(() => this.kick(), delay + 10);

@@ -12,7 +12,10 @@ export class LeaseTimers {
   private stopped = false;
 
   /** `lapse` ends the lease of `id` if it has lapsed; returns the milliseconds left otherwise. */
-  constructor(private readonly lapse: (id: string) => Promise<number | undefined>) {}
+  constructor(
+    private readonly lapse: (id: string) => Promise<number | undefined>,
+    private readonly failed: (id: string, err: unknown) => void,
+  ) {}
 
   /** The lease of `id` runs `ms` more. */
   watch(id: string, ms: number): void {
@@ -23,7 +26,7 @@ export class LeaseTimers {
       if (this.stopped) return;
       this.lapse(id)
         .then((left) => left !== undefined && this.watch(id, left))
-        .catch((err) => console.error(`subscriptions: ending the lease of ${id} failed (the tick retries)`, err));
+        .catch((err) => this.failed(id, err));
     }, Math.max(0, ms) + SLACK_MS);
     (t as { unref?: () => void }).unref?.();
     this.timers.set(id, t);

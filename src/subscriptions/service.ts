@@ -1,6 +1,7 @@
 // The subscription service: what the HTTP handlers call. It checks requests (pure parsing
 // in config.ts, tokens in keys.ts), runs the store's statements, and owns this instance's
 // trigger set and deliverer.
+import { type FailureReporter, reportFailures } from "../observability/background.ts";
 import { randomUUID } from "node:crypto";
 import type { Principal } from "../auth/tokens.ts";
 import process from "node:process";
@@ -68,6 +69,7 @@ export class Subscriptions {
   readonly trigger: WakeTrigger;
   readonly deliverer: Deliverer;
   private listener?: Listener;
+  private readonly failed: FailureReporter;
 
   private constructor(
     private readonly db: Db,
@@ -76,8 +78,9 @@ export class Subscriptions {
     private readonly opts: SubscriptionOptions,
   ) {
     this.channel = subscriptionsChannel(db.schema);
-    this.trigger = new WakeTrigger(db, opts.wakeIntervalMs);
-    this.deliverer = new Deliverer(db, store, keys, this.trigger, this.channel, this.instanceId, opts);
+    this.failed = reportFailures(opts.logger);
+    this.trigger = new WakeTrigger(db, opts.wakeIntervalMs, this.failed);
+    this.deliverer = new Deliverer(db, store, keys, this.trigger, this.channel, this.instanceId, { ...opts, failed: this.failed });
     this.trigger.onWoke = (w, sentAt) => this.deliverer.woke(w, sentAt);
   }
 
@@ -87,12 +90,12 @@ export class Subscriptions {
     subs.listener = await db.listen(
       subs.channel,
       (payload) => {
-        if (payload === "links") subs.trigger.reload().catch((err) => console.error("subscriptions: reloading links failed", err));
+        if (payload === "links") subs.trigger.reload().catch((err) => subs.failed("subscription links reload", err));
         else subs.deliverer.kick();
       },
       // (Re)connected: anything notified meanwhile is lost, so reload and look.
       () => {
-        subs.trigger.reload().catch((err) => console.error("subscriptions: reloading links failed", err));
+        subs.trigger.reload().catch((err) => subs.failed("subscription links reload", err));
         subs.deliverer.kick();
       },
     );

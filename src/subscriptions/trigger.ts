@@ -9,6 +9,7 @@
 // subscription idle looks once more afterwards: Deliverer.ended), and while a wake of it is
 // not due yet (SUBSCRIPTION_WAKE_INTERVAL_MS: nobody can deliver or end it before then, and
 // its delivery's snapshot is taken after the append).
+import { type FailureReporter, reportFailures } from "../observability/background.ts";
 import type { Db } from "../store/db.ts";
 import { linkCreatedStream, loadTriggerSet } from "../store/subscriptions.ts";
 import { wakeForStreams } from "../store/subscription-wakes.ts";
@@ -36,6 +37,7 @@ export class WakeTrigger {
   constructor(
     private readonly db: Db,
     private readonly intervalMs = 0,
+    private readonly failed: FailureReporter = reportFailures(),
   ) {}
 
   /** Reloads the trigger set; concurrent calls coalesce into one more load. */
@@ -141,7 +143,7 @@ export class WakeTrigger {
           for (const w of await wakeForStreams(this.db, keys, this.intervalMs)) this.onWoke(w, sentAt);
         }
       })
-      .catch((err) => console.error("subscriptions: wake after append failed (the backstop retries)", err))
+      .catch((err) => this.failed("subscription wake after append (the backstop retries)", err))
       .finally(() => {
         this.flushing = undefined;
         if (this.pending.size > 0) this.schedule();
