@@ -5,6 +5,7 @@
 import { type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
 import { LINK_TAIL } from "./subscription-sql.ts";
+import type { SubscriptionConfigFields } from "./subscriptions.ts";
 
 export interface SubscriptionLink {
   /** The stream key (its full path, e.g. /v1/stream/orders/eu). */
@@ -16,15 +17,8 @@ export interface SubscriptionLink {
   tail: number | null;
 }
 
-export interface SubscriptionSummary {
-  id: string;
+export interface SubscriptionSummary extends SubscriptionConfigFields {
   incarnation: number;
-  type: "webhook" | "pull-wake";
-  pattern: string | null;
-  webhookUrl: string | null;
-  wakeStream: string | null;
-  leaseTtlMs: number;
-  description: string | null;
   createdAt: string;
   status: string;
   generation: number;

@@ -4,32 +4,29 @@ import { type Db, type Queryable, sql } from "./db.ts";
 import { pgArray } from "./pg-array.ts";
 import { CLEAR_WAKE, LINKS_JSON, type LinkState, LIVE_STREAM, parseLinks } from "./subscription-sql.ts";
 
-export interface NewSubscription {
+/** A subscription's configuration as every view of its row shares it. */
+export interface SubscriptionConfigFields {
   id: string;
   type: "webhook" | "pull-wake";
   pattern: string | null;
-  patternRegex: string | null;
-  /** Explicit stream keys. */
-  streams: string[];
   webhookUrl: string | null;
   wakeStream: string | null;
   leaseTtlMs: number;
   description: string | null;
+}
+
+export interface NewSubscription extends SubscriptionConfigFields {
+  patternRegex: string | null;
+  /** Explicit stream keys. */
+  streams: string[];
   configHash: string;
   baseUrl: string;
   /** Who may it cover (subscriptions/scope.ts), as JSON text; null without auth. */
   scope: string | null;
 }
 
-export interface SubscriptionRecord {
-  id: string;
+export interface SubscriptionRecord extends SubscriptionConfigFields {
   incarnation: number;
-  type: "webhook" | "pull-wake";
-  pattern: string | null;
-  webhookUrl: string | null;
-  wakeStream: string | null;
-  leaseTtlMs: number;
-  description: string | null;
   configHash: string;
   baseUrl: string;
   createdAt: Date;
