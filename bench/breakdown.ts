@@ -13,7 +13,7 @@
 //   5. Postgres alone: pgbench's single-row INSERT transactions, and the WAL flush time.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
+import { loadConfig } from "../src/settings.ts";
 import { configureLogging } from "../src/observability/log.ts";
 import { startServer } from "../src/server.ts";
 import { Store } from "../src/store/index.ts";

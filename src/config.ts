@@ -1,15 +1,14 @@
-// Configuration from the environment, validated with TypeBox so a bad value stops
-// start-up with a clear message instead of surfacing later.
-import { type Static, Type } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
+// The server's own settings (database, limits, live reads, subscriptions, observability).
+// Parts with settings of their own (auth/config.ts) are composed with these at the top, in
+// settings.ts, which loads and validates the whole configuration.
+import { Type } from "@sinclair/typebox";
 import { APPEND_DEFAULTS, MAX_FORK_DEPTH_DEFAULT } from "./store/index.ts";
-import { AuthConfigSchema } from "./auth/config.ts";
 import { MAX_MESSAGES_DEFAULT } from "./protocol/json.ts";
 
 const Int = (min: number, dflt: number, description: string) =>
   Type.Integer({ minimum: min, default: dflt, description });
 
-export const ConfigSchema = Type.Object({
+export const CoreConfigSchema = Type.Object({
   PORT: Int(0, 4437, "TCP port to listen on"),
   HOST: Type.String({ default: "127.0.0.1", description: "interface to bind" }),
   WORKERS: Int(1, 1, "server processes sharing PORT (SO_REUSEPORT); more than 1 needs DATABASE_URL"),
@@ -63,23 +62,4 @@ export const ConfigSchema = Type.Object({
   ACCESS_LOG: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "false", description: "one log line per request" }),
   TRUST_REQUEST_ID: Type.Union([Type.Literal("true"), Type.Literal("false")], { default: "true", description: "reuse a well-formed X-Request-Id from the client" }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: "serve /metrics on this port only (unset: on PORT)" })),
-  ...AuthConfigSchema.properties,
 });
-
-export type Config = Static<typeof ConfigSchema>;
-
-export function loadConfig(env: Record<string, string | undefined>): Config {
-  const raw: Record<string, unknown> = {};
-  for (const [key, schema] of Object.entries(ConfigSchema.properties)) {
-    const value = env[key];
-    if (value === undefined || value === "") continue;
-    raw[key] = (schema as { type?: string }).type === "integer" && /^-?\d+$/.test(value) ? Number(value) : value;
-  }
-  const withDefaults = Value.Default(ConfigSchema, raw);
-  const errors = [...Value.Errors(ConfigSchema, withDefaults)];
-  if (errors.length > 0) {
-    const detail = errors.map((e) => `${e.path.slice(1)}: ${e.message}`).join("; ");
-    throw new Error(`invalid configuration: ${detail}`);
-  }
-  return withDefaults as Config;
-}

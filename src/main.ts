@@ -1,6 +1,6 @@
 // Entry point: `bun src/main.ts` or `deno run -A src/main.ts`.
 import process from "node:process";
-import { loadConfig } from "./config.ts";
+import { loadConfig } from "./settings.ts";
 import { configureLogging, log } from "./observability/log.ts";
 import { hideSecretsIn } from "./observability/redact.ts";
 import { startServer } from "./server.ts";

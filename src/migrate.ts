@@ -1,6 +1,6 @@
 // `npm run migrate`: apply pending migrations and exit (the server also does this at start).
 import process from "node:process";
-import { loadConfig } from "./config.ts";
+import { loadConfig } from "./settings.ts";
 import { configureLogging, log } from "./observability/log.ts";
 import { openDb } from "./store/db.ts";
 import { migrate } from "./store/migrate.ts";

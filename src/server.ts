@@ -1,6 +1,6 @@
 // Wires config, database, migrations, live notifier and the HTTP app together; serves on
 // the current runtime through a thin adapter, and shuts down gracefully.
-import type { Config } from "./config.ts";
+import type { Config } from "./settings.ts";
 import { Guard } from "./auth/guard.ts";
 import { buildApp } from "./http/app.ts";
 import { Notifier } from "./live/notifier.ts";
@@ -18,7 +18,7 @@ import { observeHttp, startMetricsServer } from "./observability/http.ts";
 import process from "node:process";
 import { workerIndex } from "./runtime/workers.ts";
 import { log } from "./observability/log.ts";
-import { observeServer, timedSweep } from "./observability/metrics.ts";
+import { observeServer, recordAppendGroup, recordAppendQueueWait, timedSweep } from "./observability/metrics.ts";
 import { RetentionRunner } from "./retention/runner.ts";
 import { loadRetentionRules } from "./retention/rules.ts";
 
@@ -104,6 +104,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     appendOverlapMin: config.APPEND_OVERLAP_MIN,
     maxForkDepth: config.MAX_FORK_DEPTH,
   });
+  store.observeAppends({ queueWait: recordAppendQueueWait, group: recordAppendGroup });
   // Subscriptions listen first: the stream channel stays the listener connection's last
   // statement (test/live/multi-instance.test.ts finds listener backends by it).
   const subscriptions = await Subscriptions.start(db, store, {

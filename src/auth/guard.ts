@@ -3,7 +3,7 @@
 // the whole app. It reads the route the request target matched in the one route table
 // (http/routes.ts: the same route the handler runs), so every route is covered, including
 // ones added later. Never logs or echoes a token.
-import type { Config } from "../config.ts";
+import type { Config } from "../settings.ts";
 import { bodyEnded, onBodyEnd } from "../http/body-end.ts";
 import { errorResponse, withoutCors } from "../http/respond.ts";
 import {

@@ -3,7 +3,7 @@
 // `ds_allow` claim, in the same shape as a token file entry's `allow`.
 import { createRemoteJWKSet, errors, importSPKI, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { Value } from "@sinclair/typebox/value";
-import type { Config } from "../config.ts";
+import type { Config } from "../settings.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { AllowSchema, compileGrants } from "./permissions.ts";
 import type { Principal } from "./tokens.ts";

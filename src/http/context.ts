@@ -1,4 +1,4 @@
-import type { Config } from "../config.ts";
+import type { Config } from "../settings.ts";
 import { BadRequest, NotImplemented } from "../protocol/errors.ts";
 import type { Notifier } from "../live/notifier.ts";
 import type { SharedReads } from "../live/shared-reads.ts";

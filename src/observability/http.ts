@@ -3,7 +3,7 @@
 // context that tags every line of the request with it, counts and times the request by
 // operation (the label of the route it matched in http/routes.ts, the same route the guard
 // checks and the handler serves), writes the optional access log line, and serves /metrics.
-import type { Config } from "../config.ts";
+import type { Config } from "../settings.ts";
 import { targetOf } from "../http/target.ts";
 import { serve, type ServerHandle } from "../runtime/serve.ts";
 import { log, requestContext, type RequestContext } from "./log.ts";

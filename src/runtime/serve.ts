@@ -1,6 +1,6 @@
 // The only runtime-specific code: listen with Bun.serve or Deno.serve. Everything else
 // uses web-standard Request/Response.
-import type { Config } from "../config.ts";
+import type { Config } from "../settings.ts";
 import { withBodyIdleTimeout } from "./body-idle.ts";
 import { ON_BUN } from "./bun.ts";
 

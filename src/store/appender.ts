@@ -6,7 +6,6 @@ import type { Change } from "./change.ts";
 import { isConnectionError } from "./availability.ts";
 import type { Db } from "./db.ts";
 import { ClientGone } from "../protocol/errors.ts";
-import { recordAppendGroup, recordAppendQueueWait } from "../observability/metrics.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
 /**
@@ -27,7 +26,18 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** What operators may watch of group commit; server.ts attaches the metrics (store/ imports none). */
+export interface AppendObserver {
+  /** A group starts: when each of its appends was queued, and now (performance.now()). */
+  queueWait(queuedAt: number[], now: number): void;
+  /** A group committed or failed: its size, its round trip in seconds, and whether it ran under row locks. */
+  group(size: number, seconds: number, locked: boolean): void;
+}
+
+const UNOBSERVED: AppendObserver = { queueWait() {}, group() {} };
+
 export class Appender {
+  observer: AppendObserver = UNOBSERVED;
   private queue: Pending[] = [];
   /** The streams with queued appends: whether anything queued could go now, without a scan. */
   private queuedPaths = new Set<string>();
@@ -159,9 +169,9 @@ export class Appender {
       this.stats.appends += batch.length;
       if (lock) this.stats.lockedRetries += batch.length;
       const started = performance.now();
-      if (!lock) recordAppendQueueWait(batch.map((p) => p.at), started);
+      if (!lock) this.observer.queueWait(batch.map((p) => p.at), started);
       const results = await appendGroup(this.db, this.channel, batch.map((p) => p.req), lock, this.writers);
-      recordAppendGroup(batch.length, (performance.now() - started) / 1000, lock);
+      this.observer.group(batch.length, (performance.now() - started) / 1000, lock);
       const retry: Pending[] = [];
       results.forEach((r, i) => {
         if ("retry" in r) retry.push(batch[i]);

@@ -8,6 +8,9 @@ import postgres from "postgres";
 import { AvailabilityGate } from "./availability.ts";
 import { driverTarget, dropFailedPrimaryProbes } from "./driver-target.ts";
 import { type Listener, listenPostgres } from "./listener.ts";
+import { quoteIdent } from "./quote.ts";
+
+export { quoteIdent };
 
 export type Row = Record<string, unknown>;
 
@@ -134,9 +137,6 @@ function wrap(
 
 const dialect = new PgDialect();
 
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
 
 export async function openDb(opts: DbOptions): Promise<Db> {
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts);

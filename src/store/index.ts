@@ -1,7 +1,7 @@
 // The store: the only module the HTTP layer talks to for data. Everything SQL lives
 // under store/; this facade binds it to one database, schema and notification channel.
 import type { AppendOutcome, AppendRequest } from "./append.ts";
-import { APPEND_DEFAULTS, Appender } from "./appender.ts";
+import { APPEND_DEFAULTS, Appender, type AppendObserver } from "./appender.ts";
 import {
   describeSubscription,
   type LinkPageQuery,
@@ -140,6 +140,11 @@ export class Store {
 
   get appendStats(): Readonly<Appender["stats"]> {
     return this.appender.stats;
+  }
+
+  /** Attaches what watches group commit (the metrics, from server.ts). */
+  observeAppends(observer: AppendObserver): void {
+    this.appender.observer = observer;
   }
 
   /** Waits for queued appends to commit (graceful shutdown). */

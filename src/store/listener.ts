@@ -6,7 +6,7 @@
 //    not come back in time (a half-open socket never reports a close);
 //  - calls onListen after every successful LISTEN, when notifications may have been lost.
 import postgres from "postgres";
-import { quoteIdent } from "./db.ts";
+import { quoteIdent } from "./quote.ts";
 
 export interface Listener {
   /** True while LISTEN is in place and the last heartbeat came back in time. */

@@ -2,7 +2,7 @@
 // pages miss and repeat nothing while streams come and go, prefix filters are byte-exact
 // (no LIKE wildcards), stream details, content pages, live reader counts and bad input.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { prefixUpperBound } from "../../src/store/admin.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";

@@ -4,7 +4,7 @@
 // acked and tail offsets before and after an ack, keyset pages that miss and repeat nothing
 // while subscriptions come and go, bounded link lists, tombstones, and bad input.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 

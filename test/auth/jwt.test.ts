@@ -2,7 +2,7 @@
 // and a JWKS URL served locally; claims checks and the ds_allow claim's shape.
 import { afterAll, describe, expect, test } from "bun:test";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { JwtRejected, JwtVerifier, KeysUnavailable } from "../../src/auth/jwt.ts";
 import { allows } from "../../src/auth/permissions.ts";
 

@@ -1,7 +1,7 @@
 // Pure parts of auth without a server: globs, operation mapping, the secure default, the
 // rate limiter's arithmetic and the X-Forwarded-For rule.
 import { describe, expect, test } from "bun:test";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { clientAddress } from "../../src/auth/client-address.ts";
 import { Guard, isLoopback, RefusedToStart } from "../../src/auth/guard.ts";
 import { Gate, RateLimiter } from "../../src/auth/limits.ts";

@@ -2,7 +2,7 @@
 // stored data untouched; compression, CORS and health behave.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { gunzipSync } from "node:zlib";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { errorResponse } from "../../src/http/respond.ts";
 

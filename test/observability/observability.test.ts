@@ -6,7 +6,7 @@
 // TRUST_REQUEST_ID=false.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 import { hasPromtool, parseMetrics, promtoolCheck, PROMTOOL, sample } from "../support/metrics.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { isJsonType, isTextForSse, sameContentType } from "../../src/protocol/content-type.ts";
 import { BadRequest } from "../../src/protocol/errors.ts";
 import { isClosedHeader, parseExpiry, parseProducer } from "../../src/protocol/headers.ts";

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { importJWK } from "jose";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { parseMetrics, sample } from "../support/metrics.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";

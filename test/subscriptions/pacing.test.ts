@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { until } from "../support/poll.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { haveChromium, launchBrowser, SCREENSHOT_DIR } from "../support/browser.ts";
 

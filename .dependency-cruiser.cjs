@@ -1,0 +1,40 @@
+// Layering checked in CI (issue 27): `npx depcruise src` must report no violation.
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "import circles make module load order fragile; type-only imports are erased before anything runs, so a circle through one is not counted",
+      from: {},
+      to: { circular: true, viaOnly: { dependencyTypesNot: ["type-only"] } },
+    },
+    {
+      name: "protocol-is-pure",
+      severity: "error",
+      comment: "protocol/ is the pure rule layer: it may import only lib/ (and itself)",
+      from: { path: "^src/protocol/" },
+      to: { path: "^src/", pathNot: "^src/(protocol|lib)/" },
+    },
+    {
+      name: "store-below-the-rest",
+      severity: "error",
+      comment: "store/ speaks SQL; observability, live reads, HTTP and auth attach from above (server.ts)",
+      from: { path: "^src/store/" },
+      to: { path: "^src/(observability|live|http|auth)/" },
+    },
+    {
+      name: "config-without-auth",
+      severity: "error",
+      comment: "the configuration schema is composed at the top, not inside config.ts",
+      from: { path: "^src/config\\.ts$" },
+      to: { path: "^src/auth/" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    exclude: { path: "node_modules" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+  },
+};
