@@ -57,7 +57,12 @@ export function addChangeHooks(
   if (hooks.sse) notifier.addHook(hooks.sse);
 }
 
-export async function startServer(config: Config): Promise<RunningServer> {
+export interface StartOptions {
+  /** With DATA_DIR=memory://: start PGlite from this dump of a migrated data folder (tests). */
+  pgliteDump?: Blob;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   // First: a server that would refuse to be open on this address stops before touching the database.
   const guard = await Guard.create(config);
   const retentionRules = loadRetentionRules(config.RETENTION_RULES_FILE);
@@ -66,6 +71,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     listenUrl: config.LISTEN_DATABASE_URL,
     prepare: config.DATABASE_PREPARE === "true",
     dataDir: config.DATA_DIR,
+    loadDataDir: opts.pgliteDump,
     schema: config.DATABASE_SCHEMA,
     poolSize: config.DATABASE_POOL_SIZE,
     driver: {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../../src/settings.ts";
 import { prefixUpperBound } from "../../src/store/admin.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
-import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
+import { databaseUrl, dropSchema, fromMigratedDump, uniqueSchema } from "../support/backends.ts";
 
 const TIMEOUT_MS = 60_000;
 
@@ -51,6 +51,7 @@ for (const backend of backends) {
     beforeAll(async () => {
       server = await startServer(
         loadConfig({ PORT: "0", ...backend.env, ...(backend.schema ? { DATABASE_SCHEMA: backend.schema } : {}), LONG_POLL_TIMEOUT_MS: "20000" }),
+        backend.name === "pglite" ? await fromMigratedDump() : {},
       );
       base = server.url;
     }, TIMEOUT_MS);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
-import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
+import { databaseUrl, dropSchema, fromMigratedDump, uniqueSchema } from "../support/backends.ts";
 
 const TIMEOUT_MS = 60_000;
 const offset = (n: number) => `0000000000000000_${String(n).padStart(16, "0")}`;
@@ -63,6 +63,7 @@ for (const backend of backends) {
           PORT: "0", ...backend.env, ...(backend.schema ? { DATABASE_SCHEMA: backend.schema } : {}),
           SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
         }),
+        backend.name === "pglite" ? await fromMigratedDump() : {},
       );
       base = server.url;
     }, TIMEOUT_MS);

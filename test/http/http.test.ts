@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { gunzipSync } from "node:zlib";
 import { loadConfig } from "../../src/settings.ts";
+import { fromMigratedDump } from "../support/backends.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { errorResponse } from "../../src/http/respond.ts";
 
@@ -12,9 +13,10 @@ let base: string;
 beforeAll(async () => {
   server = await startServer(
     loadConfig({ PORT: "0", DATA_DIR: "memory://", MAX_BODY_BYTES: "4096", LONG_POLL_TIMEOUT_MS: "300", READ_CHUNK_BYTES: "65536" }),
+    await fromMigratedDump(),
   );
   base = `${server.url}/v1/stream`;
-});
+}, 60_000);
 afterAll(() => server.stop());
 
 const put = (name: string, headers: Record<string, string> = {}, body?: string) =>

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { loadConfig } from "../../src/settings.ts";
+import { fromMigratedDump } from "../support/backends.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 import { hasPromtool, parseMetrics, promtoolCheck, PROMTOOL, sample } from "../support/metrics.ts";
@@ -278,7 +279,7 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
 describe("in process: /metrics on the main port, TRUST_REQUEST_ID=false", () => {
   let server: RunningServer;
   beforeAll(async () => {
-    server = await startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://", TRUST_REQUEST_ID: "false" }));
+    server = await startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://", TRUST_REQUEST_ID: "false" }), await fromMigratedDump());
   }, 60_000);
   afterAll(() => server.stop());
 

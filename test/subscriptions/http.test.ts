@@ -3,9 +3,8 @@
 // callbacks and acks are fenced by generation, wake id, lease and incarnation; cursors only
 // move forward; failed deliveries are retried with backoff; deleted streams leave.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
+import { freshDataDir } from "../support/spawn-server.ts";
 import { importJWK } from "jose";
 import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
@@ -15,7 +14,7 @@ import { type Receiver, startReceiver } from "./receiver.ts";
 let server: RunningServer;
 let base: string;
 let hook: Receiver;
-const dataDir = mkdtempSync(join(tmpdir(), "ds-subs-"));
+const dataDir = freshDataDir(); // a migrated PGlite folder
 const ENV = { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", PORT: "0", DATA_DIR: dataDir, SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500", LONG_POLL_TIMEOUT_MS: "300" };
 
 beforeAll(async () => {

@@ -3,9 +3,8 @@
 // is written all the time is woken about once per interval (after a burst of two) and still
 // gets every append; one written less often than that is woken at once, every time.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
+import { freshDataDir } from "../support/spawn-server.ts";
 import { loadConfig } from "../../src/settings.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { until } from "../support/poll.ts";
@@ -15,7 +14,7 @@ const INTERVAL_MS = 300;
 let server: RunningServer;
 let base: string;
 let hook: Receiver;
-const dataDir = mkdtempSync(join(tmpdir(), "ds-pacing-"));
+const dataDir = freshDataDir(); // a migrated PGlite folder
 
 beforeAll(async () => {
   server = await startServer(loadConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", PORT: "0", DATA_DIR: dataDir, SUBSCRIPTION_WAKE_INTERVAL_MS: String(INTERVAL_MS) }));
@@ -85,7 +84,7 @@ test("a stream written less often than the interval: woken at once every time", 
 
 test("pull-wake: a worker may take a wake before it is due and end it; the next append still wakes", async () => {
   // Its own server with a 1 s interval, so the third wake is surely paced.
-  const dir = mkdtempSync(join(tmpdir(), "ds-pacing-pull-"));
+  const dir = freshDataDir();
   const own = await startServer(loadConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", PORT: "0", DATA_DIR: dir, SUBSCRIPTION_WAKE_INTERVAL_MS: "1000" }));
   try {
     await pullWakeEndsEarly(own);

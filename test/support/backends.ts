@@ -18,6 +18,12 @@ export function uniqueSchema(prefix: string): string {
 
 let template: Promise<Blob> | undefined;
 
+/** startServer's options for a server on DATA_DIR=memory:// that starts from a migrated dump. */
+export async function fromMigratedDump(): Promise<{ pgliteDump: Blob }> {
+  await (await openMigratedPglite()).close();
+  return { pgliteDump: await template! };
+}
+
 /**
  * An in-memory PGlite database, migrated. Creating and migrating one costs seconds of CPU
  * (about 6x loading a dump of one on a loaded 2-core machine), so this process migrates

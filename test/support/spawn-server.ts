@@ -96,7 +96,7 @@ export function pgliteTemplate(): string {
   return dir;
 }
 
-function freshDataDir(): string {
+export function freshDataDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "ds-pglite-"));
   cpSync(pgliteTemplate(), dir, { recursive: true });
   return dir;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { loadConfig } from "../../src/settings.ts";
+import { fromMigratedDump } from "../support/backends.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { haveChromium, launchBrowser, SCREENSHOT_DIR } from "../support/browser.ts";
 
@@ -29,7 +30,9 @@ const control = (id: string, rest = "") => `/v1/stream/__ds/subscriptions/${enco
 describe.skipIf(!haveChromium)("Inspector subscriptions in Chromium", () => {
   beforeAll(async () => {
     [server, browser] = await Promise.all([
-      startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://", SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" })),
+      fromMigratedDump().then((o) =>
+        startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://", SUBSCRIPTION_TICK_MS: "100", SUBSCRIPTION_BACKSTOP_MS: "500", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" }), o),
+      ),
       launchBrowser(),
     ]);
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

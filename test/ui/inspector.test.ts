@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { loadConfig } from "../../src/settings.ts";
+import { fromMigratedDump } from "../support/backends.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { haveChromium, launchBrowser, SCREENSHOT_DIR } from "../support/browser.ts";
 
@@ -29,7 +30,7 @@ async function createThenOpen(name: string, contentType: string, body: BodyInit,
 
 describe.skipIf(!haveChromium)("Inspector in Chromium", () => {
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://" })), launchBrowser()]);
+    [server, browser] = await Promise.all([fromMigratedDump().then((o) => startServer(loadConfig({ PORT: "0", DATA_DIR: "memory://" }), o)), launchBrowser()]);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   }, 60_000);
   afterAll(async () => {
