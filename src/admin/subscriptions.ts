@@ -2,6 +2,7 @@
 // lease and delivery state, and their links with each acked offset beside the linked
 // stream's tail, so a person can see which streams a worker is behind on. Subscriptions
 // are changed only through the protocol's control API (/v1/stream/__ds/...).
+import { hasControlChars } from "../protocol/paths.ts";
 import { BadRequest, SubscriptionError } from "../protocol/errors.ts";
 import { formatOffset } from "../protocol/offsets.ts";
 import type { SubscriptionLink, SubscriptionSummary } from "../store/index.ts";
@@ -21,8 +22,7 @@ const LINK_LIMIT = { default: 100, max: 1000 };
 function idParam(url: URL, name: string): string | null {
   const v = param(url, name);
   if (v === null) return null;
-  // deno-lint-ignore no-control-regex
-  if (v.length > MAX_ID || /[\u0000-\u001f\u007f]/.test(v)) throw new BadRequest(`${name} must be at most ${MAX_ID} printable characters`);
+  if (v.length > MAX_ID || hasControlChars(v)) throw new BadRequest(`${name} must be at most ${MAX_ID} printable characters`);
   return v;
 }
 
@@ -83,8 +83,7 @@ export async function handleSubscriptionList(ctx: AppContext, url: URL): Promise
  */
 export async function handleSubscriptionDescribe(ctx: AppContext, url: URL): Promise<Response> {
   const id = decoded(url.pathname.slice(ADMIN_SUBSCRIPTIONS.length + 1));
-  // deno-lint-ignore no-control-regex
-  if (id.length === 0 || id.length > MAX_ID || /[\u0000-\u001f\u007f]/.test(id)) {
+  if (id.length === 0 || id.length > MAX_ID || hasControlChars(id)) {
     throw new BadRequest(`subscription id must be 1 to ${MAX_ID} printable characters`);
   }
   const after = param(url, "after");

@@ -1,4 +1,5 @@
 import type { Config } from "../settings.ts";
+import { CONTROL_PREFIX, STREAM_PREFIX } from "../protocol/paths.ts";
 import { BadRequest, NotImplemented } from "../protocol/errors.ts";
 import type { Notifier } from "../live/notifier.ts";
 import type { SharedReads } from "../live/shared-reads.ts";
@@ -30,10 +31,10 @@ export interface AppContext {
   health?: () => { ok: boolean; detail: Record<string, unknown> };
 }
 
-export const STREAM_PREFIX = "/v1/stream/";
+export { STREAM_PREFIX };
 
 // PROTOCOL 6: the first segment __ds is reserved for control APIs, never a stream.
-const RESERVED = `${STREAM_PREFIX}__ds`;
+const RESERVED = CONTROL_PREFIX;
 
 /** The stream's key is its URL path exactly as sent (not decoded). */
 export function streamPath(t: Target, maxPathBytes: number): string {

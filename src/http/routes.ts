@@ -9,6 +9,7 @@
 // handlers use none of its features (bodies are read raw, nothing is validated by schema),
 // so routing is this table and a loop over a dozen entries: appends, the hot path, match on
 // the fourth entry with two string comparisons.
+import { CONTROL_PREFIX } from "../protocol/paths.ts";
 import { ADMIN_CONTENT, ADMIN_STREAMS, handleContent, handleDescribe, handleList } from "../admin/api.ts";
 import { redirectToUi, serveUi, UI_ROOT } from "../admin/static.ts";
 import { ADMIN_SUBSCRIPTIONS, handleSubscriptionDescribe, handleSubscriptionList } from "../admin/subscriptions.ts";
@@ -49,7 +50,7 @@ export interface Route {
 }
 
 const ADMIN_ROOT = "/v1/admin";
-const CONTROL = `${STREAM_PREFIX}__ds`;
+const CONTROL = CONTROL_PREFIX;
 
 const PUBLIC: Access = { kind: "public" };
 const publicAccess = () => PUBLIC;

@@ -1,9 +1,9 @@
 // Stream keys are URL paths as sent ("/v1/stream/events/a"); subscription bodies speak in
 // stream-root-relative paths ("events/a", PROTOCOL 6). Conversions live here.
+import { CONTROL_PREFIX, hasControlChars, isReservedPath, STREAM_PREFIX } from "../protocol/paths.ts";
 import { BadRequestCode } from "./errors.ts";
 
-export const STREAM_PREFIX = "/v1/stream/";
-export const CONTROL_PREFIX = `${STREAM_PREFIX}__ds`;
+export { CONTROL_PREFIX, STREAM_PREFIX };
 const MAX_PATH_BYTES = 1024;
 
 /** A relative path from a request body, checked and normalised (no leading/trailing slash). */
@@ -12,9 +12,8 @@ export function relativePath(value: unknown, field: string): string {
   const path = value.replace(/^\/+/, "").replace(/\/+$/, "");
   if (path.length === 0) throw BadRequestCode(`${field} must name a stream path`);
   if (STREAM_PREFIX.length + path.length > MAX_PATH_BYTES) throw BadRequestCode(`${field} is too long`);
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(path)) throw BadRequestCode(`${field} contains control characters`);
-  if (path === "__ds" || path.startsWith("__ds/")) throw BadRequestCode(`${field} may not name the reserved __ds prefix`);
+  if (hasControlChars(path)) throw BadRequestCode(`${field} contains control characters`);
+  if (isReservedPath(path)) throw BadRequestCode(`${field} may not name the reserved __ds prefix`);
   return path;
 }
 

@@ -1,6 +1,7 @@
 // The subscription service: what the HTTP handlers call. It checks requests (pure parsing
 // in config.ts, tokens in keys.ts), runs the store's statements, and owns this instance's
 // trigger set and deliverer.
+import { hasControlChars } from "../protocol/paths.ts";
 import { type FailureReporter, reportFailures } from "../observability/background.ts";
 import { randomUUID } from "node:crypto";
 import type { Principal } from "../auth/tokens.ts";
@@ -54,8 +55,7 @@ const MAX_ID = 256;
 const MAX_WORKER = 256;
 
 function checkId(id: string): string {
-  // deno-lint-ignore no-control-regex
-  if (id.length === 0 || id.length > MAX_ID || /[\u0000-\u001f\u007f]/.test(id)) {
+  if (id.length === 0 || id.length > MAX_ID || hasControlChars(id)) {
     throw BadRequestCode(`subscription id must be 1 to ${MAX_ID} printable characters`);
   }
   return id;
@@ -195,8 +195,7 @@ export class Subscriptions {
     checkId(id);
     const body = parseJsonBody(bytes);
     const worker = isObject(body) ? body.worker : undefined;
-    // deno-lint-ignore no-control-regex
-    if (typeof worker !== "string" || worker.length === 0 || worker.length > MAX_WORKER || /[\u0000-\u001f\u007f]/.test(worker)) {
+    if (typeof worker !== "string" || worker.length === 0 || worker.length > MAX_WORKER || hasControlChars(worker)) {
       throw BadRequestCode(`worker must be a non-empty string of at most ${MAX_WORKER} characters`);
     }
     const r = await claimWake(this.db, id, worker, (scope, links) => (scope === null ? [] : outOfScope(links, this.scope(scope))));
