@@ -1,7 +1,6 @@
 // The application: every request is dispatched to the route targetOf() matched in the one
 // route table (routes.ts); handler errors map through errorResponse. Bodies are never
 // parsed ahead of the handler; handlers read raw bytes with a size cap.
-import { noteRequestError } from "../observability/log.ts";
 import type { AppContext } from "./context.ts";
 import { errorResponse } from "./respond.ts";
 import { targetOf } from "./target.ts";
@@ -18,7 +17,6 @@ export function buildApp(ctx: AppContext, health: NonNullable<AppContext["health
         const t = targetOf(request);
         return await t.route.handle(served, request, t);
       } catch (err) {
-        noteRequestError(err);
         return errorResponse(err, request.method);
       }
     },

@@ -1,5 +1,6 @@
 // Response construction in one place: the headers every response carries, and the
 // mapping from typed protocol errors to status codes.
+import { noteRequestError } from "../observability/log.ts";
 import { type HeaderMap, ProtocolError, SubscriptionError } from "../protocol/errors.ts";
 import { isConnectionError } from "../store/index.ts";
 import { log } from "../observability/log.ts";
@@ -55,6 +56,9 @@ export function withoutCors(response: Response): Response {
 }
 
 export function errorResponse(err: unknown, method = "GET"): Response {
+  // Every error that decides a response is mapped here, the guard's (401/403/429) too, so
+  // here it is recorded for the request's access log line, once.
+  noteRequestError(err);
   if (err instanceof SubscriptionError) {
     return respond(err.status, { "Content-Type": "application/json", "Cache-Control": "no-store" }, method === "HEAD" ? null : err.body);
   }

@@ -249,12 +249,20 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       const conflictId = conflict.headers.get("x-request-id")!;
       expect(conflictId).toMatch(UUID);
 
-      const records = await until("both access log lines", async () => {
+      // Refused by the guard in front of the handlers: its reason reaches the access log too.
+      const tooLong = await fetch(`${base}/${"x".repeat(1100)}?offset=-1`);
+      expect(tooLong.status).toBe(414);
+      const tooLongId = tooLong.headers.get("x-request-id")!;
+
+      const records = await until("the access log lines", async () => {
         const parsed = logLines().map((l) => JSON.parse(l) as Record<string, unknown>);
         const a = parsed.find((r) => r.requestId === appendId);
         const c = parsed.find((r) => r.requestId === conflictId);
-        return a && c ? { parsed, a, c } : undefined;
+        const g = parsed.find((r) => r.requestId === tooLongId);
+        return a && c && g ? { parsed, a, c, g } : undefined;
       });
+      expect(records.g).toMatchObject({ msg: "request", status: 414 });
+      expect(String(records.g.error)).toMatch(/longer than/);
       for (const r of records.parsed) {
         expect(typeof r.time).toBe("string");
         expect(typeof r.level).toBe("string");
