@@ -226,8 +226,10 @@ export async function readUnits(
    * Called when nothing is stored at a position being read: retention may have removed it
    * since the stream row was read (then this throws 410), or compaction left a gap there
    * (then the read goes on with the next stored row). Never silently skips removed data.
+   * "stop" ends the read there with what it has (a standby cannot tell a gap from rows it
+   * has not replayed yet: standby-reads.ts).
    */
-  onGap: (at: number) => Promise<void> = async () => {},
+  onGap: (at: number) => Promise<void | "stop"> = async () => {},
 ): Promise<ReadResult> {
   const units: Uint8Array[] = [];
   const starts: number[] = [];
@@ -240,7 +242,7 @@ export async function readUnits(
       const rows = await fetchRange(q, seg, lo, budget);
       const first = rows.find((r) => r.end > lo);
       if ((first?.start ?? seg.hi) > lo) {
-        await onGap(lo);
+        if ((await onGap(lo)) === "stop") return { units, starts, next };
         if (!first) {
           // Compaction removed everything from here to the segment's end: read on past it.
           next = seg.hi;

@@ -19,9 +19,6 @@ export interface StandbyReadStats {
   primary: number;
 }
 
-/** Thrown inside a standby read at a position with nothing stored (see StandbyReads.read). */
-const STANDBY_GAP = new Error("a gap on a standby");
-
 export class StandbyReads {
   readonly stats: StandbyReadStats = { standby: 0, completedOnPrimary: 0, primary: 0 };
   private next = 0;
@@ -39,22 +36,19 @@ export class StandbyReads {
 
   /**
    * `onGap` (Store.read) explains a position with nothing stored, on the primary. A standby
-   * cannot tell a gap from rows it has not replayed yet, so a gap there hands the whole read
-   * to the primary (streams with compaction gaps are read on the primary).
+   * cannot tell a gap from rows it has not replayed yet, so its read stops at the first one
+   * and the primary reads on from there (past compaction gaps too, with `onGap`).
    */
   async read(segments: Segment[], from: number, tail: number, maxBytes: number, onGap?: (at: number) => Promise<void>): Promise<ReadResult> {
     const standby = this.pick();
     let got: ReadResult | undefined;
     if (standby) {
       try {
-        got = await readUnits(standby, segments, from, maxBytes, async () => {
-          throw STANDBY_GAP;
-        });
+        got = await readUnits(standby, segments, from, maxBytes, async () => "stop");
       } catch (err) {
         // A standby that cannot answer (stopped, restarting) is skipped until it does
         // (its gate); anything else is a bug to surface, not to hide behind the primary.
-        if (err !== STANDBY_GAP && !isConnectionError(err)) throw err;
-        got = undefined;
+        if (!isConnectionError(err)) throw err;
       }
     }
     if (!got) {
