@@ -21,8 +21,8 @@ export interface AppContext {
     Config,
     "LONG_POLL_TIMEOUT_MS" | "SSE_MAX_LIFETIME_MS" | "MAX_BODY_BYTES" | "READ_CHUNK_BYTES" | "MAX_PATH_BYTES" | "MAX_MESSAGES_PER_APPEND"
   >;
-  /** Subscriptions (PROTOCOL 6, 7); control paths answer 501 without them. */
-  subscriptions?: Subscriptions;
+  /** Subscriptions (PROTOCOL 6, 7): every instance runs them. */
+  subscriptions: Subscriptions;
   /** Operator retention rules (retention/rules.ts), for the admin API's policy view. */
   retentionRules?: RetentionRules;
   /** Aborted when the server shuts down: live reads end so clients reconnect elsewhere. */

@@ -1,6 +1,6 @@
 // Routes under the reserved control prefix /v1/stream/__ds (PROTOCOL 6, 7), answered before
 // any stream operation. Unknown control paths are 404; errors are JSON with a code.
-import { MethodNotAllowed, NotImplemented, SubscriptionError } from "../protocol/errors.ts";
+import { MethodNotAllowed, SubscriptionError } from "../protocol/errors.ts";
 import { principalOf } from "../auth/principal.ts";
 import { CONTROL_PREFIX } from "../subscriptions/paths.ts";
 import type { Subscriptions } from "../subscriptions/service.ts";
@@ -32,8 +32,7 @@ function decodeSegment(segment: string): string {
   }
 }
 
-export async function handleControl(subs: Subscriptions | undefined, request: Request, url: URL, maxBody: number): Promise<Response> {
-  if (!subs) throw new NotImplemented("subscriptions are not enabled on this server");
+export async function handleControl(subs: Subscriptions, request: Request, url: URL, maxBody: number): Promise<Response> {
   const method = request.method;
   // Who the guard let in (none when auth is off): a subscription covers only what they may read.
   const caller = principalOf(request);

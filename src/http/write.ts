@@ -69,7 +69,7 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
     fork,
     maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND,
   });
-  if (created && ctx.subscriptions) {
+  if (created) {
     // Glob subscriptions link a new stream before its creation is answered (PROTOCOL 6.2).
     const from = stream.forkOffset ?? 0;
     await ctx.subscriptions.trigger.created(path, from, stream.tail > from);
@@ -103,7 +103,7 @@ export async function handleAppend(ctx: AppContext, request: Request, t: Target)
     signal: request.signal,
   });
   // Subscriptions following this stream are woken off the response path.
-  ctx.subscriptions?.trigger.appended(path);
+  ctx.subscriptions.trigger.appended(path);
   const headers: Record<string, string> = { "Stream-Next-Offset": formatOffset(out.tail) };
   if (out.closed) headers["Stream-Closed"] = "true";
   if (out.producer) {

@@ -1,4 +1,4 @@
-// The only runtime-specific code: listen with Bun.serve or Deno.serve. Everything else
+// Listening, the runtime-specific part of serving: Bun.serve or Deno.serve. Everything else
 // uses web-standard Request/Response.
 import type { Config } from "../settings.ts";
 import { withBodyIdleTimeout } from "./body-idle.ts";
