@@ -25,7 +25,7 @@ try {
     count,
     runtime: (process.env.CONFORMANCE_RUNTIME as "bun" | "deno") ?? "bun",
     loadBalancer: count > 1,
-    env: { LONG_POLL_TIMEOUT_MS: "1000", LISTEN_DATABASE_URL: databaseUrl, DATABASE_PREPARE: "false" },
+    env: { LONG_POLL_TIMEOUT_MS: "1000", LISTEN_DATABASE_URL: databaseUrl, DATABASE_PREPARE: "false", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" },
   });
   try {
     const url = cluster.lb?.url ?? cluster.instances[0].url;
