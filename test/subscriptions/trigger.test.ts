@@ -1,9 +1,9 @@
 // The per-append trigger check: with one subscription following 10,000 streams and 100 glob
-// subscriptions, appends to streams nobody follows issue no query and cost microseconds;
-// an append to a followed stream runs one wake statement.
+// subscriptions, appends to streams nobody follows issue no query; an append to a followed
+// stream runs one wake statement. (No wall-clock assertion: timings belong in bench/.)
 import { expect, test } from "bun:test";
 import { type Db, sql } from "../../src/store/db.ts";
-import { openDb } from "../../src/store/db.ts";
+import { openMigratedPglite } from "../support/backends.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { WakeTrigger } from "../../src/subscriptions/trigger.ts";
 import { globRegexSource } from "../../src/subscriptions/glob.ts";
@@ -11,7 +11,7 @@ import { countQueries } from "../support/count-queries.ts";
 
 
 test("appends to unfollowed streams cost no query, however many streams others follow", async () => {
-  const db: Db = await openDb({ dataDir: "memory://", schema: "public", poolSize: 1 });
+  const db: Db = await openMigratedPglite();
   try {
     await migrate(db);
     await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, webhook_url, lease_ttl_ms, config_hash, base_url)
@@ -27,16 +27,12 @@ test("appends to unfollowed streams cost no query, however many streams others f
     await trigger.reload();
     const counter = countQueries(db);
 
-    for (let i = 0; i < 1_000; i++) trigger.follows(`/v1/stream/warm/${i}`);
-    const t = performance.now();
     for (let i = 0; i < 10_000; i++) trigger.appended(`/v1/stream/other/${i}/events`);
-    const perAppendUs = ((performance.now() - t) * 1000) / 10_000;
     await new Promise((r) => setTimeout(r, 20));
     await trigger.idle();
+    // The claim is structural, not a timing: not one query for 10,000 unfollowed appends (a
+    // query each would be the regression); bench/ measures what the check costs.
     expect(counter.queries).toBe(0);
-    console.log(`trigger check for an unfollowed stream: ${perAppendUs.toFixed(2)} µs per append (10,000 followed streams, 100 globs)`);
-    // Generous for a shared machine; a query per append would cost milliseconds.
-    expect(perAppendUs).toBeLessThan(100);
 
     expect(trigger.follows("/v1/stream/followed/77")).toBe(true);
     expect(trigger.follows("/v1/stream/tenant-42/a/b")).toBe(true);
@@ -51,7 +47,7 @@ test("appends to unfollowed streams cost no query, however many streams others f
 }, 60_000);
 
 test("appends to a subscription that cannot be idle yet (delivering, or its wake not due) send no wake statement", async () => {
-  const db: Db = await openDb({ dataDir: "memory://", schema: "public", poolSize: 1 });
+  const db: Db = await openMigratedPglite();
   try {
     await migrate(db);
     await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, pattern, pattern_regex, webhook_url, lease_ttl_ms, config_hash, base_url)
