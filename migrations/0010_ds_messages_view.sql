@@ -23,8 +23,10 @@
 -- The jsonb of one stored JSON message, or NULL when jsonb refuses it (\u0000, lone
 -- surrogates: JSON.stringify writes them, jsonb rejects them). Only messages holding a \u
 -- escape get here (see the view), so the subtransaction of the handler is rarely paid.
+-- Not PARALLEL SAFE: its EXCEPTION block starts a subtransaction, which a parallel worker
+-- may not (compaction of a 1M-message stream got a parallel plan and failed with 25000).
 CREATE FUNCTION ds_message_jsonb(data bytea) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
 BEGIN
   RETURN convert_from(data, 'UTF8')::jsonb;
 EXCEPTION WHEN others THEN

@@ -103,6 +103,17 @@ for (const backend of backends) {
       expect(kinds.map((k) => k.kind)).toEqual(["a", "b"]);
     });
 
+    test.skipIf(backend.name !== "postgres")("ds_message_jsonb runs where a parallel plan would put it (never in a worker: its subtransaction may not)", async () => {
+      // force_parallel_mode runs every query it can in a worker; a function marked PARALLEL SAFE
+      // whose EXCEPTION block starts a subtransaction fails there with 25000 (the retention
+      // pass over a 1M-message stream got such a plan).
+      const got = await db.tx(async (q) => {
+        await q.rows(sql`SET LOCAL force_parallel_mode = on`);
+        return q.rows<{ n: string }>(sql`SELECT count(ds_message_jsonb(data))::text AS n FROM ds_chunks`);
+      });
+      expect(Number(got[0].n)).toBeGreaterThanOrEqual(0);
+    });
+
     test("a fork lists the source's messages up to the fork point (cut as reads cut) and then its own", async () => {
       await store.create(params("/v/fork", BINARY, { contentTypeGiven: false, fork: { sourcePath: "/v/bin", offset: 1800, subOffset: 40 } }));
       await store.append(req("/v/fork", piece(40, 7)));
