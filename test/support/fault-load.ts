@@ -48,7 +48,7 @@ export interface FaultRun {
 
 const REQUEST_TIMEOUT_MS = 5_000;
 const LIVE_TIMEOUT_MS = 20_000;
-/** 503s are expected from a fault's start until this long after Postgres is back. */
+/** 503s are expected from a fault's start until this long after Postgres is back (by default). */
 const OUTAGE_TAIL_MS = 2_000;
 const RETRY_PAUSE_MS = 25;
 const WRITE_PAUSE_MS = 10;
@@ -83,6 +83,8 @@ export class Load {
   constructor(
     private readonly instances: { name: string; url: string }[],
     private readonly streams: string[],
+    /** How long after Postgres is back a 503 still counts as part of the outage. */
+    private readonly outageTailMs = OUTAGE_TAIL_MS,
   ) {}
 
   /** One line on progress, for a run that seems stuck. */
@@ -281,7 +283,7 @@ export class Load {
         if (acked !== undefined) maxReaderLagMs = Math.max(maxReaderLagMs, r.seenAt[i] - acked);
       });
     }
-    const inOutage = (t: number) => faults.some((f) => t >= f.startedAt && t <= f.readyAt + OUTAGE_TAIL_MS);
+    const inOutage = (t: number) => faults.some((f) => t >= f.startedAt && t <= f.readyAt + this.outageTailMs);
     const firstAfter = (times: number[], t: number) => times.find((x) => x >= t) ?? Infinity;
     const recovery = faults.map((f) => {
       const writeResume = Math.max(...this.writers.map((w) => firstAfter(w.ackTimes, f.readyAt) - f.readyAt));
@@ -310,7 +312,7 @@ export class Load {
       // already in flight then (it may have waited for a lock before the fault). A long-poll
       // cut off by the outage had been waiting by design; the bound is for the rest.
       max503Ms: Math.max(0, ...this.unavailable.filter((u) => !u.what.startsWith("long-poll")).map((u) => {
-        const fault = faults.find((f) => u.at >= f.startedAt && u.at <= f.readyAt + OUTAGE_TAIL_MS);
+        const fault = faults.find((f) => u.at >= f.startedAt && u.at <= f.readyAt + this.outageTailMs);
         return u.at - Math.max(u.t0 ?? u.at - u.ms, fault?.startedAt ?? -Infinity);
       })),
       count503: this.unavailable.length,
