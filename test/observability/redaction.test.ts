@@ -1,10 +1,8 @@
 // Secrets in logs (issue 25, item 5): the rule in src/observability/redact.ts, and what the
 // real entry point prints on Bun and Deno, at start-up and when start-up fails.
 import { describe, expect, test } from "bun:test";
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { hideSecretsIn, redactSetting } from "../../src/observability/redact.ts";
-import { ROOT } from "../support/spawn-server.ts";
+import { runToExit } from "../support/spawn-server.ts";
 
 const JWK = JSON.stringify({ kty: "OKP", crv: "Ed25519", d: "PRIVATEdPART", x: "publicxpart" });
 
@@ -48,24 +46,8 @@ describe("the redaction rule", () => {
   });
 });
 
-function run(runtime: "bun" | "deno", env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const args = runtime === "bun" ? ["src/main.ts"] : ["run", "-A", "src/main.ts"];
-  const proc = spawn(join(ROOT, "node_modules/.bin", runtime), args, {
-    cwd: ROOT,
-    env: { ...(process.env as Record<string, string>), DATA_DIR: "memory://", PORT: "0", LOG_FORMAT: "json", DATABASE_CONNECT_TIMEOUT_MS: "500", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  proc.stdout.on("data", (b) => (output += b));
-  proc.stderr.on("data", (b) => (output += b));
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
-  return new Promise((resolve) =>
-    proc.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    }),
-  );
-}
+const run = (runtime: "bun" | "deno", env: Record<string, string>) =>
+  runToExit(runtime, { DATA_DIR: "memory://", PORT: "0", LOG_FORMAT: "json", DATABASE_CONNECT_TIMEOUT_MS: "500", ...env });
 
 for (const runtime of ["bun", "deno"] as const) {
   describe(`what ${runtime} prints`, () => {

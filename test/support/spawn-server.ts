@@ -161,3 +161,22 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServe
     },
   };
 }
+
+/**
+ * Runs the server until it exits by itself (start-up refusals and failures), with `env` over
+ * this process's environment; killed after 30 s. Its exit code and everything it printed.
+ */
+export function runToExit(runtime: Runtime, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const args = runtime === "bun" ? ["src/main.ts"] : ["run", "-A", "src/main.ts"];
+  const proc = spawn(join(BIN, runtime), args, { cwd: ROOT, env: { ...(process.env as Record<string, string>), ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  proc.stdout!.on("data", (b: Buffer) => (output += b));
+  proc.stderr!.on("data", (b: Buffer) => (output += b));
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+  return new Promise((resolve) =>
+    proc.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    }),
+  );
+}
