@@ -24,6 +24,20 @@ module.exports = {
       to: { path: "^src/(observability|live|http|auth)/" },
     },
     {
+      name: "driver-at-the-bottom",
+      severity: "error",
+      comment: "store/driver/ is the database adapter; the rooms above it (streams, subscriptions, admin) use it, never the reverse",
+      from: { path: "^src/store/driver/" },
+      to: { path: "^src/store/", pathNot: "^src/store/driver/" },
+    },
+    {
+      name: "admin-room-on-top",
+      severity: "error",
+      comment: "store/admin/ reads what the streams and subscriptions rooms keep; they never import it",
+      from: { path: "^src/store/(streams|subscriptions)/" },
+      to: { path: "^src/store/admin/" },
+    },
+    {
       name: "config-without-auth",
       severity: "error",
       comment: "the configuration schema is composed at the top, not inside config.ts",

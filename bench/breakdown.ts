@@ -17,7 +17,7 @@ import { loadConfig } from "../src/settings.ts";
 import { configureLogging } from "../src/observability/log.ts";
 import { startServer } from "../src/server.ts";
 import { Store } from "../src/store/index.ts";
-import { openDb } from "../src/store/db.ts";
+import { openDb } from "../src/store/driver/db.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { freePort, spawnServer } from "../test/support/spawn-server.ts";
 import { createStreams } from "./lib/http.ts";

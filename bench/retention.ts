@@ -6,7 +6,7 @@
 // Without DATABASE_URL it runs on in-memory PGlite (for a smoke run only).
 import { splitJsonMessages } from "../src/protocol/json.ts";
 import { NO_POLICY } from "../src/protocol/retention.ts";
-import { openDb, sql } from "../src/store/db.ts";
+import { openDb, sql } from "../src/store/driver/db.ts";
 import { Store } from "../src/store/index.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { RetentionRunner } from "../src/retention/runner.ts";

@@ -2,7 +2,7 @@
 import process from "node:process";
 import { loadConfig } from "./settings.ts";
 import { configureLogging, log } from "./observability/log.ts";
-import { openDb } from "./store/db.ts";
+import { openDb } from "./store/driver/db.ts";
 import { migrate } from "./store/migrate.ts";
 
 const config = loadConfig(process.env);

@@ -1,5 +1,5 @@
 // Wakes live readers. ONE listener connection per instance receives the changes that
-// transactions notify on commit (store/change.ts: a stream's new tail and closed state,
+// transactions notify on commit (store/streams/change.ts: a stream's new tail and closed state,
 // and small appended data); an in-process map finds the waiters of each stream. Change
 // hooks (registered in order by server.ts) apply each change before the waiters wake.
 //
@@ -9,10 +9,10 @@
 //    wakes those whose state differs from what their waiters last saw, so a dead or
 //    silently broken listener costs latency, never correctness.
 import { reportFailures } from "../observability/background.ts";
-import type { Db } from "../store/db.ts";
-import { type Change, parseNotification, sameState, type StreamState } from "../store/change.ts";
-import type { Listener } from "../store/listener.ts";
-import { streamStates } from "../store/live-state.ts";
+import type { Db } from "../store/driver/db.ts";
+import { type Change, parseNotification, sameState, type StreamState } from "../store/streams/change.ts";
+import type { Listener } from "../store/driver/listener.ts";
+import { streamStates } from "../store/streams/live-state.ts";
 import { later } from "../runtime/later.ts";
 import { log } from "../observability/log.ts";
 import { backstopWakeups, listenerReconnects, notificationsReceived } from "../observability/metrics.ts";
@@ -38,7 +38,7 @@ interface Entry {
   first: boolean;
 }
 
-/** Something kept current by change notifications (store/change.ts). */
+/** Something kept current by change notifications (store/streams/change.ts). */
 export interface ChangeHook {
   /** Applies one notified change; runs before the changed stream's waiters wake. */
   applyChange(change: Change): void;
@@ -66,7 +66,7 @@ export class Notifier {
   ) {}
 
   async start(): Promise<void> {
-    // The listener heals itself (store/listener.ts) and calls back after every (re)connect:
+    // The listener heals itself (store/driver/listener.ts) and calls back after every (re)connect:
     // anything notified while it was away is lost, so caches reset and every waiter re-checks.
     this.listener = await this.db.listen(
       this.channel,

@@ -5,10 +5,10 @@
 //    always reflects every append that could have woken the caller.
 //  - read(): single-flight range read. Stored data never changes by position, so the same
 //    (stream, from, tail, cap) always yields the same bytes and can be shared freely.
-import type { Change } from "../store/change.ts";
-import type { ReadResult } from "../store/chunks.ts";
+import type { Change } from "../store/streams/change.ts";
+import type { ReadResult } from "../store/streams/chunks.ts";
 import type { Store } from "../store/index.ts";
-import type { StreamRecord } from "../store/records.ts";
+import type { StreamRecord } from "../store/streams/records.ts";
 import type { ChangeHook, Notifier } from "./notifier.ts";
 import type { StreamCache } from "./stream-cache.ts";
 

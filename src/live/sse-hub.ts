@@ -1,6 +1,6 @@
 // Live SSE readers of one stream share one hub on this instance. An SSE reader that has
 // caught up joins its stream's hub. When a change notification carries the appended data
-// (small appends, store/change.ts), the hub writes it to every member at its start while
+// (small appends, store/streams/change.ts), the hub writes it to every member at its start while
 // the notification is being handled: no query, no wake-up. Otherwise the hub's waiter
 // (the stream's only one for SSE) wakes it for one look-up (usually none: the notification
 // updated the cache), one range read and one encoding per group of members at the same
@@ -14,9 +14,9 @@ import { isTextForSse } from "../protocol/content-type.ts";
 import { ProtocolError, StreamNotFound } from "../protocol/errors.ts";
 import { currentInterval } from "../protocol/cursor.ts";
 import { controlJson, eventBytes, KEEPALIVE } from "../protocol/sse.ts";
-import { type Change, mergeState, sameState } from "../store/change.ts";
-import type { ReadResult } from "../store/chunks.ts";
-import type { StreamRecord } from "../store/records.ts";
+import { type Change, mergeState, sameState } from "../store/streams/change.ts";
+import type { ReadResult } from "../store/streams/chunks.ts";
+import type { StreamRecord } from "../store/streams/records.ts";
 import { isConnectionError } from "../store/index.ts";
 import type { ChangeHook, Notifier } from "./notifier.ts";
 import type { SharedReads } from "./shared-reads.ts";

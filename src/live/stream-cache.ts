@@ -8,9 +8,9 @@
 // Only live reads use it; catch-up reads go to the table (read-your-writes across
 // instances must not depend on notification latency). Streams with a TTL or an expiry
 // time are never cached, since they can expire without any notification.
-import { type Change, mergeState } from "../store/change.ts";
+import { type Change, mergeState } from "../store/streams/change.ts";
 import type { Store } from "../store/index.ts";
-import type { StreamRecord } from "../store/records.ts";
+import type { StreamRecord } from "../store/streams/records.ts";
 import type { ChangeHook, Notifier } from "./notifier.ts";
 
 const MAX_ENTRIES = 10_000;

@@ -1,8 +1,8 @@
 // Watches the database from outside store/: counts operations in flight (postgres.js does
 // not expose its pool's queues) and operations that failed for want of a database. The
-// outage itself is logged by the store's availability gate (store/availability.ts): once,
+// outage itself is logged by the store's availability gate (store/driver/availability.ts): once,
 // with its cause, when it starts, and once when the database answers again.
-import type { Db } from "../store/db.ts";
+import type { Db } from "../store/driver/db.ts";
 import { isConnectionError } from "../store/index.ts";
 import { dbErrors } from "./metrics.ts";
 

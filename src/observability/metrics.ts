@@ -39,7 +39,7 @@ export const httpDuration = new LeanHistogram({
   registers,
 });
 
-// ---- appends (store/appender.ts); counted per append and per group, so lean too
+// ---- appends (store/streams/appender.ts); counted per append and per group, so lean too
 
 const appends = new LeanCounter({ name: "ds_appends_total", help: "Appends taken into append groups (a redo counts again)", registers }).labels();
 const appendGroups = new LeanCounter({ name: "ds_append_groups_total", help: "Append groups committed or attempted", registers }).labels();

@@ -1,5 +1,5 @@
 // What one append does to a stream, decided without I/O (PROTOCOL 5.2, 5.2.1, 5.3, and the
-// compare-and-append extension: Stream-Expected-Offset). store/append.ts feeds it the stream
+// compare-and-append extension: Stream-Expected-Offset). store/streams/append.ts feeds it the stream
 // state its group statement compares-and-sets against, and applies the outcome.
 import { BadRequest, Conflict, ExpectedOffsetConflict, StreamClosedConflict } from "./errors.ts";
 import { formatOffset } from "./offsets.ts";

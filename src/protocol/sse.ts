@@ -7,7 +7,7 @@ import { memo } from "../lib/memo.ts";
 import { jsonArrayParts } from "./json.ts";
 import { formatOffset } from "./offsets.ts";
 
-/** Stored units read for a reader (store/chunks.ts ReadResult), shared by readers of a range. */
+/** Stored units read for a reader (store/streams/chunks.ts ReadResult), shared by readers of a range. */
 interface Units {
   units: Uint8Array[];
 }

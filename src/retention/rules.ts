@@ -22,7 +22,7 @@ export type RetentionRule = Static<typeof RuleSchema>;
 export class RetentionRules {
   private readonly globs: GlobSet;
   private readonly byGlob = new Map<string, RetentionPolicy>();
-  /** One anchored regex per rule, over stream keys, for Postgres (store/retention.ts). */
+  /** One anchored regex per rule, over stream keys, for Postgres (store/streams/retention.ts). */
   readonly regexes: string[];
 
   constructor(rules: RetentionRule[]) {

@@ -1,10 +1,10 @@
 // The background pass (notes/retention.md): every RETENTION_INTERVAL_MS each instance
-// claims due streams (store/retention.ts claimDue: SKIP LOCKED, then a lease in the row),
+// claims due streams (store/streams/retention.ts claimDue: SKIP LOCKED, then a lease in the row),
 // applies the stricter of the stream's own and the operator's policy in small
 // transactions, and puts each stream back on the due list. The state lives in the rows,
 // so a restart, or another instance, simply carries on.
 import { hasPolicy, stricter } from "../protocol/retention.ts";
-import type { Db } from "../store/db.ts";
+import type { Db } from "../store/driver/db.ts";
 import {
   adoptRuleStreams,
   claimDue,
@@ -15,7 +15,7 @@ import {
   removeRows,
   retentionCut,
   supersededRows,
-} from "../store/retention.ts";
+} from "../store/streams/retention.ts";
 import { retentionBytesRemoved, retentionLag, retentionPasses, retentionPassSeconds, retentionRowsRemoved } from "../observability/retention.ts";
 import type { RetentionRules } from "./rules.ts";
 

@@ -1,7 +1,7 @@
 // The store: the only module the HTTP layer talks to for data. Everything SQL lives
 // under store/; this facade binds it to one database, schema and notification channel.
-import type { AppendOutcome, AppendRequest } from "./append.ts";
-import { APPEND_DEFAULTS, Appender, type AppendObserver } from "./appender.ts";
+import type { AppendOutcome, AppendRequest } from "./streams/append.ts";
+import { APPEND_DEFAULTS, Appender, type AppendObserver } from "./streams/appender.ts";
 import {
   describeSubscription,
   type LinkPageQuery,
@@ -9,14 +9,14 @@ import {
   type SubscriptionLink,
   type SubscriptionListQuery,
   type SubscriptionSummary,
-} from "./admin-subscriptions.ts";
-import { describeStream, type ListQuery, listStreams, type StreamDetail, type StreamSummary } from "./admin.ts";
-import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./chunks.ts";
-import { type Change, notifyChannel } from "./change.ts";
-import type { Db } from "./db.ts";
-import type { StreamRecord } from "./records.ts";
-import { StandbyReads } from "./standby-reads.ts";
-import { assertRetained } from "./retention.ts";
+} from "./admin/subscriptions.ts";
+import { describeStream, type ListQuery, listStreams, type StreamDetail, type StreamSummary } from "./admin/streams.ts";
+import { loadForkChain, readUnits, type ReadResult, segmentsFor } from "./streams/chunks.ts";
+import { type Change, notifyChannel } from "./streams/change.ts";
+import type { Db } from "./driver/db.ts";
+import type { StreamRecord } from "./streams/records.ts";
+import { StandbyReads } from "./streams/standby-reads.ts";
+import { assertRetained } from "./streams/retention.ts";
 import {
   type CreateOutcome,
   type CreateParams,
@@ -26,17 +26,17 @@ import {
   findStreamById,
   sweepExpired,
   touchStream,
-} from "./streams.ts";
+} from "./streams/streams.ts";
 
-/** Group commit settings; each defaults to APPEND_DEFAULTS (store/appender.ts). */
+/** Group commit settings; each defaults to APPEND_DEFAULTS (store/streams/appender.ts). */
 export interface StoreOptions {
   appendBatchMax?: number;
   appendConcurrency?: number;
   /** Appends waiting before a further group goes in flight beside a running one. */
   appendOverlapMin?: number;
-  /** Deepest fork chain a fork may extend (MAX_FORK_DEPTH_DEFAULT in store/streams.ts). */
+  /** Deepest fork chain a fork may extend (MAX_FORK_DEPTH_DEFAULT in store/streams/streams.ts). */
   maxForkDepth?: number;
-  /** Hot standbys for catch-up reads (store/standby-reads.ts); the primary serves the rest. */
+  /** Hot standbys for catch-up reads (store/streams/standby-reads.ts); the primary serves the rest. */
   standbys?: Db[];
 }
 
@@ -153,10 +153,10 @@ export class Store {
   }
 }
 
-export { DatabaseUnavailable, isConnectionError } from "./availability.ts";
-export { APPEND_DEFAULTS } from "./appender.ts";
-export { MAX_FORK_DEPTH_DEFAULT, visible } from "./streams.ts";
-export { assertRetained } from "./retention.ts";
+export { DatabaseUnavailable, isConnectionError } from "./driver/availability.ts";
+export { APPEND_DEFAULTS } from "./streams/appender.ts";
+export { MAX_FORK_DEPTH_DEFAULT, visible } from "./streams/streams.ts";
+export { assertRetained } from "./streams/retention.ts";
 export type { ReadResult };
 export type { ListQuery, StreamDetail, StreamSummary };
 export type { LinkPageQuery, SubscriptionLink, SubscriptionListQuery, SubscriptionSummary };

@@ -3,7 +3,7 @@
 // Refuses to run against a database migrated by newer code.
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { type Db, sql } from "./db.ts";
+import { type Db, sql } from "./driver/db.ts";
 
 export interface Migration {
   version: number;

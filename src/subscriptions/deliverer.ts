@@ -17,7 +17,7 @@ import { log } from "../observability/log.ts";
 import { type FailureReporter, reportFailures } from "../observability/background.ts";
 import { subscriptionMetrics } from "../observability/subscriptions.ts";
 import { formatOffset } from "../protocol/offsets.ts";
-import type { Db } from "../store/db.ts";
+import type { Db } from "../store/driver/db.ts";
 import type { Store } from "../store/index.ts";
 import {
   claimDueDeliveries,
@@ -31,8 +31,8 @@ import {
   expireLeases,
   wakeAllPending,
   wakeSubscription,
-} from "../store/subscription-wakes.ts";
-import type { Woken } from "../store/subscription-sql.ts";
+} from "../store/subscriptions/wakes.ts";
+import type { Woken } from "../store/subscriptions/sql.ts";
 import type { KeyRing } from "./keys.ts";
 import { LeaseTimers } from "./lease-timers.ts";
 import { relativeOf, streamKey } from "./paths.ts";
@@ -41,7 +41,7 @@ import { sendWebhook } from "./webhook.ts";
 import type { WakeTrigger } from "./trigger.ts";
 import { controlUrl } from "./view.ts";
 import { mayAppend, parseScope, splitByScope } from "./scope.ts";
-import { dropLinks } from "../store/subscriptions.ts";
+import { dropLinks } from "../store/subscriptions/subscriptions.ts";
 
 export interface DelivererOptions {
   /** Where the subscription layer logs (server.ts hands it a child of the process logger). */

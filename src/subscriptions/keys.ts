@@ -18,8 +18,8 @@ import {
   SignJWT,
 } from "jose";
 import { SubscriptionError } from "../protocol/errors.ts";
-import type { Db } from "../store/db.ts";
-import { ensureSigningKey } from "../store/signing-keys.ts";
+import type { Db } from "../store/driver/db.ts";
+import { ensureSigningKey } from "../store/subscriptions/signing-keys.ts";
 
 export interface PublicJwk extends JWK {
   kid: string;

@@ -7,7 +7,7 @@ import { currentTokenGrants, isTokenFilePrincipal } from "../auth/principal.ts";
 import { allows, type CompiledGrant, compileGrants } from "../auth/permissions.ts";
 import type { Principal } from "../auth/tokens.ts";
 import { Forbidden } from "../protocol/errors.ts";
-import type { LinkState } from "../store/subscription-sql.ts";
+import type { LinkState } from "../store/subscriptions/sql.ts";
 import { uncoveredPath } from "./glob-cover.ts";
 import { relativeOf } from "./paths.ts";
 

@@ -8,11 +8,11 @@ import type { Principal } from "../auth/tokens.ts";
 import process from "node:process";
 import { SubscriptionError } from "../protocol/errors.ts";
 import { isOffsetToken, offsetPosition } from "../protocol/offsets.ts";
-import type { Listener } from "../store/listener.ts";
-import type { Db } from "../store/db.ts";
+import type { Listener } from "../store/driver/listener.ts";
+import type { Db } from "../store/driver/db.ts";
 import type { Store } from "../store/index.ts";
-import { type LinkState, subscriptionsChannel } from "../store/subscription-sql.ts";
-import { applyWakeCall, claimWake, releaseWake, type WakeCall } from "../store/subscription-acks.ts";
+import { type LinkState, subscriptionsChannel } from "../store/subscriptions/sql.ts";
+import { applyWakeCall, claimWake, releaseWake, type WakeCall } from "../store/subscriptions/acks.ts";
 import {
   addExplicitLinks,
   createSubscription,
@@ -20,7 +20,7 @@ import {
   findSubscription,
   removeExplicitLink,
   type SubscriptionRecord,
-} from "../store/subscriptions.ts";
+} from "../store/subscriptions/subscriptions.ts";
 import { parseJsonBody, parseStreamList, parseSubscriptionConfig } from "./config.ts";
 import { Deliverer, type DelivererOptions, streamEntries } from "./deliverer.ts";
 import { BadRequestCode, NotFound } from "./errors.ts";

@@ -10,10 +10,10 @@
 // not due yet (SUBSCRIPTION_WAKE_INTERVAL_MS: nobody can deliver or end it before then, and
 // its delivery's snapshot is taken after the append).
 import { type FailureReporter, reportFailures } from "../observability/background.ts";
-import type { Db } from "../store/db.ts";
-import { linkCreatedStream, loadTriggerSet } from "../store/subscriptions.ts";
-import { wakeForStreams } from "../store/subscription-wakes.ts";
-import type { Woken } from "../store/subscription-sql.ts";
+import type { Db } from "../store/driver/db.ts";
+import { linkCreatedStream, loadTriggerSet } from "../store/subscriptions/subscriptions.ts";
+import { wakeForStreams } from "../store/subscriptions/wakes.ts";
+import type { Woken } from "../store/subscriptions/sql.ts";
 import { GlobSet } from "./glob.ts";
 
 export class WakeTrigger {

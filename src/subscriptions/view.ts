@@ -1,6 +1,6 @@
 // How a subscription looks on the wire (PROTOCOL 6.3) and the control URLs it names.
 import { formatOffset } from "../protocol/offsets.ts";
-import type { SubscriptionRecord } from "../store/subscriptions.ts";
+import type { SubscriptionRecord } from "../store/subscriptions/subscriptions.ts";
 import { CONTROL_PREFIX, relativeOf } from "./paths.ts";
 
 /** An absolute URL under the control prefix, from a base such as "https://host[/prefix]". */

@@ -3,7 +3,7 @@
 // (no LIKE wildcards), stream details, content pages, live reader counts and bad input.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../../src/settings.ts";
-import { prefixUpperBound } from "../../src/store/admin.ts";
+import { prefixUpperBound } from "../../src/store/admin/streams.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { databaseUrl, dropSchema, fromMigratedDump, uniqueSchema } from "../support/backends.ts";
 

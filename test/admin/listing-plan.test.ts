@@ -6,8 +6,8 @@
 // ADMIN_PLAN_STREAMS changes the count (default 1,000,000; about 10 s to insert on the
 // 2-core CI machine). Needs DATABASE_URL; skipped without it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type Db, openDb, sql } from "../../src/store/db.ts";
-import { listStreamsSql, type ListQuery } from "../../src/store/admin.ts";
+import { type Db, openDb, sql } from "../../src/store/driver/db.ts";
+import { listStreamsSql, type ListQuery } from "../../src/store/admin/streams.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { Store } from "../../src/store/index.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";

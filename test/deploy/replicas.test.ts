@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { driverTarget } from "../../src/store/db.ts";
+import { driverTarget } from "../../src/store/driver/target.ts";
 import { PGBOUNCER_BIN } from "../support/pgbouncer.ts";
 import { ROOT } from "../support/spawn-server.ts";
 

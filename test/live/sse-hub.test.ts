@@ -10,7 +10,7 @@ import { type Live, openLive } from "../support/live.ts";
 import { Signal } from "../support/signal.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-/** An append this size always travels inline in its notification (store/change.ts). */
+/** An append this size always travels inline in its notification (store/streams/change.ts). */
 const INLINE_MAX = 2048;
 const dec = new TextDecoder();
 

@@ -21,7 +21,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { redactSetting } from "../../src/observability/redact.ts";
-import { driverTarget } from "../../src/store/db.ts";
+import { driverTarget } from "../../src/store/driver/target.ts";
 import { type Fault, type FaultRun, Load } from "../support/fault-load.ts";
 import { createPgCluster, type PgCluster, pgClusterUnavailable } from "../support/pg-cluster.ts";
 import { type PgBouncer, pgBouncerUnavailable, startPgBouncer } from "../support/pgbouncer.ts";

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createPgCluster, type PgCluster, pgClusterUnavailable } from "../support/pg-cluster.ts";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
-import { parseReadUrls } from "../../src/store/standby-reads.ts";
+import { parseReadUrls } from "../../src/store/streams/standby-reads.ts";
 
 const SKIP = pgClusterUnavailable();
 if (SKIP) console.warn(`test/reliability/standby-reads.test.ts: SKIPPED (${SKIP})`);

@@ -6,8 +6,8 @@
 // holds A so that exact interleaving happens every time; group 2's order comes from its
 // writer cache (remembered streams first). Needs DATABASE_URL.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/append.ts";
-import { type Db, openDb, sql } from "../../src/store/db.ts";
+import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/streams/append.ts";
+import { type Db, openDb, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 

@@ -1,6 +1,6 @@
-// The text form of change notifications (store/change.ts).
+// The text form of change notifications (store/streams/change.ts).
 import { expect, test } from "bun:test";
-import { formatChange, inlineChars, mergeState, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS, parseNotification } from "../../src/store/change.ts";
+import { formatChange, inlineChars, mergeState, NOTIFY_INLINE_CHARS, NOTIFY_PACK_CHARS, parseNotification } from "../../src/store/streams/change.ts";
 
 const bytes = (...v: number[]) => new Uint8Array(v);
 

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ExpectedOffsetConflict, StreamClosedConflict } from "../../src/protocol/errors.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
-import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/append.ts";
-import type { Db } from "../../src/store/db.ts";
+import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/streams/append.ts";
+import type { Db } from "../../src/store/driver/db.ts";
 import { type CreateParams, Store, visible } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 

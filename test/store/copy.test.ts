@@ -1,10 +1,10 @@
 // Catch-up reads on Postgres use binary COPY. The connection must stay usable after a
 // COPY of rows larger than the stream buffer (a paused socket would hang the next query).
 import { describe, expect, test } from "bun:test";
-import { openDb, sql } from "../../src/store/db.ts";
+import { openDb, sql } from "../../src/store/driver/db.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { Store } from "../../src/store/index.ts";
-import { parseCopyBinary, parseCopyBinaryParts, int8 } from "../../src/store/copy-binary.ts";
+import { parseCopyBinary, parseCopyBinaryParts, int8 } from "../../src/store/driver/copy-binary.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 
 describe.skipIf(!databaseUrl)("binary COPY reads on Postgres", () => {

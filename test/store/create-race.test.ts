@@ -5,7 +5,7 @@
 // sees the winner's row or inserts its own; every create is answered 201/200 or a 4xx.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ProtocolError } from "../../src/protocol/errors.ts";
-import type { Db } from "../../src/store/db.ts";
+import type { Db } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 

@@ -2,11 +2,11 @@
 // returns, one row per message, with the offsets reads hand out. Compared here with the
 // store's own reads (what GET serves) on PGlite and Postgres.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendGroup, type AppendRequest } from "../../src/store/append.ts";
-import { type Db, sql } from "../../src/store/db.ts";
+import { appendGroup, type AppendRequest } from "../../src/store/streams/append.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
-import type { CreateParams } from "../../src/store/streams.ts";
-import { visible } from "../../src/store/streams.ts";
+import type { CreateParams } from "../../src/store/streams/streams.ts";
+import { visible } from "../../src/store/streams/streams.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
 import { backends } from "../support/backends.ts";
 

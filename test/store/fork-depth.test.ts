@@ -3,9 +3,9 @@
 // through HTTP on Bun and Deno.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BadRequest } from "../../src/protocol/errors.ts";
-import { type Db, sql } from "../../src/store/db.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
 import { MAX_FORK_DEPTH_DEFAULT, Store } from "../../src/store/index.ts";
-import type { CreateParams } from "../../src/store/streams.ts";
+import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { backends } from "../support/backends.ts";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 

@@ -1,15 +1,15 @@
-// Small binary appends committed in one group share chunk rows (store/chunks.ts,
+// Small binary appends committed in one group share chunk rows (store/streams/chunks.ts,
 // mergeAppends). Nothing a client sees may change: reads from any offset return the same
 // bytes, a fork's sub-offset still stops at the end of the append holding its anchor, and
 // JSON streams keep one row per message.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BadRequest } from "../../src/protocol/errors.ts";
-import { appendGroup, type AppendRequest } from "../../src/store/append.ts";
-import { MERGED_ROW_BYTES, mergeAppends } from "../../src/store/chunks.ts";
-import { type Db, sql } from "../../src/store/db.ts";
+import { appendGroup, type AppendRequest } from "../../src/store/streams/append.ts";
+import { MERGED_ROW_BYTES, mergeAppends } from "../../src/store/streams/chunks.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
-import type { CreateParams } from "../../src/store/streams.ts";
-import { visible } from "../../src/store/streams.ts";
+import type { CreateParams } from "../../src/store/streams/streams.ts";
+import { visible } from "../../src/store/streams/streams.ts";
 import { backends } from "../support/backends.ts";
 
 const BINARY = "application/octet-stream";

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDb, sql } from "../../src/store/db.ts";
+import { openDb, sql } from "../../src/store/driver/db.ts";
 import { loadMigrations, migrate } from "../../src/store/migrate.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 

@@ -1,14 +1,14 @@
-// StandbyReads (store/standby-reads.ts) on two embedded databases: the "standby" holds the
+// StandbyReads (store/streams/standby-reads.ts) on two embedded databases: the "standby" holds the
 // same stream with fewer appends (a lag), or fails like an unreachable server. A read
 // returns the primary's bytes in every case, from the standby as far as it has them.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { DatabaseUnavailable } from "../../src/store/availability.ts";
-import { loadForkChain, segmentsFor } from "../../src/store/chunks.ts";
-import { type Db, openDb } from "../../src/store/db.ts";
+import { DatabaseUnavailable } from "../../src/store/driver/availability.ts";
+import { loadForkChain, segmentsFor } from "../../src/store/streams/chunks.ts";
+import { type Db, openDb } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { migrate } from "../../src/store/migrate.ts";
-import { StandbyReads } from "../../src/store/standby-reads.ts";
-import { visible } from "../../src/store/streams.ts";
+import { StandbyReads } from "../../src/store/streams/standby-reads.ts";
+import { visible } from "../../src/store/streams/streams.ts";
 
 const BINARY = "application/octet-stream";
 const piece = (i: number) => new Uint8Array(100).fill(i);

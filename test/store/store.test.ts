@@ -1,11 +1,11 @@
 // Storage behaviour, run against PGlite and (with DATABASE_URL) real Postgres.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BadRequest, Conflict, ProducerSeqGap, StreamClosedConflict, StreamGone, StreamNotFound } from "../../src/protocol/errors.ts";
-import { type Db, sql } from "../../src/store/db.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store, type StoreOptions } from "../../src/store/index.ts";
-import type { CreateParams } from "../../src/store/streams.ts";
-import { visible } from "../../src/store/streams.ts";
-import { Appender } from "../../src/store/appender.ts";
+import type { CreateParams } from "../../src/store/streams/streams.ts";
+import { visible } from "../../src/store/streams/streams.ts";
+import { Appender } from "../../src/store/streams/appender.ts";
 import { backends } from "../support/backends.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -3,7 +3,7 @@
 // Bun and on Deno, its pool and its listeners alike.
 import { afterAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { driverTarget } from "../../src/store/db.ts";
+import { driverTarget } from "../../src/store/driver/target.ts";
 import { dropSchema, uniqueSchema } from "../support/backends.ts";
 import { spawnServer } from "../support/spawn-server.ts";
 

@@ -4,8 +4,8 @@
 // the same producer seq must be stored, not answered "duplicate" from the cache. (Found by
 // test/reliability/faults.test.ts: an acknowledged append missing after a fast restart.)
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/append.ts";
-import { type Db, sql } from "../../src/store/db.ts";
+import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/streams/append.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 import { countQueries } from "../support/count-queries.ts";

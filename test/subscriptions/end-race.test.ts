@@ -5,8 +5,8 @@
 // until the backstop. Postgres only (PGlite has one connection: nothing interleaves).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { type Db, sql } from "../../src/store/db.ts";
-import { claimDueDeliveries, deliveryFinished, wakeForStreams, wakeSubscription } from "../../src/store/subscription-wakes.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
+import { claimDueDeliveries, deliveryFinished, wakeForStreams, wakeSubscription } from "../../src/store/subscriptions/wakes.ts";
 import { backends } from "../support/backends.ts";
 import { until } from "../support/poll.ts";
 

@@ -4,9 +4,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { NO_POLICY } from "../../src/protocol/retention.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
-import { type Db, sql } from "../../src/store/db.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
-import { claimDueDeliveries, wakeSubscription } from "../../src/store/subscription-wakes.ts";
+import { claimDueDeliveries, wakeSubscription } from "../../src/store/subscriptions/wakes.ts";
 import { streamEntries } from "../../src/subscriptions/deliverer.ts";
 import { RetentionRunner } from "../../src/retention/runner.ts";
 import { RetentionRules } from "../../src/retention/rules.ts";

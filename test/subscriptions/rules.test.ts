@@ -2,7 +2,7 @@
 // webhook URL checks against SSRF, configuration parsing and hashing, retry backoff.
 import { describe, expect, test } from "bun:test";
 import { openMigratedPglite } from "../support/backends.ts";
-import { sql } from "../../src/store/db.ts";
+import { sql } from "../../src/store/driver/db.ts";
 import { SubscriptionError } from "../../src/protocol/errors.ts";
 import { parseSubscriptionConfig } from "../../src/subscriptions/config.ts";
 import { retryDelayMs } from "../../src/subscriptions/deliverer.ts";

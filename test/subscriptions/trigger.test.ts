@@ -2,7 +2,7 @@
 // subscriptions, appends to streams nobody follows issue no query; an append to a followed
 // stream runs one wake statement. (No wall-clock assertion: timings belong in bench/.)
 import { expect, test } from "bun:test";
-import { type Db, sql } from "../../src/store/db.ts";
+import { type Db, sql } from "../../src/store/driver/db.ts";
 import { openMigratedPglite } from "../support/backends.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { WakeTrigger } from "../../src/subscriptions/trigger.ts";

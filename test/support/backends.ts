@@ -1,7 +1,7 @@
 // The same store test file runs against embedded PGlite and, when DATABASE_URL is set,
 // real Postgres; each run gets its own schema (or in-memory database) and drops it after.
 import postgres from "postgres";
-import { type Db, openDb } from "../../src/store/db.ts";
+import { type Db, openDb } from "../../src/store/driver/db.ts";
 import { migrate } from "../../src/store/migrate.ts";
 
 export interface Backend {

@@ -6,8 +6,8 @@
 // Prints one JSON line of results; exits 0 unless something threw.
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
-import { isConnectionError } from "../../src/store/availability.ts";
-import { openDb } from "../../src/store/db.ts";
+import { isConnectionError } from "../../src/store/driver/availability.ts";
+import { openDb } from "../../src/store/driver/db.ts";
 
 const url = process.env.PROBE_DATABASE_URL!;
 const schema = process.env.PROBE_SCHEMA!;

@@ -1,8 +1,8 @@
 // Subscription lifecycle (PROTOCOL 6): create / re-confirm by configuration hash, read,
 // delete (tombstone), explicit links, and the links of streams created or deleted later.
-import { type Db, type Queryable, sql } from "./db.ts";
-import { pgArray } from "./pg-array.ts";
-import { CLEAR_WAKE, LINKS_JSON, type LinkState, LIVE_STREAM, parseLinks } from "./subscription-sql.ts";
+import { type Db, type Queryable, sql } from "../driver/db.ts";
+import { pgArray } from "../driver/pg-array.ts";
+import { CLEAR_WAKE, LINKS_JSON, type LinkState, LIVE_STREAM, parseLinks } from "./sql.ts";
 
 /** A subscription's configuration as every view of its row shares it. */
 export interface SubscriptionConfigFields {

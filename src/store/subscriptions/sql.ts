@@ -1,7 +1,7 @@
 // SQL fragments shared by the subscription statements: what "live stream", "pending work"
 // and "a new wake" mean, written once.
-import { sql } from "./db.ts";
-import { EXPIRED_SQL } from "./records.ts";
+import { sql } from "../driver/db.ts";
+import { EXPIRED_SQL } from "../streams/records.ts";
 
 /** Options for statements with constant text: prepared once per connection, not parsed and planned per call. */
 export const PREPARED = { prepare: true } as const;

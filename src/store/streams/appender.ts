@@ -3,9 +3,9 @@
 // most one in-flight group at a time, which keeps this instance's appends to a stream in
 // arrival order and its optimistic writes free of self-inflicted conflicts.
 import type { Change } from "./change.ts";
-import { isConnectionError } from "./availability.ts";
-import type { Db } from "./db.ts";
-import { ClientGone } from "../protocol/errors.ts";
+import { isConnectionError } from "../driver/availability.ts";
+import type { Db } from "../driver/db.ts";
+import { ClientGone } from "../../protocol/errors.ts";
 import { type AppendOutcome, type AppendRequest, appendGroup, WriterCache } from "./append.ts";
 
 /**

@@ -1,16 +1,16 @@
 // Stream lifecycle: look-up, create (including forks), delete with soft-delete and
 // cascading clean-up, TTL touches and expiry. Each write is one transaction.
-import { BadRequest, Conflict, StreamGone, StreamNotFound } from "../protocol/errors.ts";
-import { sameContentType } from "../protocol/content-type.ts";
-import { concatBytes } from "../lib/bytes.ts";
-import { splitJsonMessages } from "../protocol/json.ts";
+import { BadRequest, Conflict, StreamGone, StreamNotFound } from "../../protocol/errors.ts";
+import { sameContentType } from "../../protocol/content-type.ts";
+import { concatBytes } from "../../lib/bytes.ts";
+import { splitJsonMessages } from "../../protocol/json.ts";
 import { notifyChanged } from "./change.ts";
 import { insertChunks, unitsToChunks } from "./chunks.ts";
-import { type Db, type Queryable, sql } from "./db.ts";
+import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { resolveForkPoint } from "./fork-point.ts";
-import { unlinkStream } from "./subscriptions.ts";
-import { hasPolicy, NO_POLICY, type RetentionPolicy, samePolicy } from "../protocol/retention.ts";
+import { unlinkStream } from "../subscriptions/subscriptions.ts";
+import { hasPolicy, NO_POLICY, type RetentionPolicy, samePolicy } from "../../protocol/retention.ts";
 
 export async function findStream(q: Queryable, path: string, forUpdate = false): Promise<StreamRecord | undefined> {
   const lock = forUpdate ? sql` FOR UPDATE` : sql``;

@@ -1,6 +1,6 @@
 // The stream row as the rest of the server sees it, and the SQL that selects it.
-import { sql } from "./db.ts";
-import type { RetentionPolicy } from "../protocol/retention.ts";
+import { sql } from "../driver/db.ts";
+import type { RetentionPolicy } from "../../protocol/retention.ts";
 
 export interface StreamRecord {
   id: number;
@@ -18,7 +18,7 @@ export interface StreamRecord {
   refCount: number;
   deleted: boolean;
   expired: boolean;
-  /** The creator's retention and compaction policy as given on PUT (store/retention.ts). */
+  /** The creator's retention and compaction policy as given on PUT (store/streams/retention.ts). */
   retention: RetentionPolicy;
   /** Earliest retained position (PROTOCOL 5.6): reads below it answer 410 Gone. */
   earliest: number;

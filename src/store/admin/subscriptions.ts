@@ -2,10 +2,10 @@
 // subscriptions in id order with keyset pagination, each with a bounded page of its links
 // (acked position beside the linked stream's current tail). A subscription may follow
 // 10,000 streams, so links are always read a page at a time, never all at once.
-import { type Queryable, sql } from "./db.ts";
-import { pgArray } from "./pg-array.ts";
-import { LINK_TAIL } from "./subscription-sql.ts";
-import type { SubscriptionConfigFields } from "./subscriptions.ts";
+import { type Queryable, sql } from "../driver/db.ts";
+import { pgArray } from "../driver/pg-array.ts";
+import { LINK_TAIL } from "../subscriptions/sql.ts";
+import type { SubscriptionConfigFields } from "../subscriptions/subscriptions.ts";
 
 export interface SubscriptionLink {
   /** The stream key (its full path, e.g. /v1/stream/orders/eu). */

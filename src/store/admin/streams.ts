@@ -2,9 +2,9 @@
 // keyset pagination, one stream with its forks and producers. Path order is byte order
 // (COLLATE "C", index ds_streams_path_c from migration 0004), so a page is one index range
 // scan whatever the database's collation and however many streams there are.
-import { type Queryable, sql } from "./db.ts";
-import { EXPIRED_SQL } from "./records.ts";
-import type { RetentionPolicy } from "../protocol/retention.ts";
+import { type Queryable, sql } from "../driver/db.ts";
+import { EXPIRED_SQL } from "../streams/records.ts";
+import type { RetentionPolicy } from "../../protocol/retention.ts";
 
 export interface StreamSummary {
   id: number;

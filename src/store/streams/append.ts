@@ -8,14 +8,14 @@
 // appended) is retried by the caller under row locks, which always makes progress.
 // After a group, the state it committed is remembered (WriterCache), so the next group on
 // a busy stream skips the read: one round trip, still guarded by the compare-and-set.
-import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../protocol/append-rules.ts";
-import { ProtocolError } from "../protocol/errors.ts";
-import type { ProducerState } from "../protocol/producer.ts";
+import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type WriterState } from "../../protocol/append-rules.ts";
+import { ProtocolError } from "../../protocol/errors.ts";
+import type { ProducerState } from "../../protocol/producer.ts";
 import type { SQL } from "drizzle-orm";
 import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql, sameState } from "./change.ts";
 import { type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, mergeAppends, unitsToChunks } from "./chunks.ts";
-import { type Db, type Queryable, sql, statement } from "./db.ts";
-import { pgArray } from "./pg-array.ts";
+import { type Db, type Queryable, sql, statement } from "../driver/db.ts";
+import { pgArray } from "../driver/pg-array.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { visible } from "./streams.ts";
 
@@ -173,7 +173,7 @@ export class WriterCache {
   }
 
   /**
-   * A change notification (store/change.ts): when it shows that someone else moved the
+   * A change notification (store/streams/change.ts): when it shows that someone else moved the
    * stream past what we remember (another instance appended, closed or deleted it), the
    * entry goes, and the next group reads the row instead of losing its compare-and-set
    * and retrying under locks. Our own notifications never show more than we remember.
@@ -265,7 +265,7 @@ const CHUNK_PLACEHOLDERS: ChunkColumns = {
  * The group statement, of constant text: update each stream whose tail and closed state are
  * still what was read (and which has not expired meanwhile), then insert the chunks and
  * producer state of exactly those streams, and notify their readers of each one's change
- * (store/change.ts: new tail and closed state, and the data when small). Postgres delivers
+ * (store/streams/change.ts: new tail and closed state, and the data when small). Postgres delivers
  * the notification only on commit. It comes in four shapes (with or without chunks and
  * producer rows), each rendered to text once.
  */

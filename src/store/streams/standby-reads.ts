@@ -7,8 +7,8 @@
 // standby lags, and no LSN has to be carried around.
 import type { ReadResult, Segment } from "./chunks.ts";
 import { readUnits } from "./chunks.ts";
-import type { Db } from "./db.ts";
-import { isConnectionError } from "./availability.ts";
+import type { Db } from "../driver/db.ts";
+import { isConnectionError } from "../driver/availability.ts";
 
 export interface StandbyReadStats {
   /** Reads answered entirely by a standby. */

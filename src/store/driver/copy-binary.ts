@@ -1,7 +1,7 @@
 // Parser for Postgres' binary COPY format (header, then per tuple an int16 field count
 // and int32-length-prefixed fields, then a -1 trailer). Used for bulk chunk reads, where
 // it avoids the hex text encoding of bytea in the ordinary result format.
-import { concatBytes } from "../lib/bytes.ts";
+import { concatBytes } from "../../lib/bytes.ts";
 
 const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00];
 

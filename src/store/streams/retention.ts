@@ -1,11 +1,11 @@
 // Retention and compaction in SQL (notes/retention.md): the due list the background pass
 // claims from, where a policy cuts a stream, and removal of whole chunk rows in small
 // transactions. Offsets never change: rows are deleted, nothing is renumbered.
-import { OffsetGone } from "../protocol/errors.ts";
-import { formatOffset } from "../protocol/offsets.ts";
-import type { RetentionPolicy } from "../protocol/retention.ts";
-import { type Db, type Queryable, sql } from "./db.ts";
-import { pgArray } from "./pg-array.ts";
+import { OffsetGone } from "../../protocol/errors.ts";
+import { formatOffset } from "../../protocol/offsets.ts";
+import type { RetentionPolicy } from "../../protocol/retention.ts";
+import { type Db, type Queryable, sql } from "../driver/db.ts";
+import { pgArray } from "../driver/pg-array.ts";
 
 /** A read at `from` below the earliest retained position is 410 Gone (PROTOCOL 5.6). */
 export function assertRetained(stream: { earliest: number }, from: number): void {

@@ -3,8 +3,8 @@
 // starting a wake requires no wake in flight and no holder; a delivery is claimed with
 // FOR UPDATE SKIP LOCKED plus a delivery lease (no row lock is held while the HTTP call
 // runs); finishing requires the claim still to be ours. Deadlines use the database clock.
-import { type Db, type Queryable, sql } from "./db.ts";
-import { pgArray } from "./pg-array.ts";
+import { type Db, type Queryable, sql } from "../driver/db.ts";
+import { pgArray } from "../driver/pg-array.ts";
 import {
   CLEAR_WAKE,
   HAS_PENDING,
@@ -20,7 +20,7 @@ import {
   pacedWake,
   WOKEN,
   type Woken,
-} from "./subscription-sql.ts";
+} from "./sql.ts";
 
 /**
  * Starts a wake for each idle subscription with pending work on one of these streams (the

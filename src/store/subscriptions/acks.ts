@@ -2,11 +2,11 @@
 // done) and release. Each runs in one transaction holding the subscription row, checks the
 // fence (incarnation, generation, wake id, live lease) against the row, and only then moves
 // cursors. The caller has verified the token's signature; this checks what it binds.
-import { SubscriptionError } from "../protocol/errors.ts";
-import { type Db, type Queryable, sql } from "./db.ts";
-import { ackPositions, wakeSubscription } from "./subscription-wakes.ts";
+import { SubscriptionError } from "../../protocol/errors.ts";
+import { type Db, type Queryable, sql } from "../driver/db.ts";
+import { ackPositions, wakeSubscription } from "./wakes.ts";
 import { dropLinks } from "./subscriptions.ts";
-import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, PREPARED, SNAPSHOT, type Woken } from "./subscription-sql.ts";
+import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, PREPARED, SNAPSHOT, type Woken } from "./sql.ts";
 
 interface Locked {
   incarnation: number;

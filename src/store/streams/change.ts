@@ -8,7 +8,7 @@
 // limits, the parser, and the rule for merging a notified state into a known one.
 import { Buffer } from "node:buffer";
 import type { SQL } from "drizzle-orm";
-import { type Queryable, sql } from "./db.ts";
+import { type Queryable, sql } from "../driver/db.ts";
 
 /** The part of a stream's state that appends and closes change. */
 export interface StreamState {

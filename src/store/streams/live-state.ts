@@ -1,8 +1,8 @@
 // The backstop's one query: the current state of many streams at once, so one statement
 // per instance re-checks every stream that has live readers.
 import type { StreamState } from "./change.ts";
-import { type Queryable, sql } from "./db.ts";
-import { pgArray } from "./pg-array.ts";
+import { type Queryable, sql } from "../driver/db.ts";
+import { pgArray } from "../driver/pg-array.ts";
 
 /** State of each stream that still exists and is readable; absent ids are gone. */
 export async function streamStates(q: Queryable, ids: number[]): Promise<Map<number, StreamState>> {

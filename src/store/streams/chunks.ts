@@ -1,9 +1,9 @@
 // Stored data: one chunk row per binary append or per JSON message, addressed by
 // position. Reads stitch a fork's inherited range and its own range in one offset space.
-import { concatBytes } from "../lib/bytes.ts";
-import { type Db, type Queryable, sql } from "./db.ts";
-import { int8, parseCopyBinaryParts } from "./copy-binary.ts";
-import { pgArray } from "./pg-array.ts";
+import { concatBytes } from "../../lib/bytes.ts";
+import { type Db, type Queryable, sql } from "../driver/db.ts";
+import { int8, parseCopyBinaryParts } from "../driver/copy-binary.ts";
+import { pgArray } from "../driver/pg-array.ts";
 
 export interface ChunkRow {
   streamId: number;
@@ -106,7 +106,7 @@ export function chunkColumns(rows: ChunkRow[]): ChunkColumns<string | Uint8Array
 /**
  * The INSERT for many chunk rows as one statement of constant text: the bytes travel as
  * one bytea parameter and are cut apart in SQL, the positions as arrays. The columns are
- * values (chunkColumns) or placeholders of a statement rendered once (store/append.ts).
+ * values (chunkColumns) or placeholders of a statement rendered once (store/streams/append.ts).
  */
 export function insertChunksSql(c: ChunkColumns, where = sql`true`) {
   return sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data, append_ends)
