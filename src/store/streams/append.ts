@@ -188,7 +188,7 @@ export class WriterCache {
 }
 
 /** Stream rows (and the producer state the group needs) in one statement, unless remembered. */
-async function readStreams(
+export async function readStreams(
   q: Queryable,
   batch: AppendRequest[],
   lock: boolean,
@@ -304,7 +304,7 @@ function groupStatementSql(withChunks: boolean, withProducers: boolean): SQL {
 }
 
 /** The four shapes of the group statement, by [withChunks][withProducers]. */
-const GROUP_STATEMENTS = [false, true].map((c) => [false, true].map((p) => statement(groupStatementSql(c, p))));
+export const GROUP_STATEMENTS = [false, true].map((c) => [false, true].map((p) => statement(groupStatementSql(c, p))));
 
 /** Writes a group (groupStatementSql). Returns the ids of the streams that were applied. */
 async function writeGroup(
