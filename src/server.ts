@@ -218,17 +218,32 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 /** Store.warmUp, then the app's own traffic (http/warm-up.ts); a failure is logged, and the instance serves unwarmed. */
 async function warmUp(store: Store, app: App, config: Config): Promise<WarmUpReport | { error: string }> {
   const started = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // A database that stalls the warm-up (a lock held on a hot table, a slow disk) must not keep
+  // the instance out of the load balancer for good: past the cap it serves unwarmed.
+  const cap = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`warm-up still running after ${WARM_UP_CAP_MS} ms`)), WARM_UP_CAP_MS);
+  });
   try {
-    const connections = await store.warmUp();
-    // Embedded PGlite (one process, development) is not put behind a load balancer, and
-    // the traffic took it 6 s on a loaded 2-core machine: its one connection is prepared only.
-    const traffic = store.db.kind === "postgres" && config.WARM_UP_APPENDS > 0;
-    const requests = traffic ? await warmUpTraffic(app, config, config.WARM_UP_APPENDS) : 0;
-    const report = { connections, requests, ms: Math.round(performance.now() - started) };
-    log.info(report, "warmed up");
-    return report;
+    return await Promise.race([warmUpSteps(store, app, config, started), cap]);
   } catch (err) {
     log.error({ err }, "warm-up failed; serving unwarmed");
     return { error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+/** Longest an instance stays unready for its warm-up (measured: 0.5-2 s on a loaded 2-core machine). */
+const WARM_UP_CAP_MS = 15_000;
+
+async function warmUpSteps(store: Store, app: App, config: Config, started: number): Promise<WarmUpReport> {
+  const connections = await store.warmUp();
+  // Embedded PGlite (one process, development) is not put behind a load balancer, and
+  // the traffic took it 6 s on a loaded 2-core machine: its one connection is prepared only.
+  const traffic = store.db.kind === "postgres" && config.WARM_UP_APPENDS > 0;
+  const requests = traffic ? await warmUpTraffic(app, config, config.WARM_UP_APPENDS) : 0;
+  const report = { connections, requests, ms: Math.round(performance.now() - started) };
+  log.info(report, "warmed up");
+  return report;
 }
