@@ -125,6 +125,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     tickMs: config.SUBSCRIPTION_TICK_MS,
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
     wakeIntervalMs: config.SUBSCRIPTION_WAKE_INTERVAL_MS,
+    maxPathBytes: config.MAX_PATH_BYTES,
     tokensFile: config.AUTH_TOKENS_FILE || undefined,
     logger: log.child({ component: "subscriptions" }),
   });
