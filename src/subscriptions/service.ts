@@ -25,10 +25,8 @@ import {
   streamKey,
 } from "../protocol/subscription-requests.ts";
 import { streamEntries, type WakeCall } from "../protocol/wake-fence.ts";
-import type { Listener } from "../store/driver/listener.ts";
-import type { Db } from "../store/driver/db.ts";
 import type { Store } from "../store/index.ts";
-import { type SubscriptionRecord, SubscriptionStore } from "../store/subscriptions/index.ts";
+import type { Listener, SubscriptionRecord, SubscriptionStore } from "../store/subscriptions/index.ts";
 import { BusyLedger } from "./busy.ts";
 import { Deliverer, type DelivererOptions } from "./deliverer.ts";
 import { KeyRing, type TokenClaims } from "./keys.ts";
@@ -43,8 +41,6 @@ export interface SubscriptionOptions extends Omit<DelivererOptions, "logger" | "
   signingKey?: string;
   publishedKeys?: string;
   tokenTtlSeconds: number;
-  /** A subscription is woken at most once per this many milliseconds (SUBSCRIPTION_WAKE_INTERVAL_MS). */
-  wakeIntervalMs: number;
   /** MAX_PATH_BYTES: the longest stream key a body may name. */
   maxPathBytes: number;
   /** The timers' clock (tests move a manual one). */
@@ -82,8 +78,8 @@ export class Subscriptions {
     this.trigger = new WakeTrigger(store, busy, (keys) => this.deliverer.wakeStreams(keys), this.failed);
   }
 
-  static async start(db: Db, streams: Store, opts: SubscriptionOptions): Promise<Subscriptions> {
-    const store = new SubscriptionStore(db, opts.wakeIntervalMs);
+  /** `store` is bound to the database and to SUBSCRIPTION_WAKE_INTERVAL_MS (server.ts). */
+  static async start(store: SubscriptionStore, streams: Store, opts: SubscriptionOptions): Promise<Subscriptions> {
     const keys = await KeyRing.load(store, opts);
     const subs = new Subscriptions(store, keys, streams, opts);
     const reload = () => subs.trigger.reload().catch((err) => subs.failed("subscription links reload", err));

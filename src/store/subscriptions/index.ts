@@ -131,3 +131,4 @@ export class SubscriptionStore {
 
 export type { ClaimLimits, ClaimResult, DueDelivery, NewSubscription, SubscriptionRecord, WakeCall, Woken };
 export type { LinkState } from "./sql.ts";
+export type { Listener };
