@@ -141,7 +141,8 @@ export class Deliverer {
     const sentAt = this.busy.clock.now();
     const woken = await this.exclusive(async () => {
       const r = await this.subs.wakeAndClaim(keys, this.limits(this.opts.concurrency - this.inflight));
-      for (const d of r.claimed) this.run(d);
+      // Stopped meanwhile: what was claimed is sent by another instance once its delivery lease lapses.
+      if (!this.stopped) for (const d of r.claimed) this.run(d);
       return r.woken;
     });
     for (const w of woken) this.woke(w, sentAt);

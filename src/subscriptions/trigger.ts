@@ -9,6 +9,7 @@
 // Nothing flows back: the trigger reads the busy ledger and never calls the deliverer's state.
 import type { FailureReporter } from "../observability/background.ts";
 import { GlobSet } from "../protocol/glob.ts";
+import { later } from "../runtime/later.ts";
 import type { SubscriptionStore } from "../store/subscriptions/index.ts";
 import type { BusyLedger } from "./busy.ts";
 
@@ -89,8 +90,9 @@ export class WakeTrigger {
   private queue(key: string): void {
     this.pending.add(key);
     if (this.flushing) return;
-    // One macrotask of slack: the appends of one group commit resolve together and share one statement.
-    this.flushing = new Promise<void>((r) => setTimeout(r, 0))
+    // After the I/O callbacks of this turn: the appends of one group commit resolve together
+    // and share one statement. (A zero timeout waited about a millisecond more on Bun.)
+    this.flushing = new Promise<void>((r) => later(r))
       .then(async () => {
         while (this.pending.size > 0) {
           const keys = [...this.pending];
