@@ -89,6 +89,10 @@ export class WakeTrigger {
 
   private queue(key: string): void {
     this.pending.add(key);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.flushing) return;
     // After the I/O callbacks of this turn: the appends of one group commit resolve together
     // and share one statement. (A zero timeout waited about a millisecond more on Bun.)
@@ -103,7 +107,7 @@ export class WakeTrigger {
       .catch((err) => this.failed("subscription wake after append (the backstop retries)", err))
       .finally(() => {
         this.flushing = undefined;
-        if (this.pending.size > 0) this.queue([...this.pending][0]);
+        if (this.pending.size > 0) this.schedule();
       });
   }
 
