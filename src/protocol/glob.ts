@@ -1,7 +1,9 @@
-// Subscription globs over stream-root-relative paths (PROTOCOL 6.2): `*` matches exactly
-// one path segment, `**` zero or more; every other segment matches itself. A glob becomes
-// one anchored regular expression that both JavaScript and Postgres (POSIX ARE) accept,
-// so the trigger check in the instance and backfill in SQL agree on what matches.
+// Globs over stream-root-relative paths (PROTOCOL 6.2): `*` matches exactly one path
+// segment, `**` zero or more; every other segment matches itself. One matcher (globMatches)
+// serves subscriptions, retention rules and the allow lists of auth/permissions.ts. A
+// subscription glob also becomes one anchored regular expression that both JavaScript and
+// Postgres (POSIX ARE) accept, so the trigger check in the instance and backfill in SQL agree
+// on what matches.
 import { STREAM_PREFIX } from "./paths.ts";
 
 const SPECIAL = /[\\^$.|?*+()[\]{}]/g;

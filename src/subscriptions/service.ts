@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import process from "node:process";
 import type { Principal } from "../auth/tokens.ts";
+import type { Clock } from "../lib/clock.ts";
 import { type FailureReporter, reportFailures } from "../observability/background.ts";
 import { log } from "../observability/log.ts";
 import { SubscriptionError } from "../protocol/errors.ts";
@@ -34,7 +35,6 @@ import { checkWebhookUrl } from "./ssrf.ts";
 import { WakeTrigger } from "./trigger.ts";
 import { subscriptionView } from "./view.ts";
 import { both, callerReader, checkCreate, checkStreams, outOfScope, parseScope, type Readable, scopeOf, scopeReader, visibleLinks } from "./scope.ts";
-import type { Clock } from "../lib/clock.ts";
 
 export interface SubscriptionOptions extends Omit<DelivererOptions, "logger" | "failed" | "appended"> {
   logger?: DelivererOptions["logger"];
