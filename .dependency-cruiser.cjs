@@ -38,6 +38,13 @@ module.exports = {
       to: { path: "^src/store/admin/" },
     },
     {
+      name: "subscriptions-through-facade",
+      severity: "error",
+      comment: "subscriptions/ reaches the database only through the subscription store's facade (and the stream store's, for wake events)",
+      from: { path: "^src/subscriptions/" },
+      to: { path: "^src/store/", pathNot: "^src/store/(index|subscriptions/index)\\.ts$" },
+    },
+    {
       name: "config-without-auth",
       severity: "error",
       comment: "the configuration schema is composed at the top, not inside config.ts",

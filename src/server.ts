@@ -14,6 +14,7 @@ import { isConnectionError, Store } from "./store/index.ts";
 import { parseReadUrls } from "./store/streams/standby-reads.ts";
 import { migrate } from "./store/migrate.ts";
 import { Subscriptions } from "./subscriptions/service.ts";
+import { SubscriptionStore } from "./store/subscriptions/index.ts";
 import { watchDb } from "./observability/db.ts";
 import { observeHttp, startMetricsServer } from "./observability/http.ts";
 import process from "node:process";
@@ -114,7 +115,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   store.observeAppends({ queueWait: recordAppendQueueWait, group: recordAppendGroup });
   // Subscriptions listen first: the stream channel stays the listener connection's last
   // statement (test/live/multi-instance.test.ts finds listener backends by it).
-  const subscriptions = await Subscriptions.start(db, store, {
+  const subscriptions = await Subscriptions.start(new SubscriptionStore(db, config.SUBSCRIPTION_WAKE_INTERVAL_MS), store, {
     publicBaseUrl: config.PUBLIC_BASE_URL,
     signingKey: config.WEBHOOK_SIGNING_KEY,
     publishedKeys: config.WEBHOOK_PUBLISHED_KEYS,
@@ -125,7 +126,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     tickMs: config.SUBSCRIPTION_TICK_MS,
     backstopMs: config.SUBSCRIPTION_BACKSTOP_MS,
-    wakeIntervalMs: config.SUBSCRIPTION_WAKE_INTERVAL_MS,
+    maxPathBytes: config.MAX_PATH_BYTES,
     tokensFile: config.AUTH_TOKENS_FILE || undefined,
     logger: log.child({ component: "subscriptions" }),
   });

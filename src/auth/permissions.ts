@@ -2,6 +2,7 @@
 // are stream-root-relative globs matched segment by segment against the path exactly as
 // sent (not percent-decoded), the same string the store uses as the stream's key.
 import { type Static, Type } from "@sinclair/typebox";
+import { globMatches } from "../protocol/glob.ts";
 
 export const OPS = ["read", "append", "create", "delete", "admin"] as const;
 export type Op = (typeof OPS)[number];
@@ -44,20 +45,5 @@ export function compileGlob(pattern: string): (path: string) => boolean {
   // A leading slash in a pattern is forgiven; the path is split as is, so `a//b` or `a/`
   // (distinct streams in the store) do not pass for `a/b` or `a`.
   const want = pattern.replace(/^\/+/, "").split("/");
-  return (path) => matchSegments(want, 0, path.split("/"), 0);
-}
-
-function matchSegments(want: string[], i: number, have: string[], j: number): boolean {
-  for (; i < want.length; i++, j++) {
-    const w = want[i];
-    if (w === "**") {
-      // Collapse runs of ** and try every split point; patterns are short, so this stays cheap.
-      if (i === want.length - 1) return true;
-      for (let k = j; k <= have.length; k++) if (matchSegments(want, i + 1, have, k)) return true;
-      return false;
-    }
-    if (j >= have.length) return false;
-    if (w === "*" ? have[j] === "" : w !== have[j]) return false;
-  }
-  return j === have.length;
+  return (path) => globMatches(want, path.split("/"));
 }

@@ -2,7 +2,7 @@
 // any stream operation. Unknown control paths are 404; errors are JSON with a code.
 import { MethodNotAllowed, SubscriptionError } from "../protocol/errors.ts";
 import { principalOf } from "../auth/principal.ts";
-import { CONTROL_PREFIX } from "../subscriptions/paths.ts";
+import { CONTROL_PREFIX } from "../protocol/paths.ts";
 import type { Subscriptions } from "../subscriptions/service.ts";
 import { readBody } from "./body.ts";
 import { respond } from "./respond.ts";

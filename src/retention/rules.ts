@@ -1,11 +1,11 @@
 // Operator retention rules (RETENTION_RULES_FILE): policies by path glob, the same globs as
-// subscriptions (subscriptions/glob.ts: `*` one segment, `**` any number), so the pass in
+// subscriptions (protocol/glob.ts: `*` one segment, `**` any number), so the pass in
 // JS and the adoption query in SQL agree on what a rule covers. Format: notes/retention.md.
 import { readFileSync } from "node:fs";
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { NO_POLICY, type RetentionPolicy, stricter } from "../protocol/retention.ts";
-import { GlobSet, globRegexSource, normalizeGlob } from "../subscriptions/glob.ts";
+import { GlobSet, globRegexSource, normalizeGlob } from "../protocol/glob.ts";
 
 const RuleSchema = Type.Object(
   {

@@ -18,8 +18,7 @@ import {
   SignJWT,
 } from "jose";
 import { SubscriptionError } from "../protocol/errors.ts";
-import type { Db } from "../store/driver/db.ts";
-import { ensureSigningKey } from "../store/subscriptions/signing-keys.ts";
+import type { SubscriptionStore } from "../store/subscriptions/index.ts";
 
 export interface PublicJwk extends JWK {
   kid: string;
@@ -61,7 +60,7 @@ export class KeyRing {
   }
 
   static async load(
-    db: Db,
+    store: Pick<SubscriptionStore, "ensureSigningKey">,
     opts: { signingKey?: string; publishedKeys?: string; tokenTtlSeconds: number },
   ): Promise<KeyRing> {
     let privateJwk: JWK;
@@ -70,7 +69,7 @@ export class KeyRing {
       privateJwk = parseJson("WEBHOOK_SIGNING_KEY", opts.signingKey) as JWK;
       if (typeof privateJwk.d !== "string") throw new Error("WEBHOOK_SIGNING_KEY must be a private Ed25519 JWK (with d)");
     } else {
-      const stored = await ensureSigningKey(db, async () => {
+      const stored = await store.ensureSigningKey(async () => {
         const pair = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
         const pub = await exportJWK(pair.publicKey);
         const kid = await kidOf(pub);

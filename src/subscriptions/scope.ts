@@ -7,9 +7,9 @@ import { currentTokenGrants, isTokenFilePrincipal } from "../auth/principal.ts";
 import { allows, type CompiledGrant, compileGrants } from "../auth/permissions.ts";
 import type { Principal } from "../auth/tokens.ts";
 import { Forbidden } from "../protocol/errors.ts";
-import type { LinkState } from "../store/subscriptions/sql.ts";
-import { uncoveredPath } from "./glob-cover.ts";
-import { relativeOf } from "./paths.ts";
+import type { LinkState } from "../protocol/wake-fence.ts";
+import { uncoveredPath } from "../protocol/glob-cover.ts";
+import { relativeOf } from "../protocol/subscription-requests.ts";
 
 /**
  * Stored with the subscription (migrations/0007). NULL for one created without auth: it

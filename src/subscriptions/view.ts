@@ -1,7 +1,8 @@
 // How a subscription looks on the wire (PROTOCOL 6.3) and the control URLs it names.
 import { formatOffset } from "../protocol/offsets.ts";
-import type { SubscriptionRecord } from "../store/subscriptions/subscriptions.ts";
-import { CONTROL_PREFIX, relativeOf } from "./paths.ts";
+import { CONTROL_PREFIX } from "../protocol/paths.ts";
+import { relativeOf } from "../protocol/subscription-requests.ts";
+import type { SubscriptionRecord } from "../store/subscriptions/index.ts";
 
 /** An absolute URL under the control prefix, from a base such as "https://host[/prefix]". */
 export function controlUrl(base: string, rest: string): string {

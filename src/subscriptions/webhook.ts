@@ -1,6 +1,6 @@
 // One webhook POST (PROTOCOL 7.1): the target resolved and checked once (ssrf.ts), the body
 // signed, the send pinned to the checked address (send.ts), the answer read up to 64 KiB.
-import type { DueDelivery } from "../store/subscriptions/wakes.ts";
+import type { DueDelivery } from "../store/subscriptions/index.ts";
 import type { KeyRing } from "./keys.ts";
 import { postPinned } from "./send.ts";
 import { resolveTarget, type Resolver, type TargetPolicy } from "./ssrf.ts";

@@ -6,8 +6,8 @@ import { NO_POLICY } from "../../src/protocol/retention.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
 import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
-import { claimDueDeliveries, wakeSubscription } from "../../src/store/subscriptions/wakes.ts";
-import { streamEntries } from "../../src/subscriptions/deliverer.ts";
+import { SubscriptionStore } from "../../src/store/subscriptions/index.ts";
+import { streamEntries } from "../../src/protocol/wake-fence.ts";
 import { RetentionRunner } from "../../src/retention/runner.ts";
 import { RetentionRules } from "../../src/retention/rules.ts";
 import { backends } from "../support/backends.ts";
@@ -42,9 +42,10 @@ for (const backend of backends) {
       await db.rows(sql`INSERT INTO ds_subscription_links (subscription_id, stream_path, explicit, acked_pos)
         VALUES ('ret', ${behind}, true, 100), ('ret', ${within}, true, 350)`);
       await new RetentionRunner(db, new RetentionRules([]), { intervalMs: 0, deleteGraceMs: 0 }).pass();
-      expect(await wakeSubscription(db, "ret", 0)).toMatchObject({ id: "ret" });
-      const [d] = await claimDueDeliveries(db, "test", { limit: 10, perHost: 8, openByHost: new Map(), timeoutMs: 55_000, marginMs: 5_000 });
-      const entries = Object.fromEntries(streamEntries(d).map((e) => [e.path, e]));
+      const subs = new SubscriptionStore(db, 0);
+      expect(await subs.wakeSubscription("ret")).toMatchObject({ id: "ret" });
+      const [d] = await subs.claimDue({ prefix: "test", limit: 10, perHost: 8, openByHost: new Map(), timeoutMs: 55_000, marginMs: 5_000 });
+      const entries = Object.fromEntries(streamEntries(d.links).map((e) => [e.path, e]));
       expect(entries["ret/behind"]).toMatchObject({
         acked_offset: formatOffset(100),
         tail_offset: formatOffset(400),

@@ -4,9 +4,9 @@ import { describe, expect, test } from "bun:test";
 import { openMigratedPglite } from "../support/backends.ts";
 import { sql } from "../../src/store/driver/db.ts";
 import { SubscriptionError } from "../../src/protocol/errors.ts";
-import { parseSubscriptionConfig } from "../../src/subscriptions/config.ts";
-import { retryDelayMs } from "../../src/subscriptions/deliverer.ts";
-import { GlobSet, globRegexSource } from "../../src/subscriptions/glob.ts";
+import { parseSubscriptionConfig as parseConfig } from "../../src/protocol/subscription-requests.ts";
+import { retryDelayMs } from "../../src/subscriptions/deliver.ts";
+import { GlobSet, globRegexSource } from "../../src/protocol/glob.ts";
 import { checkWebhookUrl, isBlockedAddress, resolveTarget } from "../../src/subscriptions/ssrf.ts";
 
 /** What `f` throws (undefined when it returns). */
@@ -126,6 +126,12 @@ describe("webhook URLs (SSRF, issue 25.6)", () => {
     await expect(resolveTarget("http://localhost:1/x", allow, resolveTo("10.0.0.7"))).rejects.toBeInstanceOf(SubscriptionError);
   });
 });
+
+const parseSubscriptionConfig = (body: unknown) => {
+  const c = parseConfig(body, 1024);
+  if (c.webhookUrl !== null) checkWebhookUrl(c.webhookUrl);
+  return c;
+};
 
 describe("configuration", () => {
   const base = { type: "webhook", pattern: "events/*", webhook: { url: "https://hooks.example.com/x" } };

@@ -2,8 +2,8 @@
 // globs (an exact answer, with an example path when it does not), and the stored scope.
 import { describe, expect, test } from "bun:test";
 import { compileGlob } from "../../src/auth/permissions.ts";
-import { globMatches } from "../../src/subscriptions/glob.ts";
-import { uncoveredPath } from "../../src/subscriptions/glob-cover.ts";
+import { globMatches } from "../../src/protocol/glob.ts";
+import { uncoveredPath } from "../../src/protocol/glob-cover.ts";
 import { scopeReader } from "../../src/subscriptions/scope.ts";
 
 describe("a subscription glob inside permission globs", () => {

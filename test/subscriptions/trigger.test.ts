@@ -1,19 +1,26 @@
-// The per-append trigger check: with one subscription following 10,000 streams and 100 glob
-// subscriptions, appends to streams nobody follows issue no query; an append to a followed
-// stream runs one wake statement. (No wall-clock assertion: timings belong in bench/.)
+// The per-append trigger check (src/subscriptions/trigger.ts): with one subscription
+// following 10,000 streams and 100 glob subscriptions, appends to streams nobody follows
+// issue no query; appends to followed streams go on as one batch of keys, one wake
+// statement; an append whose every follower is busy (busy.ts) goes on not at all. Time is
+// a manual clock: no sleeps, and no wall-clock assertion (timings belong in bench/).
 import { expect, test } from "bun:test";
 import { type Db, sql } from "../../src/store/driver/db.ts";
-import { openMigratedPglite } from "../support/backends.ts";
-import { migrate } from "../../src/store/migrate.ts";
+import { SubscriptionStore } from "../../src/store/subscriptions/index.ts";
+import { BusyLedger } from "../../src/subscriptions/busy.ts";
 import { WakeTrigger } from "../../src/subscriptions/trigger.ts";
-import { globRegexSource } from "../../src/subscriptions/glob.ts";
+import { globRegexSource } from "../../src/protocol/glob.ts";
+import { openMigratedPglite } from "../support/backends.ts";
 import { countQueries } from "../support/count-queries.ts";
+import { ManualClock } from "../support/manual-clock.ts";
 
+const failed = (what: string, err: unknown) => {
+  throw new Error(`${what}: ${err}`);
+};
+const limits = { prefix: "test", limit: 0, perHost: 8, openByHost: new Map<string, number>(), timeoutMs: 55_000, marginMs: 5_000 };
 
 test("appends to unfollowed streams cost no query, however many streams others follow", async () => {
   const db: Db = await openMigratedPglite();
   try {
-    await migrate(db);
     await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, webhook_url, lease_ttl_ms, config_hash, base_url)
       VALUES ('big', 1, 'webhook', 'https://h.example/x', 30000, 'h', 'http://x')`);
     await db.rows(sql`INSERT INTO ds_subscription_links (subscription_id, stream_path, explicit)
@@ -23,23 +30,28 @@ test("appends to unfollowed streams cost no query, however many streams others f
       await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, pattern, pattern_regex, webhook_url, lease_ttl_ms, config_hash, base_url)
         VALUES (${`glob-${g}`}, 1, 'webhook', ${pattern}, ${globRegexSource(pattern)}, 'https://h.example/x', 30000, 'h', 'http://x')`);
     }
-    const trigger = new WakeTrigger(db);
+    const store = new SubscriptionStore(db, 0);
+    const batches: string[][] = [];
+    const trigger = new WakeTrigger(store, new BusyLedger(), async (keys) => {
+      batches.push(keys);
+      await store.wakeAndClaim(keys, limits);
+    }, failed);
     await trigger.reload();
     const counter = countQueries(db);
 
     for (let i = 0; i < 10_000; i++) trigger.appended(`/v1/stream/other/${i}/events`);
-    await new Promise((r) => setTimeout(r, 20));
     await trigger.idle();
     // The claim is structural, not a timing: not one query for 10,000 unfollowed appends (a
     // query each would be the regression); bench/ measures what the check costs.
     expect(counter.queries).toBe(0);
+    expect(batches).toEqual([]);
 
     expect(trigger.follows("/v1/stream/followed/77")).toBe(true);
     expect(trigger.follows("/v1/stream/tenant-42/a/b")).toBe(true);
     trigger.appended("/v1/stream/followed/77");
     trigger.appended("/v1/stream/tenant-9/x");
-    await new Promise((r) => setTimeout(r, 20));
     await trigger.idle();
+    expect(batches).toEqual([["/v1/stream/followed/77", "/v1/stream/tenant-9/x"]]);
     expect(counter.queries).toBe(1); // both streams in one wake statement
   } finally {
     await db.close();
@@ -49,42 +61,53 @@ test("appends to unfollowed streams cost no query, however many streams others f
 test("appends to a subscription that cannot be idle yet (delivering, or its wake not due) send no wake statement", async () => {
   const db: Db = await openMigratedPglite();
   try {
-    await migrate(db);
     await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, pattern, pattern_regex, webhook_url, lease_ttl_ms, config_hash, base_url)
       VALUES ('g', 1, 'webhook', 'g/*', ${globRegexSource("g/*")}, 'https://h.example/x', 30000, 'h', 'http://x')`);
-    const trigger = new WakeTrigger(db, 1_000);
+    const clock = new ManualClock();
+    const busy = new BusyLedger(clock);
+    let batches = 0;
+    const trigger = new WakeTrigger(new SubscriptionStore(db, 1_000), busy, async () => void batches++, failed);
     await trigger.reload();
-    const counter = countQueries(db);
     const appendAndSettle = async () => {
       trigger.appended("/v1/stream/g/a");
-      await new Promise((r) => setTimeout(r, 10));
       await trigger.idle();
     };
 
-    trigger.delivering("g");
+    busy.delivering("g");
     await appendAndSettle();
-    expect(counter.queries).toBe(0);
-    trigger.delivered("g");
+    expect(batches).toBe(0);
+    busy.delivered("g");
     await appendAndSettle();
-    expect(counter.queries).toBe(1);
+    expect(batches).toBe(1);
 
     // A pull-wake worker may claim a wake before it is due: no skipping for it.
-    trigger.woke({ id: "g", type: "pull-wake", dueInMs: 200 }, performance.now());
+    busy.woke({ id: "g", type: "pull-wake", dueInMs: 200 }, clock.now());
     await appendAndSettle();
-    expect(counter.queries).toBe(2);
+    expect(batches).toBe(2);
     // A webhook wake due in 200 ms: nobody can end it before then.
-    trigger.woke({ id: "g", type: "webhook", dueInMs: 200 }, performance.now());
+    busy.woke({ id: "g", type: "webhook", dueInMs: 200 }, clock.now());
     await appendAndSettle();
-    expect(counter.queries).toBe(2);
-    await new Promise((r) => setTimeout(r, 220));
+    expect(batches).toBe(2);
+    clock.advance(190);
     await appendAndSettle();
-    expect(counter.queries).toBe(3);
+    expect(batches).toBe(2);
+    // Due (less the margin for the two clocks): the next append may find it idle.
+    clock.advance(10);
+    await appendAndSettle();
+    expect(batches).toBe(3);
 
     // A reload (subscriptions changed) forgets due times: the id may name a new subscription.
-    trigger.woke({ id: "g", type: "webhook", dueInMs: 10_000 }, performance.now());
+    busy.woke({ id: "g", type: "webhook", dueInMs: 10_000 }, clock.now());
+    await appendAndSettle();
+    expect(batches).toBe(3);
     await trigger.reload();
     await appendAndSettle();
-    expect(counter.queries).toBe(6); // the reload's two queries, then the wake statement
+    expect(batches).toBe(4);
+    // ... but not a delivery in progress here.
+    busy.delivering("g");
+    await trigger.reload();
+    await appendAndSettle();
+    expect(batches).toBe(4);
   } finally {
     await db.close();
   }

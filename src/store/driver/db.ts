@@ -8,7 +8,7 @@ import { openPglite } from "./pglite.ts";
 import { openPostgres } from "./postgres.ts";
 import { type Statement, statement } from "./statement.ts";
 
-export { type Statement, sql, statement };
+export { type SQL, type Statement, sql, statement };
 
 export type Row = Record<string, unknown>;
 

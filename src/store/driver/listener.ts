@@ -5,6 +5,7 @@
 //  - checks the connection with a heartbeat query, and replaces the client when one does
 //    not come back in time (a half-open socket never reports a close);
 //  - calls onListen after every successful LISTEN, when notifications may have been lost.
+import { backoffMs } from "../../lib/backoff.ts";
 import postgres from "postgres";
 import { quoteIdent } from "./quote.ts";
 
@@ -87,7 +88,7 @@ export async function listenPostgres(o: ListenerOptions): Promise<Listener> {
           const old = client;
           client = undefined;
           void old?.end({ timeout: 0 }).catch(() => {});
-          await sleep(Math.min(o.retryMaxMs, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+          await sleep(backoffMs({ firstMs: 50, maxMs: o.retryMaxMs, jitter: [0.5, 1] }, attempt));
         }
       }
     })().finally(() => (connecting = undefined));

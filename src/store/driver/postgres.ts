@@ -1,5 +1,6 @@
 // The postgres.js driver: a pool behind an availability gate, hot statements prepared, bulk
 // reads by binary COPY, and a self-healing LISTEN connection per channel.
+import { backoffMs } from "../../lib/backoff.ts";
 import type { SQL } from "drizzle-orm";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -32,7 +33,7 @@ export async function openPostgres(databaseUrl: string, opts: DbOptions): Promis
     connect_timeout: driver.connectTimeoutMs / 1000,
     // postgres.js waits 3^n/100 s (up to 20 s) after the n-th failure in a row, so a restart
     // of a few seconds cost half a minute; short, capped and jittered instead.
-    backoff: (n: number) => (Math.min(driver.reconnectMaxMs, 25 * 2 ** n) * (0.5 + Math.random() / 2)) / 1000,
+    backoff: (n: number) => backoffMs({ firstMs: 25, maxMs: driver.reconnectMaxMs, jitter: [0.5, 1] }, n) / 1000,
   });
   const gate = new AvailabilityGate({
     probe: () => client.unsafe("SELECT 1"),

@@ -58,7 +58,7 @@ export async function finishPass(db: Db, id: number, nextMs: number | null): Pro
 
 /**
  * Puts streams an operator rule covers on the due list: those with ids above `afterId`
- * whose path matches one of the rules' regexes (subscriptions/glob.ts). Returns the
+ * whose path matches one of the rules' regexes (protocol/glob.ts). Returns the
  * highest id looked at, so the next call only looks at streams created since.
  */
 export async function adoptRuleStreams(db: Db, regexes: string[], afterId: number): Promise<number> {

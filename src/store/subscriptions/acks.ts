@@ -1,20 +1,17 @@
 // Worker calls (PROTOCOL 7.1-7.3): webhook callbacks, pull-wake claim, ack (heartbeat or
 // done) and release. Each runs in one transaction holding the subscription row, checks the
-// fence (incarnation, generation, wake id, live lease) against the row, and only then moves
-// cursors. The caller has verified the token's signature; this checks what it binds.
+// fence (protocol/wake-fence.ts: incarnation, generation, wake id, live lease) against the
+// row, and only then moves cursors. The caller has verified the token's signature; this
+// checks what it binds.
+import { NotFound } from "../../protocol/subscription-requests.ts";
 import { SubscriptionError } from "../../protocol/errors.ts";
+import { checkAcks, checkFence, type FenceRow, type WakeCall } from "../../protocol/wake-fence.ts";
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { ackPositions, wakeSubscription } from "./wakes.ts";
 import { dropLinks } from "./subscriptions.ts";
 import { CLEAR_WAKE, HAS_PENDING, LINKS_JSON, type LinkState, NEW_WAKE_ID, parseLinks, PREPARED, SNAPSHOT, type Woken } from "./sql.ts";
 
-interface Locked {
-  incarnation: number;
-  type: string;
-  generation: number;
-  wakeId: string | null;
-  holder: string | null;
-  leaseLapsed: boolean;
+interface Locked extends FenceRow {
   leaseTtlMs: number;
   scope: string | null;
   links: LinkState[];
@@ -40,20 +37,7 @@ async function lockSubscription(q: Queryable, id: string): Promise<Locked | unde
   };
 }
 
-const notFound = (id: string) => new SubscriptionError("SUBSCRIPTION_NOT_FOUND", `subscription ${JSON.stringify(id)} not found`);
-const fenced = (why: string) => new SubscriptionError("FENCED", why);
-
-export interface WakeCall {
-  id: string;
-  /** "webhook" for callbacks, "pull-wake" for ack and release. */
-  type: "webhook" | "pull-wake";
-  token: { incarnation: number; generation: number; wakeId: string };
-  generation: number;
-  wakeId: string;
-  /** Stream key -> position (already parsed). */
-  acks: Map<string, number>;
-  done: boolean;
-}
+export type { WakeCall };
 
 /**
  * Ack (and heartbeat) for callbacks and pull-wake acks; returns the wake a done call started,
@@ -61,13 +45,8 @@ export interface WakeCall {
  */
 export async function applyWakeCall(db: Db, c: WakeCall, intervalMs: number): Promise<{ nextWake?: Woken; leaseMs?: number }> {
   return db.tx(async (q) => {
-    const s = await checkFence(q, c);
-    for (const [key, pos] of c.acks) {
-      const link = s.links.find((l) => l.key === key);
-      if (!link) throw new SubscriptionError("INVALID_OFFSET", `stream ${key} is not linked to this subscription`);
-      if (pos < link.ackedPos) throw new SubscriptionError("INVALID_OFFSET", `ack for ${key} is behind its committed cursor`);
-      if (pos > link.tail) throw new SubscriptionError("INVALID_OFFSET", `ack for ${key} is beyond the stream's tail`);
-    }
+    const s = await lockFenced(q, c);
+    checkAcks(s.links, c.acks);
     await ackPositions(q, c.id, c.acks);
     if (!c.done) {
       await q.rows(sql`UPDATE ds_subscriptions s SET lease_until = clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond'
@@ -82,24 +61,16 @@ export async function applyWakeCall(db: Db, c: WakeCall, intervalMs: number): Pr
 /** Pull-wake release without ack: the wake ends, and a new one starts if work is pending. */
 export async function releaseWake(db: Db, c: WakeCall, intervalMs: number): Promise<{ nextWake?: Woken }> {
   return db.tx(async (q) => {
-    await checkFence(q, c);
+    await lockFenced(q, c);
     await q.rows(sql`UPDATE ds_subscriptions s SET ${CLEAR_WAKE} WHERE s.id = ${c.id}`, PREPARED);
     return { nextWake: await wakeSubscription(q, c.id, intervalMs) };
   });
 }
 
-async function checkFence(q: Queryable, c: WakeCall): Promise<Locked> {
+async function lockFenced(q: Queryable, c: WakeCall): Promise<Locked> {
   const s = await lockSubscription(q, c.id);
-  if (!s) throw notFound(c.id);
-  if (s.type !== c.type) {
-    throw new SubscriptionError("INVALID_REQUEST", c.type === "webhook" ? "not a webhook subscription" : "not a pull-wake subscription");
-  }
-  // PROTOCOL 7.3: token, token generation, request generation and wake id must all match.
-  if (c.token.incarnation !== s.incarnation) throw fenced("token belongs to an earlier subscription with this id");
-  if (s.wakeId === null || c.token.generation !== s.generation || c.generation !== s.generation) throw fenced("wake generation is stale");
-  if (c.wakeId !== s.wakeId || c.token.wakeId !== s.wakeId) throw fenced("wake_id does not match the current wake");
-  if (s.leaseLapsed) throw fenced("the lease has expired");
-  if (c.type === "pull-wake" && s.holder === null) throw fenced("the wake is not claimed");
+  if (!s) throw NotFound(c.id);
+  checkFence(s, c);
   return s;
 }
 
@@ -118,7 +89,7 @@ export type ClaimResult =
 export async function claimWake(db: Db, id: string, worker: string, outOfScope: OutOfScope): Promise<ClaimResult> {
   return db.tx(async (q): Promise<ClaimResult> => {
     const s = await lockSubscription(q, id);
-    if (!s) throw notFound(id);
+    if (!s) throw NotFound(id);
     if (s.type !== "pull-wake") throw new SubscriptionError("INVALID_REQUEST", "not a pull-wake subscription");
     // Before anything looks for pending work or snapshots tails: streams outside the scope are no work.
     const dropped = outOfScope(s.scope, s.links);

@@ -1,6 +1,7 @@
 // SQL fragments shared by the subscription statements: what "live stream", "pending work"
 // and "a new wake" mean, written once.
-import { sql } from "../driver/db.ts";
+import type { LinkState } from "../../protocol/wake-fence.ts";
+import { type SQL, sql } from "../driver/db.ts";
 import { EXPIRED_SQL } from "../streams/records.ts";
 
 /** Options for statements with constant text: prepared once per connection, not parsed and planned per call. */
@@ -40,15 +41,25 @@ const nextSchedule = (intervalMs: number) => sql`greatest(s.next_wake_at, ${wake
 /** The SET list of a wake that starts: `due` per wakeDue, and the schedule moved on. */
 export const pacedWake = (intervalMs: number) => ({ due: wakeDue(intervalMs), schedule: nextSchedule(intervalMs) });
 
+/** What a wake claimed in the statement that starts it sets (store/subscriptions/claims.ts wakeAndClaim). */
+export interface ClaimAtStart {
+  claim: SQL;
+  deliveringUntil: SQL;
+  leaseUntil: SQL;
+  snapshot: SQL;
+}
+
 /**
  * Starts a new wake: the next generation, a fresh wake id, and its delivery (the webhook
- * POST, or the wake event of a pull-wake subscription) due per wakeDue. Used only in UPDATEs
- * that also require `wake_id IS NULL AND holder IS NULL`, so however many instances try, one wins.
+ * POST, or the wake event of a pull-wake subscription) due per wakeDue; unclaimed unless
+ * `claimed` says how it is claimed at once. Used only in UPDATEs that also require
+ * `wake_id IS NULL AND holder IS NULL`, so however many instances try, one wins.
  */
-export const newWake = (intervalMs: number) => {
+export const newWake = (intervalMs: number, claimed?: ClaimAtStart) => {
   const paced = pacedWake(intervalMs);
-  return sql`generation = s.generation + 1, wake_id = ${NEW_WAKE_ID}, wake_snapshot = NULL, holder = NULL, lease_until = NULL,
-    deliver_at = ${paced.due}, next_wake_at = ${paced.schedule}, attempt = 0, status = 'active', delivery_claim = NULL, delivering_until = NULL`;
+  const c = claimed ?? { claim: sql`NULL`, deliveringUntil: sql`NULL`, leaseUntil: sql`NULL`, snapshot: sql`NULL` };
+  return sql`generation = s.generation + 1, wake_id = ${NEW_WAKE_ID}, wake_snapshot = ${c.snapshot}, holder = NULL, lease_until = ${c.leaseUntil},
+    deliver_at = ${paced.due}, next_wake_at = ${paced.schedule}, attempt = 0, status = 'active', delivery_claim = ${c.claim}, delivering_until = ${c.deliveringUntil}`;
 };
 
 /** In RETURNING of a statement that started wakes: what toWoken reads. */
@@ -83,15 +94,6 @@ export const LINKS_JSON = sql`(SELECT coalesce(json_agg(json_build_array(l.strea
     ORDER BY l.stream_path), '[]'::json)
   FROM ds_subscription_links l WHERE l.subscription_id = s.id)`;
 
-export interface LinkState {
-  key: string;
-  explicit: boolean;
-  ackedPos: number;
-  tail: number;
-  /** The stream's earliest retained position: above ackedPos, data the worker never acked is gone. */
-  earliest: number;
-}
-
 const asJson = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : v);
 
 export function parseLinks(v: unknown): LinkState[] {
@@ -103,5 +105,7 @@ export function parseLinks(v: unknown): LinkState[] {
     earliest: Number(earliest ?? 0),
   }));
 }
+
+export type { LinkState };
 
 export const subscriptionsChannel = (schema: string) => `ds_${schema}_subs`;

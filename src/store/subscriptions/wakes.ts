@@ -21,30 +21,9 @@ import {
   WOKEN,
   type Woken,
 } from "./sql.ts";
+import { type DueDelivery, msUntil } from "./claims.ts";
 
-/**
- * Starts a wake for each idle subscription with pending work on one of these streams (the
- * streams just appended to), and returns them. Only those streams' links are looked at:
- * pending work on a subscription's other streams is some other trigger's business. (Looking
- * at every link of every candidate subscription read thousands of buffers per call under load.)
- *
- * No NOTIFY: the caller's own deliverer claims what it started. A notifying transaction
- * holds Postgres's database-wide notify lock through its commit's WAL flush, so every
- * notifying commit (appends' live-reader notifications included) queues behind it; under a
- * busy subscription load these statements waited ~50 ms on that lock. Another instance
- * takes a wake over at its next tick if this one dies before claiming it.
- */
-export async function wakeForStreams(db: Db, keys: string[], intervalMs: number): Promise<Woken[]> {
-  if (keys.length === 0) return [];
-  const rows = await db.rows<Record<string, unknown>>(sql`
-    WITH p AS (
-      SELECT DISTINCT l.subscription_id AS id FROM ds_subscription_links l
-      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND ${LINK_TAIL} > l.acked_pos)
-    UPDATE ds_subscriptions s SET ${newWake(intervalMs)} FROM p WHERE s.id = p.id AND ${IDLE} RETURNING ${WOKEN}`, PREPARED);
-  return rows.map(toWoken);
-}
-
-/** Starts a wake for one subscription if it is idle with pending work (the caller delivers it: see wakeForStreams). */
+/** Starts a wake for one subscription if it is idle with pending work (the caller delivers it: see claims.ts wakeAndClaim). */
 export async function wakeSubscription(q: Queryable, id: string, intervalMs: number): Promise<Woken | undefined> {
   const rows = await q.rows<Record<string, unknown>>(sql`
     UPDATE ds_subscriptions s SET ${newWake(intervalMs)} WHERE s.id = ${id} AND ${IDLE} AND ${HAS_PENDING}
@@ -110,107 +89,6 @@ export async function wakeAllPending(db: Db, channel: string, intervalMs: number
   });
 }
 
-export interface DueDelivery {
-  id: string;
-  incarnation: number;
-  type: "webhook" | "pull-wake";
-  webhookUrl: string | null;
-  /** The webhook URL's host[:port], lower-cased (the per-host delivery cap's key). */
-  host: string | null;
-  wakeStream: string | null;
-  generation: number;
-  wakeId: string;
-  baseUrl: string;
-  attempt: number;
-  claim: string;
-  /** JSON text of the subscription's scope (subscriptions/scope.ts); null when created without auth. */
-  scope: string | null;
-  links: LinkState[];
-  /** Webhooks: milliseconds left of the wake's lease (it started at its first send). */
-  leaseMs: number | null;
-}
-
-/** The webhook URL's authority (host[:port]), as the per-host cap counts it. */
-const HOST = sql`lower(substring(s.webhook_url from '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)'))`;
-
-/** A webhook wake's lease as a send sets it: kept when already running (a resend), else starting now (PROTOCOL 7.3). */
-const SEND_LEASE = sql`coalesce(s.lease_until, clock_timestamp() + s.lease_ttl_ms * interval '1 millisecond')`;
-
-const msUntil = (ts: ReturnType<typeof sql>) => sql`greatest(0, ceil(extract(epoch FROM ${ts} - clock_timestamp()) * 1000))::int`;
-
-export interface ClaimLimits {
-  /** Most deliveries claimed. */
-  limit: number;
-  /** Most sends open at once to one host from this instance, and how many are open now. */
-  perHost: number;
-  openByHost: Map<string, number>;
-  /** The longest one send may take; its delivery lease adds `marginMs`. */
-  timeoutMs: number;
-  marginMs: number;
-}
-
-/**
- * Claims due deliveries for `claimPrefix`: each gets a delivery lease and a snapshot of its
- * streams' tails (what `{done: true}` will ack). A webhook wake's lease starts with its
- * first send (PROTOCOL 7.3); a wake whose lease has lapsed is not sent again (it is
- * expired instead), and a send never outlives the lease, so its delivery lease (send time
- * plus a margin) ends before anyone else may send the same wake again. No host gets more
- * than `perHost` open sends from this instance (issue 25.8): a receiver that hangs holds
- * that many slots, not all of them.
- */
-export async function claimDueDeliveries(db: Db, claimPrefix: string, c: ClaimLimits): Promise<DueDelivery[]> {
-  const due = sql`s.deliver_at <= clock_timestamp() AND s.deleted_at IS NULL AND s.wake_id IS NOT NULL
-    AND (s.delivering_until IS NULL OR s.delivering_until < clock_timestamp())
-    AND (s.lease_until IS NULL OR s.lease_until > clock_timestamp())`;
-  const hosts = [...c.openByHost.keys()];
-  const open = hosts.map((h) => c.openByHost.get(h)!);
-  const sendUntil = sql`least(clock_timestamp() + ${c.timeoutMs} * interval '1 millisecond', CASE WHEN s.type = 'webhook' THEN ${SEND_LEASE} END)`;
-  // Each link's tail is looked up once (OFFSET 0 keeps the subquery whole) and gives both
-  // the snapshot and the links the delivery reports. Candidates are ranked per host without
-  // locks (a window cannot sit beside FOR UPDATE), then locked.
-  const rows = await db.rows<Record<string, unknown>>(sql`
-    WITH cand AS (
-      SELECT s.id, s.deliver_at, ${HOST} AS host, row_number() OVER (PARTITION BY ${HOST} ORDER BY s.deliver_at, s.id) AS rn
-      FROM ds_subscriptions s WHERE ${due}),
-    d AS (
-      SELECT s.id FROM ds_subscriptions s JOIN cand c ON c.id = s.id
-        LEFT JOIN unnest(${pgArray(hosts)}::text[], ${pgArray(open)}::int[]) AS o(host, n) ON o.host = c.host
-      WHERE (c.host IS NULL OR c.rn <= ${c.perHost} - coalesce(o.n, 0)) AND ${due}
-      ORDER BY c.deliver_at LIMIT ${c.limit} FOR UPDATE OF s SKIP LOCKED),
-    per AS (
-      SELECT d.id, (
-        SELECT jsonb_build_array(coalesce(jsonb_object_agg(x.stream_path, x.tail), '{}'::jsonb),
-          coalesce(jsonb_agg(jsonb_build_array(x.stream_path, x.explicit, x.acked_pos, x.tail, x.earliest) ORDER BY x.stream_path), '[]'::jsonb))
-        FROM (SELECT l.stream_path, l.explicit, l.acked_pos, coalesce(${LINK_TAIL}, 0) AS tail, coalesce(${LINK_EARLIEST}, 0) AS earliest
-              FROM ds_subscription_links l WHERE l.subscription_id = d.id OFFSET 0) x) AS both
-      FROM d)
-    UPDATE ds_subscriptions s
-    SET delivery_claim = ${claimPrefix} || ':' || s.id || ':' || s.generation || ':' || (s.attempt + 1),
-        delivering_until = ${sendUntil} + ${c.marginMs} * interval '1 millisecond',
-        lease_until = CASE WHEN s.type = 'webhook' THEN ${SEND_LEASE} ELSE s.lease_until END,
-        wake_snapshot = per.both -> 0
-    FROM per WHERE s.id = per.id
-    RETURNING s.id, s.incarnation, s.type, s.webhook_url, ${HOST} AS host, s.wake_stream, s.generation, s.wake_id, s.base_url,
-              s.attempt, s.delivery_claim, s.scope::text AS scope, per.both -> 1 AS links,
-              CASE WHEN s.type = 'webhook' THEN ${msUntil(sql`s.lease_until`)} END AS lease_ms`, PREPARED);
-  return rows.map((r) => ({
-    id: String(r.id),
-    incarnation: Number(r.incarnation),
-    type: r.type as DueDelivery["type"],
-    webhookUrl: (r.webhook_url as string | null) ?? null,
-    host: (r.host as string | null) ?? null,
-    wakeStream: (r.wake_stream as string | null) ?? null,
-    generation: Number(r.generation),
-    wakeId: String(r.wake_id),
-    baseUrl: String(r.base_url),
-    attempt: Number(r.attempt),
-    claim: String(r.delivery_claim),
-    scope: (r.scope as string | null) ?? null,
-    links: parseLinks(r.links),
-    leaseMs: r.lease_ms === null || r.lease_ms === undefined ? null : Number(r.lease_ms),
-  }));
-}
-
 const OURS = (d: DueDelivery) => sql`s.id = ${d.id} AND s.delivery_claim = ${d.claim} AND s.wake_id = ${d.wakeId} AND s.deleted_at IS NULL`;
 
 /**
@@ -242,7 +120,7 @@ export async function endLapsedDelivery(db: Db, d: DueDelivery): Promise<boolean
  * subscription goes through this many times a second). The links' new cursors are not
  * visible inside the statement, so "pending" compares each tail with the larger of the old
  * cursor and the snapshot's position, which is what the cursor becomes. The next wake is the
- * caller's to deliver (no NOTIFY: see wakeForStreams). Not ended (false) when the claim
+ * caller's to deliver (no NOTIFY: see claims.ts wakeAndClaim). Not ended (false) when the claim
  * was lost or the lease lapsed before the answer came: a late `done` acks nothing.
  */
 export async function deliveryFinished(db: Db, d: DueDelivery, intervalMs: number): Promise<{ ended: boolean; next?: Woken }> {

@@ -1,7 +1,9 @@
-// Subscription globs over stream-root-relative paths (PROTOCOL 6.2): `*` matches exactly
-// one path segment, `**` zero or more; every other segment matches itself. A glob becomes
-// one anchored regular expression that both JavaScript and Postgres (POSIX ARE) accept,
-// so the trigger check in the instance and backfill in SQL agree on what matches.
+// Globs over stream-root-relative paths (PROTOCOL 6.2): `*` matches exactly one path
+// segment, `**` zero or more; every other segment matches itself. One matcher (globMatches)
+// serves subscriptions, retention rules and the allow lists of auth/permissions.ts. A
+// subscription glob also becomes one anchored regular expression that both JavaScript and
+// Postgres (POSIX ARE) accept, so the trigger check in the instance and backfill in SQL agree
+// on what matches.
 import { STREAM_PREFIX } from "./paths.ts";
 
 const SPECIAL = /[\\^$.|?*+()[\]{}]/g;
@@ -33,7 +35,9 @@ export function globRegexSource(pattern: string): string {
 /**
  * Matches one relative path (split into segments) against one glob (split likewise) in
  * O(glob x path) steps: no backtracking, whatever the glob, since every append on every
- * instance runs this against every glob.
+ * instance runs this against every glob. The one matcher of both glob dialects (this one
+ * and auth/permissions.ts's allow lists): `*` takes exactly one non-empty segment, `**` any
+ * number of segments (empty ones included), any other segment must equal the path's.
  */
 export function globMatches(glob: string[], path: string[]): boolean {
   // reach[j]: the glob prefix consumed so far can end right before path segment j
@@ -44,7 +48,7 @@ export function globMatches(glob: string[], path: string[]): boolean {
     if (seg === "**") {
       for (let j = 0, any = false; j <= path.length; j++) next[j] = any = any || reach[j];
     } else {
-      for (let j = 0; j < path.length; j++) if (reach[j] && (seg === "*" || seg === path[j])) next[j + 1] = true;
+      for (let j = 0; j < path.length; j++) if (reach[j] && (seg === "*" ? path[j] !== "" : seg === path[j])) next[j + 1] = true;
     }
     reach = next;
   }
