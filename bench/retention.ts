@@ -13,6 +13,7 @@ import { RetentionRunner } from "../src/retention/runner.ts";
 import { RetentionRules } from "../src/retention/rules.ts";
 
 const quick = process.argv.includes("--quick");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 const MESSAGES = quick ? 20_000 : 1_000_000;
 const KEYS = quick ? 200 : 10_000;
 const ROUND_MS = quick ? 1_000 : 10_000;
@@ -34,7 +35,7 @@ async function appendJson(path: string, messages: unknown[]): Promise<void> {
 }
 
 // (a) compaction of one large stream
-{
+if (only === undefined || only === "compaction") {
   const path = "/v1/stream/bench/state";
   await store.create({ ...base, path, contentType: "application/json", isJson: true, retention: { ...NO_POLICY, compaction: "state" } });
   const ops = ["insert", "update", "upsert"];
@@ -59,7 +60,7 @@ async function appendJson(path: string, messages: unknown[]): Promise<void> {
 }
 
 // (b) append throughput with and without the passes, interleaved rounds in one run
-{
+if (only === undefined || only === "appends") {
   const paths = Array.from({ length: STREAMS }, (_, i) => `/v1/stream/bench/load-${i}`);
   for (const [i, path] of paths.entries()) {
     const compacted = i % 2 === 0;

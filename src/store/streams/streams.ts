@@ -9,6 +9,7 @@ import { insertChunks, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { resolveForkPoint } from "./fork-point.ts";
+import { scheduleStream } from "./retention.ts";
 import { unlinkStream } from "../subscriptions/subscriptions.ts";
 import { hasPolicy, NO_POLICY, type RetentionPolicy, samePolicy } from "../../protocol/retention.ts";
 
@@ -125,6 +126,7 @@ async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): 
             CASE WHEN ${hasPolicy(policy)}::boolean THEN clock_timestamp() END)
     RETURNING ${STREAM_COLUMNS}`);
   const stream = toStreamRecord(rows[0]);
+  if (hasPolicy(policy)) await scheduleStream(q, stream.id);
   await insertChunks(q, chunks.map((c) => ({ ...c, streamId: stream.id })));
   if (effective.forkSource !== null) {
     await q.rows(sql`UPDATE ds_streams SET ref_count = ref_count + 1 WHERE id = ${effective.forkSource}`);
