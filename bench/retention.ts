@@ -2,7 +2,8 @@
 // removed, final size; (b) append throughput while retention and compaction passes run, as a
 // ratio to the same load without them, measured in the same run (interleaved rounds).
 // Not part of `npm run bench`: run alone on a quiet machine.
-//   DATABASE_URL=postgres://... bun bench/retention.ts [--quick]
+//   DATABASE_URL=postgres://... bun bench/retention.ts [--quick] [--only=compaction|appends]
+//     [--interval=1000] [--rounds=5] [--round-ms=10000]
 // Without DATABASE_URL it runs on in-memory PGlite (for a smoke run only).
 import { splitJsonMessages } from "../src/protocol/json.ts";
 import { NO_POLICY } from "../src/protocol/retention.ts";
@@ -16,10 +17,25 @@ const quick = process.argv.includes("--quick");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 const MESSAGES = quick ? 20_000 : 1_000_000;
 const KEYS = quick ? 200 : 10_000;
-const ROUND_MS = quick ? 1_000 : 10_000;
-const ROUNDS = quick ? 2 : 3;
+const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
+const ROUND_MS = arg("round-ms", quick ? 1_000 : 10_000);
+const ROUNDS = arg("rounds", quick ? 2 : 5);
+/** RETENTION_INTERVAL_MS of the passes in (b). */
+const INTERVAL_MS = arg("interval", 1_000);
 const WRITERS = 32;
 const STREAMS = 100;
+
+/** Counts what its passes removed. */
+class CountingRunner extends RetentionRunner {
+  removed = 0;
+  passes = 0;
+  override async pass() {
+    const r = await super.pass();
+    this.removed += r.rows;
+    this.passes++;
+    return r;
+  }
+}
 
 const schema = `bench_ret_${Date.now().toString(36)}`;
 const url = process.env.DATABASE_URL;
@@ -59,7 +75,9 @@ if (only === undefined || only === "compaction") {
   console.log(JSON.stringify({ scenario: "compaction", messages: MESSAGES, keys: KEYS, seconds, removedRows: result.rows, before, after }));
 }
 
-// (b) append throughput with and without the passes, interleaved rounds in one run
+// (b) append throughput with and without the passes, interleaved rounds in one run. Rounds
+// come in pairs, alternately plain-first and passes-first, after one warm-up pair, so drift
+// of a shared machine falls on both sides; the ratio is the median of the pairs' ratios.
 if (only === undefined || only === "appends") {
   const paths = Array.from({ length: STREAMS }, (_, i) => `/v1/stream/bench/load-${i}`);
   for (const [i, path] of paths.entries()) {
@@ -69,8 +87,8 @@ if (only === undefined || only === "appends") {
       retention: compacted ? { ...NO_POLICY, compaction: "state" } : { ...NO_POLICY, maxBytes: 64 * 1024 },
     });
   }
-  const round = async (withPasses: boolean): Promise<number> => {
-    const runner = new RetentionRunner(db, new RetentionRules([]), { intervalMs: 50, deleteGraceMs: 0 });
+  const round = async (withPasses: boolean): Promise<{ rate: number; removed: number; passes: number }> => {
+    const runner = new CountingRunner(db, new RetentionRules([]), { intervalMs: INTERVAL_MS, deleteGraceMs: 0 });
     if (withPasses) runner.start();
     let done = 0;
     const end = Date.now() + ROUND_MS;
@@ -82,18 +100,26 @@ if (only === undefined || only === "appends") {
       }
     }));
     await runner.stop();
-    return done / (ROUND_MS / 1000);
+    return { rate: done / (ROUND_MS / 1000), removed: runner.removed, passes: runner.passes };
   };
   const plain: number[] = [];
   const passes: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    plain.push(await round(false));
-    passes.push(await round(true));
+  const removed: number[] = [];
+  const ratios: number[] = [];
+  for (let r = -1; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? [false, true] : [true, false];
+    const got = new Map<boolean, Awaited<ReturnType<typeof round>>>();
+    for (const withPasses of order) got.set(withPasses, await round(withPasses));
+    if (r < 0) continue; // warm-up pair
+    plain.push(got.get(false)!.rate);
+    passes.push(got.get(true)!.rate);
+    removed.push(got.get(true)!.removed);
+    ratios.push(got.get(true)!.rate / got.get(false)!.rate);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(JSON.stringify({
-    scenario: "appends-with-passes", writers: WRITERS, streams: STREAMS, plain, passes,
-    ratio: median(passes) / median(plain), target: 0.9,
+    scenario: "appends-with-passes", writers: WRITERS, streams: STREAMS, intervalMs: INTERVAL_MS, roundMs: ROUND_MS,
+    plain, passes, removedPerPassesRound: removed, ratios, ratio: median(ratios), target: 0.9,
   }));
 }
 
