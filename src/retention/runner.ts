@@ -6,6 +6,7 @@
 // state lives in the rows, so a restart, or another instance, simply carries on.
 import { hasPolicy, type RetentionPolicy, stricter } from "../protocol/retention.ts";
 import type { Db } from "../store/driver/db.ts";
+import { sqlState } from "../store/driver/sql-state.ts";
 import { adoptRuleStreams, claimDue, countAppended, databaseNow, type DueStream, finishVisit, type NextVisit, unschedule } from "../store/streams/retention.ts";
 import { compactRange, raiseEarliest, removeBelow, retentionCut } from "../store/streams/retention-remove.ts";
 import { retentionBytesRemoved, retentionLag, retentionPasses, retentionPassSeconds, retentionRowsRemoved } from "../observability/retention.ts";
@@ -174,8 +175,9 @@ export class RetentionRunner {
     try {
       return await compactRange(this.db, id, lo, to, this.opts.deleteGraceMs);
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (typeof code !== "string" || !(code.startsWith("22") || code.startsWith("54"))) throw err;
+      // 22xxx: data the fast path cannot take (bad encoding, jsonb limits); 54xxx: too deep.
+      const code = sqlState(err) ?? "";
+      if (!(code.startsWith("22") || code.startsWith("54"))) throw err;
       return compactRange(this.db, id, lo, to, this.opts.deleteGraceMs, true);
     }
   }

@@ -12,6 +12,7 @@ import { resolveForkPoint } from "./fork-point.ts";
 import { scheduleStream } from "./retention.ts";
 import { unlinkStream } from "../subscriptions/subscriptions.ts";
 import { hasPolicy, NO_POLICY, type RetentionPolicy, samePolicy } from "../../protocol/retention.ts";
+import { sqlState } from "../driver/sql-state.ts";
 
 export async function findStream(q: Queryable, path: string, forUpdate = false): Promise<StreamRecord | undefined> {
   const lock = forUpdate ? sql` FOR UPDATE` : sql``;
@@ -59,12 +60,6 @@ export interface CreateOutcome {
 
 const UNIQUE_VIOLATION = "23505";
 
-/** The SQLSTATE of a database error, through drizzle's wrapper if there is one. */
-function sqlState(err: unknown): string | undefined {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  const code = e?.code ?? e?.cause?.code;
-  return typeof code === "string" ? code : undefined;
-}
 
 /**
  * Forks of forks a new fork may sit below (MAX_FORK_DEPTH). Every read of a fork walks its
