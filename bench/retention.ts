@@ -12,6 +12,8 @@ import { Store } from "../src/store/index.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { RetentionRunner } from "../src/retention/runner.ts";
 import { RetentionRules } from "../src/retention/rules.ts";
+import { readFileSync } from "node:fs";
+import { treeCpuSeconds } from "./lib/proc.ts";
 
 const quick = process.argv.includes("--quick");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
@@ -87,7 +89,23 @@ if (only === undefined || only === "appends") {
       retention: compacted ? { ...NO_POLICY, compaction: "state" } : { ...NO_POLICY, maxBytes: 64 * 1024 },
     });
   }
-  const round = async (withPasses: boolean): Promise<{ rate: number; removed: number; passes: number }> => {
+  // CPU per append (this process and the whole cluster, when it runs here and its data
+  // directory is readable): on a machine shared with other work, throughput follows how much
+  // CPU the run gets, while CPU per append is what retention adds.
+  const postmaster = await (async () => {
+    try {
+      const dir = (await db.rows<{ setting: string }>(sql`SELECT setting FROM pg_settings WHERE name = 'data_directory'`))[0].setting;
+      return Number(readFileSync(`${dir}/postmaster.pid`, "utf8").split("\n")[0]);
+    } catch {
+      return undefined;
+    }
+  })();
+  const cpuNow = () => {
+    const own = process.cpuUsage();
+    return (own.user + own.system) / 1e6 + (postmaster ? treeCpuSeconds(postmaster) : 0);
+  };
+  const round = async (withPasses: boolean): Promise<{ rate: number; removed: number; passes: number; cpuUs: number }> => {
+    const cpu0 = cpuNow();
     const runner = new CountingRunner(db, new RetentionRules([]), { intervalMs: INTERVAL_MS, deleteGraceMs: 0 });
     if (withPasses) runner.start();
     let done = 0;
@@ -100,12 +118,14 @@ if (only === undefined || only === "appends") {
       }
     }));
     await runner.stop();
-    return { rate: done / (ROUND_MS / 1000), removed: runner.removed, passes: runner.passes };
+    return { rate: done / (ROUND_MS / 1000), removed: runner.removed, passes: runner.passes, cpuUs: ((cpuNow() - cpu0) / done) * 1e6 };
   };
   const plain: number[] = [];
   const passes: number[] = [];
   const removed: number[] = [];
   const ratios: number[] = [];
+  const cpuPlain: number[] = [];
+  const cpuPasses: number[] = [];
   for (let r = -1; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? [false, true] : [true, false];
     const got = new Map<boolean, Awaited<ReturnType<typeof round>>>();
@@ -115,11 +135,16 @@ if (only === undefined || only === "appends") {
     passes.push(got.get(true)!.rate);
     removed.push(got.get(true)!.removed);
     ratios.push(got.get(true)!.rate / got.get(false)!.rate);
+    cpuPlain.push(Math.round(got.get(false)!.cpuUs));
+    cpuPasses.push(Math.round(got.get(true)!.cpuUs));
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(JSON.stringify({
     scenario: "appends-with-passes", writers: WRITERS, streams: STREAMS, intervalMs: INTERVAL_MS, roundMs: ROUND_MS,
     plain, passes, removedPerPassesRound: removed, ratios, ratio: median(ratios), target: 0.9,
+    // CPU µs per append (this process + the cluster), and plain over passes: the throughput
+    // ratio a machine with nothing else to run would see when CPU-bound
+    cpuUsPerAppend: postmaster ? { plain: cpuPlain, passes: cpuPasses, ratio: median(cpuPlain) / median(cpuPasses) } : undefined,
   }));
 }
 
