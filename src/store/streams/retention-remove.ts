@@ -6,6 +6,7 @@
 import type { RetentionPolicy } from "../../protocol/retention.ts";
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import type { SQL } from "drizzle-orm";
+import { PREPARED } from "./retention.ts";
 
 export interface Removed {
   rows: number;
@@ -34,7 +35,7 @@ export async function retentionCut(
       SELECT start_pos, (appended_at + ${policy.maxAgeSeconds} * interval '1 second')::text AS wake
       FROM ds_chunks WHERE stream_id = ${s.id} AND start_pos >= ${lo} AND start_pos < ${s.tail}
         AND appended_at > clock_timestamp() - ${policy.maxAgeSeconds} * interval '1 second'
-      ORDER BY start_pos LIMIT 1`);
+      ORDER BY start_pos LIMIT 1`, PREPARED);
     cut = Math.max(cut, rows.length ? Number(rows[0].start_pos) : s.tail);
     ageWake = rows.length ? String(rows[0].wake) : null;
   }
@@ -46,7 +47,7 @@ export async function retentionCut(
         (SELECT end_pos FROM (SELECT end_pos, sum(octet_length(data)) OVER (ORDER BY start_pos) AS removed
                               FROM ds_chunks WHERE stream_id = ${s.id} AND start_pos < ${s.tail} ORDER BY start_pos) w
          WHERE removed >= ${keptBytes - policy.maxBytes} LIMIT 1),
-        (SELECT max(start_pos) FROM ds_chunks WHERE stream_id = ${s.id} AND start_pos < ${s.tail})) AS cut`);
+        (SELECT max(start_pos) FROM ds_chunks WHERE stream_id = ${s.id} AND start_pos < ${s.tail})) AS cut`, PREPARED);
     if (rows[0]?.cut !== null && rows[0]?.cut !== undefined) cut = Math.max(cut, Number(rows[0].cut));
   }
   return { cut, ageWake };
@@ -72,7 +73,7 @@ export async function raiseEarliest(db: Db, streamId: number, cut: number): Prom
     ), forks AS (
       UPDATE ds_streams s SET earliest = f.e FROM f WHERE s.id = f.id AND s.earliest < f.e AND EXISTS (SELECT 1 FROM me)
     )
-    SELECT (SELECT count(*) FROM me) AS moved, (SELECT earliest FROM ds_streams WHERE id = ${streamId}) AS earliest`);
+    SELECT (SELECT count(*) FROM me) AS moved, (SELECT earliest FROM ds_streams WHERE id = ${streamId}) AS earliest`, PREPARED);
   if (Number(rows[0]?.moved ?? 0) > 0) return cut;
   // Not moved: either someone already moved it (the snapshot's value shows it) or the row is busy.
   const earliest = Number(rows[0]?.earliest ?? 0);
@@ -99,7 +100,7 @@ export async function removeBelow(db: Db, streamId: number, cut: number, batch: 
     WITH l AS (${streamLock(db.schema, streamId)}),
     ${deleteAndCount(streamId, sql`SELECT start_pos FROM ds_chunks WHERE stream_id = ${streamId} AND start_pos < ${cut}
                                      AND (SELECT ok FROM l) ORDER BY start_pos LIMIT ${batch}`)}
-    SELECT (SELECT ok FROM l) AS ok, (SELECT count(*) FROM gone) AS n, (SELECT coalesce(sum(len), 0) FROM gone) AS bytes`);
+    SELECT (SELECT ok FROM l) AS ok, (SELECT count(*) FROM gone) AS n, (SELECT coalesce(sum(len), 0) FROM gone) AS bytes`, PREPARED);
   if (!rows[0]?.ok) return undefined;
   const n = Number(rows[0].n);
   return { rows: n, bytes: Number(rows[0].bytes), done: n < batch };
@@ -160,7 +161,7 @@ export async function compactRange(
     ),
     ${deleteAndCount(streamId, sql`SELECT start_pos FROM ranked WHERE rn_zone > 1 OR (last_delete AND aged)`)}
     SELECT (SELECT ok FROM l) AS ok, (SELECT count(*) FROM gone) AS n, (SELECT coalesce(sum(len), 0) FROM gone) AS bytes,
-      (SELECT (min(appended_at) + ${deleteGraceMs} * interval '1 millisecond')::text FROM ranked WHERE rn_zone = 1 AND last_delete AND NOT aged) AS wake`);
+      (SELECT (min(appended_at) + ${deleteGraceMs} * interval '1 millisecond')::text FROM ranked WHERE rn_zone = 1 AND last_delete AND NOT aged) AS wake`, PREPARED);
   if (!rows[0]?.ok) return undefined;
   return { rows: Number(rows[0].n), bytes: Number(rows[0].bytes), graceWake: (rows[0].wake as string | null) ?? null };
 }

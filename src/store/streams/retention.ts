@@ -10,6 +10,9 @@ import type { RetentionPolicy } from "../../protocol/retention.ts";
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { pgArray } from "../driver/pg-array.ts";
 
+/** The pass's statements are of constant text and run for every visit: planned once per connection. */
+export const PREPARED = { prepare: true };
+
 /** A read at `from` below the earliest retained position is 410 Gone (PROTOCOL 5.6). */
 export function assertRetained(stream: { earliest: number }, from: number): void {
   if (from < stream.earliest) throw new OffsetGone(formatOffset(stream.earliest));
@@ -53,7 +56,7 @@ export async function claimDue(db: Db, limit: number, leaseMs: number, dueBy: st
           ORDER BY d.due_at LIMIT ${limit} FOR UPDATE OF d SKIP LOCKED) due,
          ds_streams s
     WHERE r.stream_id = due.stream_id AND s.id = r.stream_id
-    RETURNING s.id, s.path, s.is_json, s.earliest, s.fork_offset, s.tail, s.retention_max_age, s.retention_max_bytes, s.compaction`);
+    RETURNING s.id, s.path, s.is_json, s.earliest, s.fork_offset, s.tail, s.retention_max_age, s.retention_max_bytes, s.compaction`, PREPARED);
   const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return rows.map((r) => ({
     id: Number(r.id),
@@ -76,7 +79,7 @@ export async function countAppended(db: Db, streamId: number, tail: number): Pro
     UPDATE ds_retention r SET seen_tail = greatest(coalesce(r.seen_tail, 0), ${tail}),
       kept_bytes = r.kept_bytes + coalesce((SELECT sum(octet_length(c.data)) FROM ds_chunks c
         WHERE c.stream_id = r.stream_id AND c.start_pos >= coalesce(r.seen_tail, 0) AND c.start_pos < ${tail}), 0)
-    WHERE r.stream_id = ${streamId} RETURNING r.kept_bytes AS kept`);
+    WHERE r.stream_id = ${streamId} RETURNING r.kept_bytes AS kept`, PREPARED);
   return Number(rows[0]?.kept ?? 0);
 }
 
@@ -96,7 +99,7 @@ export async function finishVisit(db: Db, id: number, next: NextVisit): Promise<
   await db.rows(sql`UPDATE ds_retention SET pass_at = clock_timestamp(),
       due_at = clock_timestamp() + ${next.paceMs}::bigint * interval '1 millisecond',
       wake_at = (SELECT min(w) FROM unnest(${pgArray(next.wakes)}::timestamptz[]) AS w), on_append = ${next.onAppend}, size_limit = ${next.sizeLimit}::bigint
-    WHERE stream_id = ${id}`);
+    WHERE stream_id = ${id}`, PREPARED);
 }
 
 /** Takes a stream no policy applies to (any more) off the schedule. */
