@@ -119,7 +119,10 @@ export class RetentionRunner {
     if (policy.maxAgeSeconds !== null || policy.maxBytes !== null) {
       const at = await retentionCut(this.db, s, policy, keptBytes);
       ageWake = at.ageWake;
-      const earliest = at.cut > s.earliest ? await this.raise(s.id, at.cut) : s.earliest;
+      // Only a cut into the stream's own rows moves its earliest offset: a fork's inherited
+      // view below its fork point follows its source's policy.
+      const own = Math.max(s.earliest, s.forkOffset ?? 0);
+      const earliest = at.cut > own ? await this.raise(s.id, at.cut) : s.earliest;
       if (earliest === "busy") {
         unfinished = true;
         out.lag += at.cut - s.earliest;

@@ -175,6 +175,18 @@ for (const backend of backends) {
       expect(await readFrom(store, src, 0)).toBe("0".repeat(100) + "1".repeat(100));
     });
 
+    test("a fork's own policy with nothing of its own to remove leaves its inherited view alone", async () => {
+      const src = uniq("src3");
+      await store.create(params(src));
+      await fill(store, src, 3);
+      const fork = uniq("fork3");
+      await store.create(params(fork, { maxAgeSeconds: 3600, maxBytes: 10_000 }, { fork: { sourcePath: src, offset: null, subOffset: 0 } }));
+      await runner(db).pass();
+      const f = visible(await store.find(fork));
+      expect(f.earliest).toBe(0);
+      expect(await readFrom(store, fork, 0)).toBe("0".repeat(100) + "1".repeat(100) + "2".repeat(100));
+    });
+
     test("operator rules by glob; the stricter of rule and stream wins", async () => {
       const rules = new RetentionRules([{ match: "logs/**", maxBytes: 200 }]);
       const ruled = "/v1/stream/logs/app/" + n++;
