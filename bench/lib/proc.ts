@@ -27,6 +27,26 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU seconds used so far by a process and its children: its own, its exited children's
+ * (those it waited for), and each live child's. For a postmaster: the whole cluster.
+ */
+export function treeCpuSeconds(pid: number): number {
+  let total = 0;
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(name) === pid) total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+      else if (Number(f[1]) === pid) total += (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    } catch {
+      // exited while we looked
+    }
+  }
+  return total;
+}
+
 /** CPU seconds of each running postgres process, by pid. */
 export function postgresCpu(): Map<number, number> {
   const out = new Map<number, number>();

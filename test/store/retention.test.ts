@@ -175,6 +175,18 @@ for (const backend of backends) {
       expect(await readFrom(store, src, 0)).toBe("0".repeat(100) + "1".repeat(100));
     });
 
+    test("a fork's own policy with nothing of its own to remove leaves its inherited view alone", async () => {
+      const src = uniq("src3");
+      await store.create(params(src));
+      await fill(store, src, 3);
+      const fork = uniq("fork3");
+      await store.create(params(fork, { maxAgeSeconds: 3600, maxBytes: 10_000 }, { fork: { sourcePath: src, offset: null, subOffset: 0 } }));
+      await runner(db).pass();
+      const f = visible(await store.find(fork));
+      expect(f.earliest).toBe(0);
+      expect(await readFrom(store, fork, 0)).toBe("0".repeat(100) + "1".repeat(100) + "2".repeat(100));
+    });
+
     test("operator rules by glob; the stricter of rule and stream wins", async () => {
       const rules = new RetentionRules([{ match: "logs/**", maxBytes: 200 }]);
       const ruled = "/v1/stream/logs/app/" + n++;
@@ -214,6 +226,112 @@ for (const backend of backends) {
       await runner(db).pass();
       expect(visible(await store.find(path)).earliest).toBe(200);
     });
+
+    /** When a pass last visited the stream (its schedule row), as the database's text. */
+    const visitedAt = async (path: string) => {
+      const s = visible(await store.find(path));
+      const rows = await db.rows<{ at: unknown }>(sql`SELECT pass_at::text AS at FROM ds_retention WHERE stream_id = ${s.id}`);
+      return rows[0]?.at ?? null;
+    };
+
+    test("schedule: a size-limited binary stream is visited only once appends can pass its limit", async () => {
+      const path = uniq("sched-size");
+      await store.create(params(path, { maxBytes: 1000 }));
+      await fill(store, path, 3);
+      await runner(db).pass();
+      const first = await visitedAt(path);
+      expect(first).not.toBeNull();
+      // 400 bytes stored: another 100 cannot pass 1,000, so the stream is not visited.
+      await fill(store, path, 1);
+      await runner(db).pass();
+      expect(await visitedAt(path)).toBe(first);
+      // Another 700 can: visited, and the oldest rows go.
+      await fill(store, path, 7);
+      await runner(db).pass();
+      expect(await visitedAt(path)).not.toBe(first);
+      expect(visible(await store.find(path)).earliest).toBe(100);
+    });
+
+    test("schedule: an age-limited stream is not visited before its oldest row can expire, then is", async () => {
+      const path = uniq("sched-age");
+      await store.create(params(path, { maxAgeSeconds: 3 }));
+      await fill(store, path, 2);
+      await runner(db).pass();
+      const first = await visitedAt(path);
+      expect(first).not.toBeNull();
+      // Young rows and appends: nothing can expire before the first row is 3 s old.
+      await fill(store, path, 1);
+      await runner(db).pass();
+      expect(await visitedAt(path)).toBe(first);
+      expect(visible(await store.find(path)).earliest).toBe(0);
+      await Bun.sleep(3_200);
+      await runner(db).pass();
+      expect(await visitedAt(path)).not.toBe(first);
+      expect(visible(await store.find(path)).earliest).toBe(300);
+    });
+
+    test("schedule: a stream nothing was appended to is not visited; appends make a compacted one due", async () => {
+      const path = uniq("sched-compact");
+      await store.create(params(path, { compaction: "state" }, { contentType: "application/json", isJson: true }));
+      const change = (key: string, v: number) => JSON.stringify([{ type: "t", key, value: v, headers: { operation: "upsert" } }]);
+      const put = (body: string) =>
+        store.append({ path, contentType: "application/json", body: enc(body), messages: [enc(body.slice(1, -1))], close: false, streamSeq: null });
+      await put(change("a", 1));
+      await runner(db).pass();
+      const first = await visitedAt(path);
+      expect(first).not.toBeNull();
+      await runner(db).pass();
+      expect(await visitedAt(path)).toBe(first);
+      await put(change("a", 2));
+      const r = await runner(db).pass();
+      expect(await visitedAt(path)).not.toBe(first);
+      expect(r.rows).toBeGreaterThanOrEqual(1);
+      expect(visible(await store.find(path)).tail).toBe(2);
+    });
+
+    test("schedule: a visit is not repeated before the interval has passed", async () => {
+      const path = uniq("sched-pace");
+      await store.create(params(path, { maxBytes: 100 }));
+      await fill(store, path, 2);
+      const paced = runner(db, undefined, { intervalMs: 60_000 });
+      await paced.pass();
+      const first = await visitedAt(path);
+      await fill(store, path, 2);
+      await paced.pass();
+      expect(await visitedAt(path)).toBe(first);
+      expect(visible(await store.find(path)).earliest).toBe(100);
+    });
+
+    if (backend.name === "postgres") {
+      test("a pass never waits for an append holding the stream row: it moves on and comes back", async () => {
+        const path = uniq("busy");
+        await store.create(params(path, { maxBytes: 100 }));
+        await fill(store, path, 4);
+        const s = visible(await store.find(path));
+        // A writer holds the stream row (as an append group does while it commits).
+        let release!: () => void;
+        const released = new Promise<void>((r) => (release = r));
+        let held!: () => void;
+        const holding = new Promise<void>((r) => (held = r));
+        const writer = db.tx(async (q) => {
+          await q.rows(sql`SELECT id FROM ds_streams WHERE id = ${s.id} FOR NO KEY UPDATE`);
+          held();
+          await released;
+        });
+        await holding;
+        const started = performance.now();
+        const busy = await runner(db).pass();
+        expect(performance.now() - started).toBeLessThan(5_000);
+        expect(busy.rows).toBe(0);
+        expect(visible(await store.find(path)).earliest).toBe(0);
+        release();
+        await writer;
+        // Due again without further appends, and done once the row is free.
+        await runner(db).pass();
+        expect(visible(await store.find(path)).earliest).toBe(300);
+        expect(await readFrom(store, path, 300)).toBe("3".repeat(100));
+      });
+    }
 
     test("an idempotent re-create compares the policy like other configuration", async () => {
       const path = uniq("recreate");

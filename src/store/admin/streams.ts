@@ -72,7 +72,8 @@ export function prefixUpperBound(prefix: string): string | null {
 // listed with deletedAt set, since they still hold data that forks read.
 const SUMMARY_COLUMNS = sql`s.id, s.path, s.content_type, s.is_json, s.tail, s.created_at, s.last_access,
   s.ttl_seconds, s.expires_at, s.closed, s.fork_source, s.fork_offset, s.ref_count, s.deleted_at,
-  s.retention_max_age, s.retention_max_bytes, s.compaction, s.earliest, s.retention_pass_at,
+  s.retention_max_age, s.retention_max_bytes, s.compaction, s.earliest,
+  (SELECT r.pass_at FROM ds_retention r WHERE r.stream_id = s.id) AS retention_pass_at,
   f.path AS fork_source_path,
   -- binary positions count bytes, so what a stream stores itself is its own range; JSON
   -- positions count messages, so their bytes are summed (octet_length reads no TOAST data)

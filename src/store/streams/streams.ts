@@ -9,8 +9,10 @@ import { insertChunks, unitsToChunks } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { resolveForkPoint } from "./fork-point.ts";
+import { scheduleStream } from "./retention.ts";
 import { unlinkStream } from "../subscriptions/subscriptions.ts";
 import { hasPolicy, NO_POLICY, type RetentionPolicy, samePolicy } from "../../protocol/retention.ts";
+import { sqlState } from "../driver/sql-state.ts";
 
 export async function findStream(q: Queryable, path: string, forUpdate = false): Promise<StreamRecord | undefined> {
   const lock = forUpdate ? sql` FOR UPDATE` : sql``;
@@ -58,12 +60,6 @@ export interface CreateOutcome {
 
 const UNIQUE_VIOLATION = "23505";
 
-/** The SQLSTATE of a database error, through drizzle's wrapper if there is one. */
-function sqlState(err: unknown): string | undefined {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  const code = e?.code ?? e?.cause?.code;
-  return typeof code === "string" ? code : undefined;
-}
 
 /**
  * Forks of forks a new fork may sit below (MAX_FORK_DEPTH). Every read of a fork walks its
@@ -125,6 +121,7 @@ async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): 
             CASE WHEN ${hasPolicy(policy)}::boolean THEN clock_timestamp() END)
     RETURNING ${STREAM_COLUMNS}`);
   const stream = toStreamRecord(rows[0]);
+  if (hasPolicy(policy)) await scheduleStream(q, stream.id);
   await insertChunks(q, chunks.map((c) => ({ ...c, streamId: stream.id })));
   if (effective.forkSource !== null) {
     await q.rows(sql`UPDATE ds_streams SET ref_count = ref_count + 1 WHERE id = ${effective.forkSource}`);

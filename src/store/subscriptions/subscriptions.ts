@@ -3,6 +3,7 @@
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { pgArray } from "../driver/pg-array.ts";
 import { CLEAR_WAKE, LINKS_JSON, type LinkState, LIVE_STREAM, parseLinks } from "./sql.ts";
+import { sqlState } from "../driver/sql-state.ts";
 
 /** A subscription's configuration as every view of its row shares it. */
 export interface SubscriptionConfigFields {
@@ -122,11 +123,6 @@ export async function createSubscription(db: Db, channel: string, n: NewSubscrip
   }
 }
 
-function sqlState(err: unknown): string | undefined {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  const code = e?.code ?? e?.cause?.code;
-  return typeof code === "string" ? code : undefined;
-}
 
 /** Explicit links at each stream's current tail (0 for streams that do not exist yet). */
 async function linkExplicit(q: Queryable, id: string, keys: string[]): Promise<void> {
