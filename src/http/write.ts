@@ -54,8 +54,8 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
   const contentType = givenType?.trim() || DEFAULT_CONTENT_TYPE;
   const body = await readBody(request, ctx.config.MAX_BODY_BYTES);
   const isJson = isJsonType(contentType);
-  let units: Uint8Array[] = [];
-  if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND }) : [body];
+  const messages =
+    isJson && body.byteLength > 0 ? splitJsonMessages(body, { allowEmptyArray: true, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND }) : null;
   const path = streamPath(t, ctx.config.MAX_PATH_BYTES);
   const { created, stream } = await ctx.store.create({
     path,
@@ -65,7 +65,8 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
     ...expiry,
     closed: isClosedHeader(h.get("stream-closed")),
     retention: parseRetentionHeaders(h),
-    units,
+    body,
+    messages,
     fork,
     maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND,
   });

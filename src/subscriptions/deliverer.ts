@@ -379,7 +379,7 @@ export class Deliverer {
       path: key,
       contentType: stream.contentType,
       body: bytes,
-      messages: stream.isJson ? [bytes] : null,
+      messages: stream.isJson ? { data: bytes, count: 1 } : null,
       close: false,
       streamSeq: null,
     });

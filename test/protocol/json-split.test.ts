@@ -3,10 +3,11 @@
 import { describe, expect, test } from "bun:test";
 import { MAX_DEPTH, splitJsonMessages } from "../../src/protocol/json.ts";
 import { BadRequest, PayloadTooLarge } from "../../src/protocol/errors.ts";
+import { messageTexts } from "../support/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-const split = (s: string, maxMessages?: number) => splitJsonMessages(enc(s), { allowEmptyArray: false, maxMessages }).map(dec);
+const split = (s: string, maxMessages?: number) => messageTexts(splitJsonMessages(enc(s), { allowEmptyArray: false, maxMessages }));
 
 describe("splitJsonMessages", () => {
   test("top-level elements, stored compactly; brackets and commas inside strings are data", () => {
@@ -38,7 +39,7 @@ describe("splitJsonMessages", () => {
 
   test("messages come out in order", () => {
     const out = splitJsonMessages(enc(JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ i })))), { allowEmptyArray: false });
-    expect(out.length).toBe(1000);
-    expect(out.map((m) => JSON.parse(dec(m)).i)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(out.count).toBe(1000);
+    expect(messageTexts(out).map((m) => JSON.parse(m).i)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
   });
 });

@@ -27,7 +27,6 @@ function params(path: string, retention: Partial<RetentionPolicy> = {}, over: Pa
     ttlSeconds: null,
     expiresAt: null,
     closed: false,
-    units: [],
     retention: { ...NO_POLICY, ...retention },
     ...over,
   };
