@@ -65,7 +65,8 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
     ...expiry,
     closed: isClosedHeader(h.get("stream-closed")),
     retention: parseRetentionHeaders(h),
-    body,
+    // The split reused the body's buffer: from here on the messages stand for it.
+    body: messages?.data ?? body,
     messages,
     fork,
     maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND,
@@ -95,7 +96,8 @@ export async function handleAppend(ctx: AppContext, request: Request, t: Target)
   const out = await ctx.store.append({
     path,
     contentType,
-    body,
+    // The split reused the body's buffer: from here on the messages stand for it.
+    body: messages?.data ?? body,
     messages,
     close,
     streamSeq: h.get("stream-seq"),

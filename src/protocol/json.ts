@@ -12,6 +12,7 @@
 // costs one scan and a 413.
 import { isUtf8 } from "node:buffer";
 import { BadRequest, PayloadTooLarge } from "./errors.ts";
+import { isCompactJson } from "./json-compact.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8");
@@ -39,7 +40,13 @@ export interface SplitOptions {
   maxMessages?: number;
 }
 
-/** Splits a JSON request body into stored messages. */
+/**
+ * Splits a JSON request body into stored messages. The body's own buffer is reused for them
+ * (the caller must not read `body` afterwards; the messages are its replacement): writes stay
+ * behind the scan, since a compact message is never longer than the text it came from plus
+ * the comma before it. Only a message that grows when re-serialised moves the rest to a
+ * buffer of their own.
+ */
 export function splitJsonMessages(body: Uint8Array, opts: SplitOptions): JsonMessages {
   if (!isUtf8(body)) throw new BadRequest("request body is not valid JSON");
   // Refused before parsing: a document this deep parses on one runtime and not the other,
@@ -48,55 +55,81 @@ export function splitJsonMessages(body: Uint8Array, opts: SplitOptions): JsonMes
   // A byte order mark may lead the body (TextDecoder drops it, as before this scan).
   const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
   const open = skipSpace(body, bom);
-  if (body[open] !== 0x5b /* [ */) return { data: encoder.encode(normalise(decoder.decode(body))), count: 1 };
+  if (body[open] !== 0x5b /* [ */) return { data: single(body, open), count: 1 };
   const count = scanArray(body, open, () => {});
   if (count < 0) throw new BadRequest("request body is not valid JSON");
   if (count === 0 && !opts.allowEmptyArray) throw new BadRequest("empty JSON array appends nothing");
   const max = opts.maxMessages ?? MAX_MESSAGES_DEFAULT;
   if (count > max) throw new PayloadTooLarge(`a JSON append may carry at most ${max} messages; this one has ${count}`);
-  const out = new MessageWriter(body.byteLength);
-  scanArray(body, open, (start, end) => out.add(body, start, end));
+  const out = new MessageWriter(body);
+  scanArray(body, open, (start, end) => out.add(start, end));
   return { data: out.done(), count };
 }
 
-/** Appends messages to one buffer; a message already in compact form is copied as it came. */
+/** A body that is one message: itself when already compact (no copy), else re-serialised. */
+function single(body: Uint8Array, start: number): Uint8Array {
+  let end = body.byteLength;
+  while (end > start && isSpace(body[end - 1])) end--;
+  if (isCompactJson(body, start, end)) return body.subarray(start, end);
+  return encoder.encode(normalise(decoder.decode(body)));
+}
+
+/**
+ * Writes messages one after the other, separated by newlines, over the body they are read
+ * from (then into a buffer of its own if one grows past its place). A message already in
+ * compact form is moved as it came.
+ */
 class MessageWriter {
   private buf: Uint8Array;
+  private inPlace = true;
   private at = 0;
 
-  constructor(capacity: number) {
-    this.buf = new Uint8Array(capacity);
+  constructor(private readonly body: Uint8Array) {
+    this.buf = body;
   }
 
-  add(body: Uint8Array, start: number, end: number): void {
-    if (this.at > 0) {
-      this.reserve(1)[0] = MESSAGE_SEPARATOR;
-      this.at++;
-    }
-    const text = decoder.decode(body.subarray(start, end));
-    const compact = normalise(text);
-    if (compact === text) {
-      this.reserve(end - start).set(body.subarray(start, end));
-      this.at += end - start;
+  /** Adds the message at body[start, end); nothing at or past `end` is written while in place. */
+  add(start: number, end: number): void {
+    const n = end - start;
+    if (!this.inPlace) this.room(n + 1);
+    if (this.at > 0) this.buf[this.at++] = MESSAGE_SEPARATOR;
+    if (isCompactJson(this.body, start, end)) {
+      // A loop for short messages (a view per message costs more than the copy); the
+      // destination is never ahead of the source, so a forward copy is safe in place.
+      if (n < 64) for (let k = 0; k < n; k++) this.buf[this.at + k] = this.body[start + k];
+      else if (this.inPlace) this.buf.copyWithin(this.at, start, end);
+      else this.buf.set(this.body.subarray(start, end), this.at);
+      this.at += n;
       return;
     }
-    let { read, written } = encoder.encodeInto(compact, this.buf.subarray(this.at));
+    const compact = normalise(decoder.decode(this.body.subarray(start, end)));
+    let { read, written } = encoder.encodeInto(compact, this.buf.subarray(this.at, this.inPlace ? end : undefined));
     if (read < compact.length) {
-      // Re-serialising can lengthen a message (1e9 is stored as 1000000000): grow to room
-      // for the worst case (3 bytes per UTF-16 unit) and encode it again.
-      ({ written } = encoder.encodeInto(compact, this.reserve(3 * compact.length)));
+      // Re-serialising lengthened it (1e21 is stored as 1e+21): on in a buffer of its own,
+      // with room for the worst case (3 bytes per UTF-16 unit).
+      this.leave(3 * compact.length);
+      ({ written } = encoder.encodeInto(compact, this.buf.subarray(this.at)));
     }
     this.at += written;
   }
 
-  /** The view of `n` free bytes at the end, growing the buffer when they are not there. */
-  private reserve(n: number): Uint8Array {
-    if (this.buf.byteLength - this.at < n) {
-      const grown = new Uint8Array(Math.max(this.buf.byteLength + (this.buf.byteLength >> 2), this.at + n));
-      grown.set(this.buf.subarray(0, this.at));
-      this.buf = grown;
+  /** Moves what is written so far to a buffer of its own, with `n` bytes free. */
+  private leave(n: number): void {
+    if (this.inPlace) {
+      this.inPlace = false;
+      const own = new Uint8Array(Math.max(this.body.byteLength, this.at + n));
+      own.set(this.buf.subarray(0, this.at));
+      this.buf = own;
     }
-    return this.buf.subarray(this.at, this.at + n);
+    this.room(n);
+  }
+
+  /** Makes sure `n` bytes are free at the end of a buffer of its own. */
+  private room(n: number): void {
+    if (this.buf.byteLength - this.at >= n) return;
+    const grown = new Uint8Array(Math.max(this.buf.byteLength + (this.buf.byteLength >> 2), this.at + n));
+    grown.set(this.buf.subarray(0, this.at));
+    this.buf = grown;
   }
 
   done(): Uint8Array {
