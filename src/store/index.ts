@@ -16,6 +16,7 @@ import { type Change, notifyChannel } from "./streams/change.ts";
 import type { Db } from "./driver/db.ts";
 import type { StreamRecord } from "./streams/records.ts";
 import { StandbyReads } from "./streams/standby-reads.ts";
+import { warmConnection } from "./streams/warm-up.ts";
 import { assertRetained } from "./streams/retention.ts";
 import {
   type CreateOutcome,
@@ -132,6 +133,14 @@ export class Store {
   /** Admin view of one live subscription with a page of its links. */
   describeSubscription(id: string, links: LinkPageQuery): Promise<(SubscriptionSummary & { linksBehind: number }) | undefined> {
     return describeSubscription(this.db, id, links);
+  }
+
+  /**
+   * Opens every pool connection and prepares the hot statements on each (store/streams/
+   * warm-up.ts); the instance reports ready only after this. Returns the connections warmed.
+   */
+  warmUp(): Promise<number> {
+    return this.db.eachConnection((q) => warmConnection(q, this.channel));
   }
 
   sweep(limit?: number): Promise<number> {

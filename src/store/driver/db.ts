@@ -41,6 +41,13 @@ export interface Db extends Queryable {
    * been missed.
    */
   listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<Listener>;
+  /**
+   * Runs fn once on each connection of the pool, all of them open at once (postgres.js opens
+   * connections only when a query finds none idle; PGlite has one). Warm-up at start: every
+   * connection is established and has its hot statements prepared before traffic arrives.
+   * Returns how many connections ran fn.
+   */
+  eachConnection(fn: (q: Queryable) => Promise<void>): Promise<number>;
   /** False while the database is known to be unreachable (requests are refused with 503). */
   readonly available: boolean;
   close(): Promise<void>;

@@ -41,6 +41,10 @@ export async function openPglite(opts: DbOptions): Promise<Db> {
           ),
         ),
       ),
+    eachConnection: async (fn) => {
+      await fn(base);
+      return 1;
+    },
     // Embedded: the database cannot become unreachable.
     available: true,
     async listen(channel, onNotify, onListen) {

@@ -71,6 +71,20 @@ export async function openPostgres(databaseUrl: string, opts: DbOptions): Promis
             fn(wrap((q, o) => run(t, q, Boolean(o?.prepare)), (s) => t.unsafe(s), (text, params) => send(t, text, params, true)))
           ) as Promise<never>,
       ),
+    eachConnection: (fn) =>
+      gate.run(async () => {
+        // Reserved together, each reservation that finds no idle connection opens one.
+        const settled = await Promise.allSettled(Array.from({ length: opts.poolSize }, () => client.reserve()));
+        const conns = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+        try {
+          const failed = settled.find((r) => r.status === "rejected");
+          if (failed) throw failed.reason;
+          await Promise.all(conns.map((c) => fn(wrap((q, o) => run(c, q, Boolean(o?.prepare)), (s) => c.unsafe(s), (text, params) => send(c, text, params, true)))));
+          return conns.length;
+        } finally {
+          for (const c of conns) c.release();
+        }
+      }),
     // COPY needs a statement pipelined behind it (copyOut's fence), which PgBouncer 1.18
     // cannot route: it hands the server connection back at the COPY's ReadyForQuery and
     // drops the answer to the next one (measured: the read hung). Through a pooler, chunks

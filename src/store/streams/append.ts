@@ -13,18 +13,7 @@ import { ProtocolError } from "../../protocol/errors.ts";
 import type { ProducerState } from "../../protocol/producer.ts";
 import type { SQL } from "drizzle-orm";
 import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql, sameState } from "./change.ts";
-import {
-  binaryChunk,
-  type ChunkColumns,
-  chunkColumns,
-  type ChunkRow,
-  insertChunksSql,
-  insertJsonSql,
-  type JsonColumns,
-  jsonColumns,
-  type JsonRun,
-  mergeAppends,
-} from "./chunks.ts";
+import { binaryChunk, type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, insertJsonSql, type JsonColumns, jsonColumns, type JsonRun, mergeAppends } from "./chunks.ts";
 import { type Db, type Queryable, sql, statement } from "../driver/db.ts";
 import { pgArray } from "../driver/pg-array.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
@@ -204,7 +193,7 @@ export class WriterCache {
 }
 
 /** Stream rows (and the producer state the group needs) in one statement, unless remembered. */
-async function readStreams(
+export async function readStreams(
   q: Queryable,
   batch: AppendRequest[],
   lock: boolean,
@@ -324,7 +313,7 @@ function groupStatementSql(withChunks: boolean, withJson: boolean, withProducers
 }
 
 /** The eight shapes of the group statement, by [withChunks][withJson][withProducers]. */
-const GROUP_STATEMENTS = [false, true].map((c) => [false, true].map((j) => [false, true].map((p) => statement(groupStatementSql(c, j, p)))));
+export const GROUP_STATEMENTS = [false, true].map((c) => [false, true].map((j) => [false, true].map((p) => statement(groupStatementSql(c, j, p)))));
 
 /** Writes a group (groupStatementSql). Returns the ids of the streams that were applied. */
 async function writeGroup(
@@ -356,10 +345,8 @@ async function writeGroup(
     changes: pgArray(groupChanges(wrote.map((w) => ({ id: w.record.id, state: w.state, appended: w.appended })))),
   };
   if (chunks.length) Object.assign(values, chunkColumns(chunks));
-  if (runs.length) {
-    const j = jsonColumns(runs);
-    Object.assign(values, { jData: j.data, jSids: j.sids, jStarts: j.starts, jBatchEnds: j.batchEnds });
-  }
+  const j = runs.length ? jsonColumns(runs) : undefined;
+  if (j) Object.assign(values, { jData: j.data, jSids: j.sids, jStarts: j.starts, jBatchEnds: j.batchEnds });
   if (producers.length) {
     values.pSids = pgArray(producers.map((p) => p.streamId));
     values.pIds = pgArray(producers.map((p) => p.id));
