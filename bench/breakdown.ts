@@ -93,7 +93,7 @@ await ensureDatabase();
   await migrate(db);
   const store = new Store(db, {});
   for (const n of names) {
-    await store.create({ path: `/v1/stream/${n}`, contentType: "application/octet-stream", isJson: false, contentTypeGiven: true, units: [], closed: false, ttlSeconds: null, expiresAt: null });
+    await store.create({ path: `/v1/stream/${n}`, contentType: "application/octet-stream", isJson: false, contentTypeGiven: true, closed: false, ttlSeconds: null, expiresAt: null });
   }
   const body = new Uint8Array(100).fill(120);
   const run = async (ms: number) => {

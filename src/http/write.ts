@@ -54,8 +54,8 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
   const contentType = givenType?.trim() || DEFAULT_CONTENT_TYPE;
   const body = await readBody(request, ctx.config.MAX_BODY_BYTES);
   const isJson = isJsonType(contentType);
-  let units: Uint8Array[] = [];
-  if (body.byteLength > 0) units = isJson ? splitJsonMessages(body, { allowEmptyArray: true, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND }) : [body];
+  const messages =
+    isJson && body.byteLength > 0 ? splitJsonMessages(body, { allowEmptyArray: true, maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND }) : null;
   const path = streamPath(t, ctx.config.MAX_PATH_BYTES);
   const { created, stream } = await ctx.store.create({
     path,
@@ -65,7 +65,9 @@ export async function handleCreate(ctx: AppContext, request: Request, t: Target)
     ...expiry,
     closed: isClosedHeader(h.get("stream-closed")),
     retention: parseRetentionHeaders(h),
-    units,
+    // The split reused the body's buffer: from here on the messages stand for it.
+    body: messages?.data ?? body,
+    messages,
     fork,
     maxMessages: ctx.config.MAX_MESSAGES_PER_APPEND,
   });
@@ -94,7 +96,8 @@ export async function handleAppend(ctx: AppContext, request: Request, t: Target)
   const out = await ctx.store.append({
     path,
     contentType,
-    body,
+    // The split reused the body's buffer: from here on the messages stand for it.
+    body: messages?.data ?? body,
     messages,
     close,
     streamSeq: h.get("stream-seq"),

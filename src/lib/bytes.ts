@@ -33,3 +33,23 @@ export async function readAtMost(body: ReadableStream<Uint8Array>, maxBytes: num
     parts.push(value);
   }
 }
+
+/** Reads a body of a known size into one buffer of that size; throws unless exactly that much arrives. */
+export async function readExactly(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
+  const out = new Uint8Array(size);
+  let at = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      if (at !== size) throw new Error(`body of ${at} bytes, not the declared ${size}`);
+      return out;
+    }
+    if (at + value.byteLength > size) {
+      await reader.cancel().catch(() => {});
+      throw new Error(`body longer than its declared ${size} bytes`);
+    }
+    out.set(value, at);
+    at += value.byteLength;
+  }
+}

@@ -5,6 +5,7 @@ import { BadRequest, Conflict, ExpectedOffsetConflict, StreamClosedConflict } fr
 import { formatOffset } from "./offsets.ts";
 import { decideProducer, type ProducerHeaders, type ProducerState } from "./producer.ts";
 import { sameContentType } from "./content-type.ts";
+import type { JsonMessages } from "./json.ts";
 
 export interface ProducerTuple {
   id: string;
@@ -26,8 +27,8 @@ export interface AppendInput {
   contentType: string | null;
   /** Raw body bytes (binary streams). */
   body: Uint8Array;
-  /** Parsed messages when the request body is JSON. */
-  messages: Uint8Array[] | null;
+  /** The body's messages (protocol/json.ts) when the request body is JSON. */
+  messages: JsonMessages | null;
   close: boolean;
   streamSeq: string | null;
   producer?: ProducerHeaders;
@@ -39,8 +40,11 @@ export interface AppendInput {
 }
 
 export type AppendDecision =
-  /** New data and/or closure to write. `units` are the chunks to store in order. */
-  | { kind: "write"; units: Uint8Array[]; closes: boolean; producer?: { id: string; next: ProducerState } }
+  /**
+   * New data and/or closure to write: `data` is a binary append's body or a JSON append's
+   * messages (JsonMessages.data), and `units` how far it moves the tail (bytes or messages).
+   */
+  | { kind: "write"; data: Uint8Array; units: number; closes: boolean; producer?: { id: string; next: ProducerState } }
   /** Nothing to write: an idempotent retry or a repeated close. */
   | { kind: "noop"; producerState?: ProducerState };
 
@@ -75,11 +79,11 @@ export function decideAppend(state: WriterState, input: AppendInput): AppendDeci
   if (input.streamSeq !== null && state.lastSeq !== null && input.streamSeq <= state.lastSeq) {
     throw new Conflict(`Stream-Seq ${input.streamSeq} is not greater than the last sequence ${state.lastSeq}`);
   }
-  let units: Uint8Array[] = [];
-  if (!empty) units = state.isJson ? (input.messages ?? []) : [input.body];
   if (state.isJson && !empty && input.messages === null) {
     throw new BadRequest("JSON stream appends must carry a JSON body");
   }
+  const data = empty ? EMPTY : state.isJson ? input.messages!.data : input.body;
+  const units = empty ? 0 : state.isJson ? input.messages!.count : input.body.byteLength;
   // Compare-and-append comes last: a producer's duplicate was answered above even though the
   // tail has moved since, and a refused append changes nothing (no producer seq, Stream-Seq or
   // data consumed), so the writer can retry with the tail it is given.
@@ -88,8 +92,10 @@ export function decideAppend(state: WriterState, input: AppendInput): AppendDeci
     const tail = formatOffset(state.tail);
     if (tail !== expected) throw new ExpectedOffsetConflict(expected, tail);
   }
-  return { kind: "write", units, closes: input.close, producer };
+  return { kind: "write", data, units, closes: input.close, producer };
 }
+
+const EMPTY = new Uint8Array(0);
 
 function isClosingTuple(closedBy: ProducerTuple | null, p: ProducerHeaders): boolean {
   return closedBy !== null && closedBy.id === p.id && closedBy.epoch === p.epoch && closedBy.seq === p.seq;
@@ -97,7 +103,7 @@ function isClosingTuple(closedBy: ProducerTuple | null, p: ProducerHeaders): boo
 
 /** Advances the in-memory writer state past an accepted write (so a batch can chain). */
 export function applyWrite(state: WriterState, input: AppendInput, d: Extract<AppendDecision, { kind: "write" }>): void {
-  state.tail += d.units.reduce((n, u) => n + (state.isJson ? 1 : u.byteLength), 0);
+  state.tail += d.units;
   if (input.streamSeq !== null) state.lastSeq = input.streamSeq;
   if (d.producer) state.producers.set(d.producer.id, d.producer.next);
   if (d.closes) {

@@ -149,7 +149,7 @@ export class Sender {
       path: key,
       contentType: stream.contentType,
       body: bytes,
-      messages: stream.isJson ? [bytes] : null,
+      messages: stream.isJson ? { data: bytes, count: 1 } : null,
       close: false,
       streamSeq: null,
     });

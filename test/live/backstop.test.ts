@@ -12,7 +12,7 @@ for (const backend of backends) {
       const live = await openLive(backend, { store: { appendBatchMax: 16 }, channel: "ds_nobody_listens_here", backstopMs: 100 });
       const { store, notifier } = live;
       try {
-        const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [] };
+        const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false };
         const a = (await store.create({ ...base, path: "/b/a" })).stream;
         const b = (await store.create({ ...base, path: "/b/b" })).stream;
         const wa = notifier.subscribe(a.id, { tail: 0, closed: false });

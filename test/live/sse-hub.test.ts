@@ -8,6 +8,7 @@ import type { Store, StreamRecord } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 import { type Live, openLive } from "../support/live.ts";
 import { Signal } from "../support/signal.ts";
+import { jsonMessages } from "../support/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 /** An append this size always travels inline in its notification (store/streams/change.ts). */
@@ -80,7 +81,7 @@ for (const backend of backends) {
     afterAll(() => live.close(), 30_000);
 
     const create = async (path: string, contentType = "text/plain") => {
-      await store.create({ path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false, units: [] });
+      await store.create({ path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false });
       // as the SSE handler does: the live look-up goes through the notification-kept cache
       return (await shared.lookup(path))!;
     };
@@ -178,7 +179,7 @@ for (const backend of backends) {
       const s = await create("/hub/json", "application/json");
       const m = probe(s);
       hubs.join(s, m);
-      await store.append({ path: "/hub/json", contentType: "application/json", body: enc('[{"a":1},{"b":2}]'), messages: [enc('{"a":1}'), enc('{"b":2}')], close: false, streamSeq: null } as never);
+      await store.append({ path: "/hub/json", contentType: "application/json", body: enc('[{"a":1},{"b":2}]'), messages: jsonMessages([enc('{"a":1}'), enc('{"b":2}')]), close: false, streamSeq: null } as never);
       await until(() => dataOf(m) !== "", "the JSON append");
       expect(JSON.parse(dataOf(m))).toEqual([{ a: 1 }, { b: 2 }]);
       await store.delete("/hub/json");

@@ -17,7 +17,7 @@ for (const backend of backends) {
     };
     const notified = (id: number, after: number) => live.changes.slice(after).some((c) => c.id === id);
     try {
-      const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, expiresAt: null, closed: false, units: [] };
+      const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, expiresAt: null, closed: false };
       await store.create({ ...base, path: "/k/a", ttlSeconds: null });
       await store.create({ ...base, path: "/k/ttl", ttlSeconds: 3600 });
       const first = (await reads.lookup("/k/a"))!;

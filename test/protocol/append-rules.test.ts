@@ -5,6 +5,7 @@ import { applyWrite, type AppendInput, decideAppend, type WriterState } from "..
 import { BadRequest, Conflict, ExpectedOffsetConflict, ProducerSeqGap, StreamClosedConflict } from "../../src/protocol/errors.ts";
 import { parseExpectedOffset } from "../../src/protocol/headers.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
+import { jsonMessages } from "../support/json.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const EMPTY = new Uint8Array(0);
@@ -112,11 +113,11 @@ describe("compare-and-append (Stream-Expected-Offset)", () => {
 
   test("JSON: a multi-message array is one append, compared against the message-count tail", () => {
     const s = state({ isJson: true, contentType: "application/json", tail: 2 });
-    const msgs = input({ contentType: "application/json", body: bytes("[1,2,3]"), messages: [bytes("1"), bytes("2"), bytes("3")] });
+    const msgs = input({ contentType: "application/json", body: bytes("[1,2,3]"), messages: jsonMessages([bytes("1"), bytes("2"), bytes("3")]) });
     expect(conflictOf(() => decideAppend(s, { ...msgs, expectedOffset: formatOffset(3) }))).toBeInstanceOf(ExpectedOffsetConflict);
     const d = decideAppend(s, { ...msgs, expectedOffset: formatOffset(2) });
     if (d.kind !== "write") throw new Error("expected write");
-    expect(d.units.length).toBe(3);
+    expect(d.units).toBe(3);
     applyWrite(s, msgs, d);
     expect(s.tail).toBe(5);
   });

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { applyWrite, type AppendInput, decideAppend, type WriterState } from "../../src/protocol/append-rules.ts";
 import { BadRequest, Conflict, ProducerFenced, ProducerSeqGap, StreamClosedConflict } from "../../src/protocol/errors.ts";
 import { decideProducer } from "../../src/protocol/producer.ts";
+import { jsonMessages } from "../support/json.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -89,7 +90,7 @@ describe("append rules (5.2, 5.3)", () => {
 
   test("applyWrite chains state so a group can decide appends in order", () => {
     const s = state({ isJson: true, contentType: "application/json", tail: 0 });
-    const first = input({ contentType: "application/json", body: bytes("[1,2]"), messages: [bytes("1"), bytes("2")], streamSeq: "a" });
+    const first = input({ contentType: "application/json", body: bytes("[1,2]"), messages: jsonMessages([bytes("1"), bytes("2")]), streamSeq: "a" });
     const d1 = decideAppend(s, first);
     if (d1.kind !== "write") throw new Error("expected write");
     applyWrite(s, first, d1);

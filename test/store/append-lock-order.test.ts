@@ -33,7 +33,7 @@ describe.skipIf(!pg)("append groups lock streams in one order", () => {
     b = await openDb({ databaseUrl: process.env.DATABASE_URL!, schema: a.schema, poolSize: 2 });
     store = new Store(a, { appendBatchMax: 8 });
     for (const path of ["/lo/a", "/lo/b"]) {
-      await store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [] });
+      await store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false });
     }
   });
   afterAll(async () => {

@@ -69,7 +69,6 @@ function params(path: string, over: Partial<CreateParams> = {}): CreateParams {
     ttlSeconds: null,
     expiresAt: null,
     closed: false,
-    units: [],
     retention: { ...NO_POLICY, compaction: "state" },
     ...over,
   };

@@ -14,7 +14,7 @@ import { backends } from "../support/backends.ts";
 const enc = (s: string) => new TextEncoder().encode(s);
 
 function params(path: string, over: Partial<CreateParams> = {}): CreateParams {
-  return { path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [], ...over };
+  return { path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, ...over };
 }
 function req(path: string, text: string, over: Partial<AppendRequest> = {}): AppendRequest {
   return { path, contentType: "text/plain", body: enc(text), messages: null, close: false, streamSeq: null, ...over };
@@ -83,7 +83,7 @@ for (const backend of backends) {
     });
 
     test("a fork compares against its own tail; a closed stream answers as closed", async () => {
-      await store.create(params("/ca/src", { units: [enc("abcdef")] }));
+      await store.create(params("/ca/src", { body: enc("abcdef") }));
       await store.create(params("/ca/fork", { fork: { sourcePath: "/ca/src", offset: 3, subOffset: 0 } }));
       await store.append(req("/ca/src", "ghi"));
       await expect(store.append(req("/ca/fork", "X", { expectedOffset: formatOffset(9) }))).rejects.toBeInstanceOf(ExpectedOffsetConflict);

@@ -15,7 +15,7 @@ describe.skipIf(!databaseUrl)("binary COPY reads on Postgres", () => {
       await migrate(db);
       const store = new Store(db, { appendBatchMax: 8 });
       const base = { contentType: "application/octet-stream", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false };
-      await store.create({ ...base, path: "/c/x", units: [] });
+      await store.create({ ...base, path: "/c/x" });
       const blob = new Uint8Array(100 * 1024).map((_, i) => i % 256);
       const APPENDS = 3;
       for (let i = 0; i < APPENDS; i++) {

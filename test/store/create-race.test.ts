@@ -27,7 +27,7 @@ for (const backend of postgres) {
 
     test("no create fails with anything but a protocol error", async () => {
       const create = (path: string) =>
-        store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [] });
+        store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false });
       const unexpected: string[] = [];
       const outcome = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e instanceof ProtocolError ? String(e.status) : (unexpected.push(String(e)), "bug")));
       for (let round = 0; round < 300; round++) {

@@ -9,6 +9,7 @@ import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { visible } from "../../src/store/streams/streams.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
 import { backends } from "../support/backends.ts";
+import { jsonMessages } from "../support/json.ts";
 
 const BINARY = "application/octet-stream";
 const JSON_TYPE = "application/json";
@@ -16,13 +17,13 @@ const enc = new TextEncoder();
 const piece = (i: number, n = 100) => new Uint8Array(n).fill(65 + (i % 26));
 
 function params(path: string, contentType: string, over: Partial<CreateParams> = {}): CreateParams {
-  return { path, contentType, contentTypeGiven: true, isJson: contentType === JSON_TYPE, ttlSeconds: null, expiresAt: null, closed: false, units: [], ...over };
+  return { path, contentType, contentTypeGiven: true, isJson: contentType === JSON_TYPE, ttlSeconds: null, expiresAt: null, closed: false, ...over };
 }
 const req = (path: string, body: Uint8Array, contentType = BINARY, messages: Uint8Array[] | null = null): AppendRequest => ({
   path,
   contentType,
   body,
-  messages,
+  messages: messages && jsonMessages(messages),
   close: false,
   streamSeq: null,
 });

@@ -17,7 +17,7 @@ const params = (path: string, sourcePath?: string): CreateParams => ({
   ttlSeconds: null,
   expiresAt: null,
   closed: false,
-  units: [new TextEncoder().encode(path)],
+  body: new TextEncoder().encode(path),
   ...(sourcePath ? { fork: { sourcePath, offset: null, subOffset: 0 } } : {}),
 });
 

@@ -11,6 +11,7 @@ import { Store } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { visible } from "../../src/store/streams/streams.ts";
 import { backends } from "../support/backends.ts";
+import { jsonMessages } from "../support/json.ts";
 
 const BINARY = "application/octet-stream";
 /** Append i: 100 bytes of one letter, so every append is told apart in what is read back. */
@@ -19,14 +20,14 @@ const text = (parts: Uint8Array[]) => parts.map((p) => new TextDecoder().decode(
 const expected = (n: number) => text(Array.from({ length: n }, (_, i) => piece(i)));
 
 function params(path: string, contentType: string, over: Partial<CreateParams> = {}): CreateParams {
-  return { path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false, units: [], ...over };
+  return { path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false, ...over };
 }
 
 const req = (path: string, body: Uint8Array, contentType = BINARY, messages: Uint8Array[] | null = null): AppendRequest => ({
   path,
   contentType,
   body,
-  messages,
+  messages: messages && jsonMessages(messages),
   close: false,
   streamSeq: null,
 });

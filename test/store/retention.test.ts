@@ -12,6 +12,7 @@ import { claimDue, databaseNow } from "../../src/store/streams/retention.ts";
 import { RetentionRunner } from "../../src/retention/runner.ts";
 import { RetentionRules } from "../../src/retention/rules.ts";
 import { backends } from "../support/backends.ts";
+import { jsonMessages } from "../support/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (parts: Uint8Array[]) => parts.map((p) => new TextDecoder().decode(p)).join("");
@@ -27,7 +28,6 @@ function params(path: string, retention: Partial<RetentionPolicy> = {}, over: Pa
     ttlSeconds: null,
     expiresAt: null,
     closed: false,
-    units: [],
     retention: { ...NO_POLICY, ...retention },
     ...over,
   };
@@ -275,7 +275,7 @@ for (const backend of backends) {
       await store.create(params(path, { compaction: "state" }, { contentType: "application/json", isJson: true }));
       const change = (key: string, v: number) => JSON.stringify([{ type: "t", key, value: v, headers: { operation: "upsert" } }]);
       const put = (body: string) =>
-        store.append({ path, contentType: "application/json", body: enc(body), messages: [enc(body.slice(1, -1))], close: false, streamSeq: null });
+        store.append({ path, contentType: "application/json", body: enc(body), messages: jsonMessages([enc(body.slice(1, -1))]), close: false, streamSeq: null });
       await put(change("a", 1));
       await runner(db).pass();
       const first = await visitedAt(path);

@@ -18,7 +18,7 @@ const open = async () => {
   return db;
 };
 const fill = async (store: Store, n: number) => {
-  await store.create({ path: "/s", contentType: BINARY, contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [] });
+  await store.create({ path: "/s", contentType: BINARY, contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false });
   for (let i = 0; i < n; i++) await store.append({ path: "/s", contentType: BINARY, body: piece(i), messages: null, close: false, streamSeq: null });
 };
 

@@ -7,6 +7,7 @@ import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { visible } from "../../src/store/streams/streams.ts";
 import { Appender } from "../../src/store/streams/appender.ts";
 import { backends } from "../support/backends.ts";
+import { jsonMessages } from "../support/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (parts: Uint8Array[]) => parts.map((p) => new TextDecoder().decode(p)).join("");
@@ -20,7 +21,6 @@ function params(path: string, over: Partial<CreateParams> = {}): CreateParams {
     ttlSeconds: null,
     expiresAt: null,
     closed: false,
-    units: [],
     ...over,
   };
 }
@@ -69,7 +69,7 @@ for (const backend of backends) {
     });
 
     test("appends land in order and reads page by a byte cap without tearing appends", async () => {
-      await store.create(params("/s/read", { units: [enc("hello ")] }));
+      await store.create(params("/s/read", { body: enc("hello ") }));
       for (const w of ["big ", "wide ", "world"]) await append(store, "/s/read", w);
       expect(await readAll(store, "/s/read")).toBe("hello big wide world");
       expect(await readAll(store, "/s/read", 5)).toBe("hello big wide world");
@@ -264,9 +264,9 @@ for (const backend of backends) {
     });
 
     test("JSON streams store one row per message and read back as the same messages", async () => {
-      await store.create(params("/s/json", { contentType: "application/json", isJson: true, units: [enc("1")] }));
+      await store.create(params("/s/json", { contentType: "application/json", isJson: true, body: enc("1") }));
       await store.append({
-        path: "/s/json", contentType: "application/json", body: enc("[2,3]"), messages: [enc("2"), enc("3")], close: false, streamSeq: null,
+        path: "/s/json", contentType: "application/json", body: enc("[2,3]"), messages: jsonMessages([enc("2"), enc("3")]), close: false, streamSeq: null,
       });
       const s = visible(await store.find("/s/json"));
       expect(s.tail).toBe(3);
@@ -275,7 +275,7 @@ for (const backend of backends) {
 
     test("forks point at their source: no data is copied, reads stitch one offset space", async () => {
       const big = new Uint8Array(256 * 1024).fill(120);
-      await store.create(params("/s/src", { contentType: "application/octet-stream", units: [big] }));
+      await store.create(params("/s/src", { contentType: "application/octet-stream", body: big }));
       for (let i = 0; i < 15; i++) {
         await store.append({ path: "/s/src", contentType: "application/octet-stream", body: big, messages: null, close: false, streamSeq: null });
       }
@@ -292,7 +292,7 @@ for (const backend of backends) {
     });
 
     test("a fork sub-offset splits the append at the anchor, and no further", async () => {
-      await store.create(params("/s/sub", { units: [enc("hello")] }));
+      await store.create(params("/s/sub", { body: enc("hello") }));
       await append(store, "/s/sub", "world");
       const fork = (path: string, offset: number | null, subOffset: number) =>
         store.create(params(path, { fork: { sourcePath: "/s/sub", offset, subOffset } }));
@@ -306,7 +306,7 @@ for (const backend of backends) {
     });
 
     test("deleting a source with forks soft-deletes it; the last fork's delete cascades", async () => {
-      await store.create(params("/s/l0", { units: [enc("A")] }));
+      await store.create(params("/s/l0", { body: enc("A") }));
       await store.create(params("/s/l1", { fork: { sourcePath: "/s/l0", offset: null, subOffset: 0 } }));
       await append(store, "/s/l1", "B");
       await store.create(params("/s/l2", { fork: { sourcePath: "/s/l1", offset: null, subOffset: 0 } }));
@@ -327,18 +327,18 @@ for (const backend of backends) {
     });
 
     test("expired streams are absent, can be re-created, and the sweeper removes them", async () => {
-      await store.create(params("/s/exp", { expiresAt: new Date(Date.now() - 1000), units: [enc("old")] }));
+      await store.create(params("/s/exp", { expiresAt: new Date(Date.now() - 1000), body: enc("old") }));
       await expect(store.find("/s/exp").then(visible)).rejects.toBeInstanceOf(StreamNotFound);
       await expect(append(store, "/s/exp", "x")).rejects.toBeInstanceOf(StreamNotFound);
       expect((await store.create(params("/s/exp", { contentType: "application/json", isJson: true }))).created).toBe(true);
-      await store.create(params("/s/exp2", { expiresAt: new Date(Date.now() - 1000), units: [enc("old")] }));
+      await store.create(params("/s/exp2", { expiresAt: new Date(Date.now() - 1000), body: enc("old") }));
       expect(await store.sweep()).toBeGreaterThanOrEqual(1);
       const rows = await db.rows(sql`SELECT id FROM ds_streams WHERE path = '/s/exp2'`);
       expect(rows.length).toBe(0);
     });
 
     test("a fork's expiry releases its reference on the source", async () => {
-      await store.create(params("/s/rsrc", { units: [enc("x")] }));
+      await store.create(params("/s/rsrc", { body: enc("x") }));
       await store.create(params("/s/rfork", { ttlSeconds: 1, fork: { sourcePath: "/s/rsrc", offset: null, subOffset: 0 } }));
       expect((await store.find("/s/rsrc"))!.refCount).toBe(1);
       await db.rows(sql`UPDATE ds_streams SET last_access = now() - interval '10 seconds' WHERE path = '/s/rfork'`);

@@ -32,7 +32,7 @@ for (const backend of backends) {
       db = await backend.open();
       store = new Store(db, { appendBatchMax: 8 });
       for (const path of ["/wc/a", "/wc/b"]) {
-        await store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, units: [] });
+        await store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false });
       }
     });
     afterAll(async () => {

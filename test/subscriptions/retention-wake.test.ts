@@ -31,7 +31,7 @@ for (const backend of backends) {
       for (const path of [behind, within]) {
         await store.create({
           path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null,
-          closed: false, units: [], retention: { ...NO_POLICY, maxBytes: 100 },
+          closed: false, retention: { ...NO_POLICY, maxBytes: 100 },
         });
         for (let i = 0; i < 4; i++) {
           await store.append({ path, contentType: "text/plain", body: new TextEncoder().encode("x".repeat(100)), messages: null, close: false, streamSeq: null });

@@ -13,7 +13,7 @@ import { ProtocolError } from "../../protocol/errors.ts";
 import type { ProducerState } from "../../protocol/producer.ts";
 import type { SQL } from "drizzle-orm";
 import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql, sameState } from "./change.ts";
-import { type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, mergeAppends, unitsToChunks } from "./chunks.ts";
+import { binaryChunk, type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, insertJsonSql, type JsonColumns, jsonColumns, type JsonRun, mergeAppends } from "./chunks.ts";
 import { type Db, type Queryable, sql, statement } from "../driver/db.ts";
 import { pgArray } from "../driver/pg-array.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
@@ -44,8 +44,10 @@ interface StreamWork {
   state: WriterState;
   touched: boolean;
   wrote: boolean;
-  /** The chunk rows this group writes to the stream, in order. */
+  /** The chunk rows this group writes to a binary stream, in order. */
   chunks?: ChunkRow[];
+  /** The appends this group writes to a JSON stream, in order. */
+  runs?: JsonRun[];
   /** What this group appends to the stream, for the notification (until it is too big). */
   appended?: InlineData;
 }
@@ -74,11 +76,12 @@ export async function appendGroup(
         if (decision.kind === "noop") {
           return { path: req.path, result: { ok: true, value: outcome(204, w.state, req, decision.producerState) } };
         }
-        // Loops, not push(...rows): a spread of a big append's messages overflows the call stack.
-        const rows = (w.chunks ??= []);
-        for (const r of unitsToChunks(record.id, w.state.tail, w.state.isJson, decision.units)) rows.push(r);
+        if (decision.units > 0) {
+          if (w.state.isJson) (w.runs ??= []).push({ streamId: record.id, start: w.state.tail, data: decision.data, count: decision.units });
+          else (w.chunks ??= []).push(binaryChunk(record.id, w.state.tail, decision.data));
+        }
         if (!w.wrote) w.appended = { from: w.state.tail, units: [], chars: 0 };
-        w.appended = addInline(w.appended, decision.units);
+        w.appended = addInline(w.appended, decision.data, w.state.isJson);
         applyWrite(w.state, req, decision);
         w.wrote = true;
         if (decision.producer) {
@@ -88,7 +91,7 @@ export async function appendGroup(
             state: decision.producer.next,
           });
         }
-        const status = req.producer && decision.units.length > 0 ? 200 : 204;
+        const status = req.producer && decision.units > 0 ? 200 : 204;
         return { path: req.path, result: { ok: true, value: outcome(status, w.state, req, decision.producer?.next) } };
       } catch (error) {
         if (error instanceof ProtocolError) return { path: req.path, result: { ok: false, error } };
@@ -97,10 +100,12 @@ export async function appendGroup(
     });
     // A binary stream's small appends share rows (mergeAppends); a JSON stream keeps one row per message.
     const chunks: ChunkRow[] = [];
+    const runs: JsonRun[] = [];
     for (const w of streams.values()) {
-      if (w.chunks) for (const r of w.state.isJson ? w.chunks : mergeAppends(w.chunks)) chunks.push(r);
+      for (const r of w.chunks ? mergeAppends(w.chunks) : []) chunks.push(r);
+      for (const r of w.runs ?? []) runs.push(r);
     }
-    const applied = await writeGroup(q, channel, [...streams.values()], chunks, [...producerRows.values()]);
+    const applied = await writeGroup(q, channel, [...streams.values()], { chunks, runs }, [...producerRows.values()]);
     // Decisions on a stream whose compare-and-set failed were made on stale state.
     const results = decided.map(({ path, result }): GroupResult => {
       const w = streams.get(path);
@@ -249,6 +254,9 @@ export async function readStreams(
 /** A placeholder of the group statement. */
 const ph = (name: string) => sql.placeholder(name);
 
+/** The JSON columns' placeholders, named as jsonColumns() names their values (with a "j"). */
+const JSON_PLACEHOLDERS: JsonColumns = { data: ph("jData"), sids: ph("jSids"), starts: ph("jStarts"), batchEnds: ph("jBatchEnds") };
+
 /** The chunk columns' placeholders, named as chunkColumns() names their values. */
 const CHUNK_PLACEHOLDERS: ChunkColumns = {
   data: ph("data"),
@@ -266,13 +274,14 @@ const CHUNK_PLACEHOLDERS: ChunkColumns = {
  * still what was read (and which has not expired meanwhile), then insert the chunks and
  * producer state of exactly those streams, and notify their readers of each one's change
  * (store/streams/change.ts: new tail and closed state, and the data when small). Postgres delivers
- * the notification only on commit. It comes in four shapes (with or without chunks and
- * producer rows), each rendered to text once.
+ * the notification only on commit. It comes in eight shapes (with or without binary chunks,
+ * JSON messages and producer rows), each rendered to text once.
  */
-function groupStatementSql(withChunks: boolean, withProducers: boolean): SQL {
+function groupStatementSql(withChunks: boolean, withJson: boolean, withProducers: boolean): SQL {
   const chunkInsert = withChunks
     ? sql`, c AS (${insertChunksSql(CHUNK_PLACEHOLDERS, sql`sid IN (SELECT id FROM s)`)})`
     : sql``;
+  const jsonInsert = withJson ? sql`, j AS (${insertJsonSql(JSON_PLACEHOLDERS, sql`r.sid IN (SELECT id FROM s)`)})` : sql``;
   const producerUpsert = withProducers
     ? sql`, p AS (INSERT INTO ds_producers (stream_id, producer_id, epoch, last_seq)
         SELECT * FROM unnest(${ph("pSids")}::int8[], ${ph("pIds")}::text[], ${ph("pEpochs")}::int8[], ${ph("pSeqs")}::int8[])
@@ -298,20 +307,20 @@ function groupStatementSql(withChunks: boolean, withProducers: boolean): SQL {
         AND t.id = v.id AND t.tail = v.old_tail AND t.closed = v.old_closed
         AND t.deleted_at IS NULL AND t.path IS NOT NULL AND NOT ${EXPIRED_SQL("t")}
       RETURNING t.id)
-    ${chunkInsert} ${producerUpsert}
+    ${chunkInsert} ${jsonInsert} ${producerUpsert}
     SELECT array_to_string(array(SELECT id FROM s), ',') AS applied,
       ${notifyChangesSql(ph("channel"), ph("notifyIds"), ph("changes"), sql`SELECT id FROM s`)} AS notified`;
 }
 
-/** The four shapes of the group statement, by [withChunks][withProducers]. */
-export const GROUP_STATEMENTS = [false, true].map((c) => [false, true].map((p) => statement(groupStatementSql(c, p))));
+/** The eight shapes of the group statement, by [withChunks][withJson][withProducers]. */
+export const GROUP_STATEMENTS = [false, true].map((c) => [false, true].map((j) => [false, true].map((p) => statement(groupStatementSql(c, j, p)))));
 
 /** Writes a group (groupStatementSql). Returns the ids of the streams that were applied. */
 async function writeGroup(
   q: Queryable,
   channel: string,
   streams: StreamWork[],
-  chunks: ChunkRow[],
+  { chunks, runs }: { chunks: ChunkRow[]; runs: JsonRun[] },
   producers: { streamId: number; id: string; state: ProducerState }[],
 ): Promise<Set<number>> {
   // Rows are locked in the order given; the same order (by id) on every instance keeps two
@@ -336,13 +345,15 @@ async function writeGroup(
     changes: pgArray(groupChanges(wrote.map((w) => ({ id: w.record.id, state: w.state, appended: w.appended })))),
   };
   if (chunks.length) Object.assign(values, chunkColumns(chunks));
+  const j = runs.length ? jsonColumns(runs) : undefined;
+  if (j) Object.assign(values, { jData: j.data, jSids: j.sids, jStarts: j.starts, jBatchEnds: j.batchEnds });
   if (producers.length) {
     values.pSids = pgArray(producers.map((p) => p.streamId));
     values.pIds = pgArray(producers.map((p) => p.id));
     values.pEpochs = pgArray(producers.map((p) => p.state.epoch));
     values.pSeqs = pgArray(producers.map((p) => p.state.lastSeq));
   }
-  const rows = await q.run<{ applied: unknown }>(GROUP_STATEMENTS[chunks.length ? 1 : 0][producers.length ? 1 : 0], values);
+  const rows = await q.run<{ applied: unknown }>(GROUP_STATEMENTS[chunks.length ? 1 : 0][runs.length ? 1 : 0][producers.length ? 1 : 0], values);
   const applied = String(rows[0]?.applied ?? "");
   return new Set(applied ? applied.split(",").map(Number) : []);
 }

@@ -8,6 +8,7 @@
 // limits, the parser, and the rule for merging a notified state into a known one.
 import { Buffer } from "node:buffer";
 import type { SQL } from "drizzle-orm";
+import { eachMessage } from "../../protocol/json.ts";
 import { type Queryable, sql } from "../driver/db.ts";
 
 /** The part of a stream's state that appends and closes change. */
@@ -69,12 +70,15 @@ export interface InlineData {
   chars: number;
 }
 
-/** Adds units to a stream's inline data; undefined once it no longer fits (readers query). */
-export function addInline(d: InlineData | undefined, units: Uint8Array[]): InlineData | undefined {
+/**
+ * Adds an append's data (a binary body, or JSON messages as protocol/json.ts joins them) to
+ * a stream's inline data; undefined once it no longer fits (readers query).
+ */
+export function addInline(d: InlineData | undefined, data: Uint8Array, isJson: boolean): InlineData | undefined {
   if (!d) return undefined;
-  // A loop, not push(...units): a big append's messages would overflow the call stack. Adding
-  // stops as soon as the data no longer fits.
-  for (const u of units) {
+  if (data.byteLength === 0) return d;
+  // Stops as soon as the data no longer fits: a big append's messages are never all cut apart.
+  for (const u of isJson ? eachMessage(data) : [data]) {
     d.units.push(u);
     d.chars += inlineChars(u);
     if (d.chars > NOTIFY_INLINE_CHARS) return undefined;

@@ -1,6 +1,7 @@
 // Stored data: one chunk row per binary append or per JSON message, addressed by
 // position. Reads stitch a fork's inherited range and its own range in one offset space.
 import { concatBytes } from "../../lib/bytes.ts";
+import { type JsonMessages, MESSAGE_SEPARATOR } from "../../protocol/json.ts";
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { int8, parseCopyBinaryParts } from "../driver/copy-binary.ts";
 import { pgArray } from "../driver/pg-array.ts";
@@ -15,17 +16,20 @@ export interface ChunkRow {
   appendEnds?: number[];
 }
 
-/** Turns accepted units into chunk rows starting at `tail`. */
-export function unitsToChunks(streamId: number, tail: number, isJson: boolean, units: Uint8Array[]): ChunkRow[] {
-  const rows: ChunkRow[] = [];
-  let at = tail;
-  for (const data of units) {
-    const end = at + (isJson ? 1 : data.byteLength);
-    rows.push({ streamId, start: at, end, batchEnd: end, data });
-    at = end;
-  }
-  for (const r of rows) r.batchEnd = at;
-  return rows;
+/** The chunk row of a binary append of `data` at `tail`. */
+export function binaryChunk(streamId: number, tail: number, data: Uint8Array): ChunkRow {
+  const end = tail + data.byteLength;
+  return { streamId, start: tail, end, batchEnd: end, data };
+}
+
+/**
+ * A JSON append: its messages become one row each (positions start, start + 1, ...), all
+ * with the append's end as batch_end, but travel to the database as they came from the
+ * body split (protocol/json.ts): one buffer, cut apart in SQL, never a JS object per row.
+ */
+export interface JsonRun extends JsonMessages {
+  streamId: number;
+  start: number;
 }
 
 /**
@@ -119,6 +123,54 @@ export function insertChunksSql(c: ChunkColumns, where = sql`true`) {
 export async function insertChunks(q: Queryable, rows: ChunkRow[]): Promise<void> {
   if (rows.length === 0) return;
   await q.rows(insertChunksSql(chunkColumns(rows)));
+}
+
+/** Between two runs in JsonColumns.data (like the newline, never raw in compact JSON). */
+const RUN_SEPARATOR = 0x1e;
+const RUN_SEPARATOR_BYTES = new Uint8Array([RUN_SEPARATOR]);
+
+/** The parameters of the JSON rows' INSERT: every run's messages in one bytea, and per run its stream and positions. */
+export interface JsonColumns<V = unknown> {
+  data: V;
+  sids: V;
+  starts: V;
+  batchEnds: V;
+}
+
+export function jsonColumns(runs: JsonRun[]): JsonColumns<string | Uint8Array> {
+  // One run (a big append is alone in its group) goes as it is: no copy of its bytes.
+  const parts: Uint8Array[] = [];
+  runs.forEach((r, i) => {
+    if (i > 0) parts.push(RUN_SEPARATOR_BYTES);
+    parts.push(r.data);
+  });
+  return {
+    data: concatBytes(parts),
+    sids: pgArray(runs.map((r) => r.streamId)),
+    starts: pgArray(runs.map((r) => r.start)),
+    batchEnds: pgArray(runs.map((r) => r.start + r.count)),
+  };
+}
+
+/**
+ * The INSERT of JSON runs (jsonColumns): the bytea is cut into runs at RUN_SEPARATOR and
+ * each run into messages at the newline, in SQL. Postgres splits text, not bytea, so the
+ * bytes go through the 'escape' text form, which keeps every byte below 0x80 but NUL and
+ * backslash as it is (so both separators too) and whatever the database's encoding.
+ * Message i (from 1) of a run starting at s is the row [s + i - 1, s + i).
+ */
+export function insertJsonSql(c: JsonColumns, where = sql`true`) {
+  return sql`INSERT INTO ds_chunks (stream_id, start_pos, end_pos, batch_end, data)
+    SELECT r.sid, r.s + m.i - 1, r.s + m.i, r.b, decode(m.msg, 'escape')
+    FROM unnest(${c.sids}::int8[], ${c.starts}::int8[], ${c.batchEnds}::int8[]) WITH ORDINALITY AS r(sid, s, b, n)
+    JOIN string_to_table(encode(${c.data}::bytea, 'escape'), chr(${sql.raw(String(RUN_SEPARATOR))})) WITH ORDINALITY AS t(run, n) ON t.n = r.n
+    CROSS JOIN LATERAL string_to_table(t.run, chr(${sql.raw(String(MESSAGE_SEPARATOR))})) WITH ORDINALITY AS m(msg, i)
+    WHERE ${where}`;
+}
+
+export async function insertJson(q: Queryable, runs: JsonRun[]): Promise<void> {
+  if (runs.length === 0) return;
+  await q.rows(insertJsonSql(jsonColumns(runs)));
 }
 
 /** A piece of a stream's offset space that lives in one stream's own chunks. */

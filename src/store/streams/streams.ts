@@ -2,10 +2,9 @@
 // cascading clean-up, TTL touches and expiry. Each write is one transaction.
 import { BadRequest, Conflict, StreamGone, StreamNotFound } from "../../protocol/errors.ts";
 import { sameContentType } from "../../protocol/content-type.ts";
-import { concatBytes } from "../../lib/bytes.ts";
-import { splitJsonMessages } from "../../protocol/json.ts";
+import { type JsonMessages, splitJsonMessages } from "../../protocol/json.ts";
 import { notifyChanged } from "./change.ts";
-import { insertChunks, unitsToChunks } from "./chunks.ts";
+import { binaryChunk, insertChunks, insertJson } from "./chunks.ts";
 import { type Db, type Queryable, sql } from "../driver/db.ts";
 import { EXPIRED_SQL, STREAM_COLUMNS, type StreamRecord, toStreamRecord } from "./records.ts";
 import { resolveForkPoint } from "./fork-point.ts";
@@ -47,7 +46,10 @@ export interface CreateParams extends StreamConfig {
   isJson: boolean;
   /** Whether the client sent Content-Type (forks inherit the source's otherwise). */
   contentTypeGiven: boolean;
-  units: Uint8Array[];
+  /** The initial body, if any (split into messages here when the stream is JSON and `messages` is absent). */
+  body?: Uint8Array;
+  /** The initial body's messages, when the request said JSON (split by the HTTP layer, which answers its errors). */
+  messages?: JsonMessages | null;
   fork?: { sourcePath: string; offset: number | null; subOffset: number };
   /** Cap on JSON messages in the initial body (MAX_MESSAGES_PER_APPEND; 413 above). */
   maxMessages?: number;
@@ -106,12 +108,12 @@ async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): 
     return { created: false, stream: live };
   }
   const tail0 = effective.forkOffset ?? 0;
+  const body = p.body ?? new Uint8Array(0);
   // A fork that inherits JSON mode gets its initial body split into messages here, since
   // the request itself did not say it was JSON.
-  const units =
-    effective.isJson && !p.isJson && p.units.length ? splitJsonMessages(concatBytes(p.units), { allowEmptyArray: true, maxMessages: p.maxMessages }) : p.units;
-  const chunks = unitsToChunks(0, tail0, effective.isJson, units);
-  const tail = chunks.length ? chunks[chunks.length - 1].end : tail0;
+  const messages =
+    effective.isJson && body.byteLength > 0 ? (p.messages ?? splitJsonMessages(body, { allowEmptyArray: true, maxMessages: p.maxMessages })) : null;
+  const tail = tail0 + (effective.isJson ? (messages?.count ?? 0) : body.byteLength);
   const rows = await q.rows(sql`
     INSERT INTO ds_streams AS s (path, content_type, is_json, ttl_seconds, expires_at, tail, closed, fork_source, fork_offset,
                                  retention_max_age, retention_max_bytes, compaction, earliest, retention_due_at)
@@ -122,7 +124,8 @@ async function createInTx(q: Queryable, p: CreateParams, maxForkDepth: number): 
     RETURNING ${STREAM_COLUMNS}`);
   const stream = toStreamRecord(rows[0]);
   if (hasPolicy(policy)) await scheduleStream(q, stream.id);
-  await insertChunks(q, chunks.map((c) => ({ ...c, streamId: stream.id })));
+  if (messages && messages.count > 0) await insertJson(q, [{ streamId: stream.id, start: tail0, ...messages }]);
+  if (!effective.isJson && body.byteLength > 0) await insertChunks(q, [binaryChunk(stream.id, tail0, body)]);
   if (effective.forkSource !== null) {
     await q.rows(sql`UPDATE ds_streams SET ref_count = ref_count + 1 WHERE id = ${effective.forkSource}`);
   }

@@ -16,8 +16,8 @@ export async function warmConnection(q: Queryable, channel: string): Promise<voi
   await findStreamById(q, 0);
   const nowhere = { path: "" } as AppendRequest;
   for (const lock of [false, true]) await readStreams(q, [nowhere], lock, undefined);
-  for (const st of GROUP_STATEMENTS.flat()) {
-    const values: Record<string, unknown> = { channel, data: new Uint8Array(0) };
+  for (const st of GROUP_STATEMENTS.flat(2)) {
+    const values: Record<string, unknown> = { channel, data: new Uint8Array(0), jData: new Uint8Array(0) };
     for (const slot of st.slots) if ("name" in slot && !(slot.name in values)) values[slot.name] = "{}";
     await q.run(st, values);
   }
