@@ -318,7 +318,7 @@ describe("in process: /metrics on the main port, TRUST_REQUEST_ID=false", () => 
 
 describe("LOG_FORMAT=pretty", () => {
   test("readable lines, with the request id of a request", async () => {
-    const server = await spawnServer({ quiet: true, dataDir: "memory://", env: { LOG_FORMAT: "pretty", ACCESS_LOG: "true" } });
+    const server = await spawnServer({ quiet: true, env: { LOG_FORMAT: "pretty", ACCESS_LOG: "true" } });
     try {
       const res = await fetch(`${server.url}/v1/stream/pretty`, { method: "PUT", headers: { "X-Request-Id": "pretty-1" } });
       expect(res.status).toBe(201);
