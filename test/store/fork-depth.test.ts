@@ -7,19 +7,11 @@ import { type Db, sql } from "../../src/store/driver/db.ts";
 import { MAX_FORK_DEPTH_DEFAULT, Store } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { backends } from "../support/backends.ts";
+import { createParams } from "../support/store-fixture.ts";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 
-const params = (path: string, sourcePath?: string): CreateParams => ({
-  path,
-  contentType: "text/plain",
-  contentTypeGiven: true,
-  isJson: false,
-  ttlSeconds: null,
-  expiresAt: null,
-  closed: false,
-  units: [new TextEncoder().encode(path)],
-  ...(sourcePath ? { fork: { sourcePath, offset: null, subOffset: 0 } } : {}),
-});
+const params = (path: string, sourcePath?: string): CreateParams =>
+  createParams(path, { units: [new TextEncoder().encode(path)], ...(sourcePath ? { fork: { sourcePath, offset: null, subOffset: 0 } } : {}) });
 
 for (const backend of backends) {
   describe(`fork depth on ${backend.name}`, () => {

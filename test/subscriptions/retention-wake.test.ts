@@ -1,7 +1,7 @@
 // A subscription whose acked offset falls behind the stream's earliest retained offset
 // (issue 28, notes/retention.md): the next wake still starts at the committed cursor but
 // says where the data now begins, so the worker resumes there instead of meeting a 410.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { NO_POLICY } from "../../src/protocol/retention.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
 import { type Db, sql } from "../../src/store/driver/db.ts";
@@ -11,19 +11,13 @@ import { streamEntries } from "../../src/subscriptions/deliverer.ts";
 import { RetentionRunner } from "../../src/retention/runner.ts";
 import { RetentionRules } from "../../src/retention/rules.ts";
 import { backends } from "../support/backends.ts";
+import { useStore } from "../support/store-fixture.ts";
 
 for (const backend of backends) {
   describe(`wakes behind the earliest offset on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db);
-    });
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
-    });
+    useStore(backend, {}, (opened) => ({ db, store } = opened));
 
     test("the wake carries earliest_offset and behind_earliest; a cursor within the data carries neither", async () => {
       const behind = "/v1/stream/ret/behind";
