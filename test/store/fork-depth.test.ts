@@ -8,7 +8,8 @@ import { MAX_FORK_DEPTH_DEFAULT, Store } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { backends } from "../support/backends.ts";
 import { createParams } from "../support/store-fixture.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const params = (path: string, sourcePath?: string): CreateParams =>
   createParams(path, { units: [new TextEncoder().encode(path)], ...(sourcePath ? { fork: { sourcePath, offset: null, subOffset: 0 } } : {}) });
@@ -54,8 +55,9 @@ for (const backend of backends) {
 for (const runtime of ["bun", "deno"] as Runtime[]) {
   describe(`fork depth over HTTP on ${runtime}`, () => {
     let server: SpawnedServer;
+    const ahead = spawnAhead({ runtime, quiet: true, env: { MAX_FORK_DEPTH: "2" } });
     beforeAll(async () => {
-      server = await spawnServer({ runtime, quiet: true, env: { MAX_FORK_DEPTH: "2" } });
+      server = await ahead();
     }, 60_000);
     afterAll(() => server?.stop(), 60_000);
 
