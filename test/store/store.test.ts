@@ -257,7 +257,7 @@ for (const backend of backends) {
       const big = new Uint8Array(256 * 1024).fill(120);
       await store.create(params("/s/src", { contentType: "application/octet-stream", units: [big] }));
       for (let i = 0; i < 15; i++) {
-        await store.append({ path: "/s/src", contentType: "application/octet-stream", body: big, messages: null, close: false, streamSeq: null });
+        await store.append(appendRequest("/s/src", big, { contentType: "application/octet-stream" }));
       }
       const before = await chunkRows(db);
       const { stream: fork } = await store.create(

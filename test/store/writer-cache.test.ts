@@ -11,7 +11,6 @@ import { backends } from "../support/backends.ts";
 import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 import { countQueries } from "../support/count-queries.ts";
 
-
 const req = (seq: number, id = "p", path = "/wc/a"): AppendRequest => appendRequest(path, `<${id}${seq}>`, { producer: { id, epoch: 0, seq } });
 
 for (const backend of backends) {

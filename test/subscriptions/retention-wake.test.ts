@@ -11,7 +11,7 @@ import { streamEntries } from "../../src/subscriptions/deliverer.ts";
 import { RetentionRunner } from "../../src/retention/runner.ts";
 import { RetentionRules } from "../../src/retention/rules.ts";
 import { backends } from "../support/backends.ts";
-import { useStore } from "../support/store-fixture.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 
 for (const backend of backends) {
   describe(`wakes behind the earliest offset on ${backend.name}`, () => {
@@ -23,13 +23,8 @@ for (const backend of backends) {
       const behind = "/v1/stream/ret/behind";
       const within = "/v1/stream/ret/within";
       for (const path of [behind, within]) {
-        await store.create({
-          path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null,
-          closed: false, units: [], retention: { ...NO_POLICY, maxBytes: 100 },
-        });
-        for (let i = 0; i < 4; i++) {
-          await store.append({ path, contentType: "text/plain", body: new TextEncoder().encode("x".repeat(100)), messages: null, close: false, streamSeq: null });
-        }
+        await store.create(createParams(path, { retention: { ...NO_POLICY, maxBytes: 100 } }));
+        for (let i = 0; i < 4; i++) await store.append(appendRequest(path, "x".repeat(100)));
       }
       await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, webhook_url, lease_ttl_ms, config_hash, base_url)
         VALUES ('ret', 1, 'webhook', 'https://h.example/x', 30000, 'h', 'http://x')`);
