@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
 import { principalShare } from "../../src/auth/limits.ts";
 import { type TokenFixture, writeTokenFile } from "../support/auth.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const ALL = [{ paths: ["**"], ops: ["read", "append", "create", "delete"] }];
 const SLOTS = 8;
@@ -44,20 +45,21 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     let base: string;
     const as = (name: string) => ({ Authorization: `Bearer ${fx.tokens[name]}` });
 
+    fx = writeTokenFile(["hog", "other"].map((name) => ({ name, allow: ALL })));
+    const ahead = spawnAhead({
+      runtime,
+      quiet: true,
+      env: {
+        AUTH_TOKENS_FILE: fx.file,
+        APPENDS_IN_FLIGHT_MAX: String(SLOTS),
+        LIVE_READS_MAX: String(SLOTS),
+        LONG_POLL_TIMEOUT_MS: "4000",
+        // The stalled bodies must outlast the test.
+        REQUEST_IDLE_TIMEOUT_S: "60",
+      },
+    });
     beforeAll(async () => {
-      fx = writeTokenFile(["hog", "other"].map((name) => ({ name, allow: ALL })));
-      server = await spawnServer({
-        runtime,
-        quiet: true,
-        env: {
-          AUTH_TOKENS_FILE: fx.file,
-          APPENDS_IN_FLIGHT_MAX: String(SLOTS),
-          LIVE_READS_MAX: String(SLOTS),
-          LONG_POLL_TIMEOUT_MS: "4000",
-          // The stalled bodies must outlast the test.
-          REQUEST_IDLE_TIMEOUT_S: "60",
-        },
-      });
+      server = await ahead();
       base = `${server.url}/v1/stream`;
       expect((await fetch(`${base}/fair`, { method: "PUT", headers: { ...as("hog"), "Content-Type": "text/plain" } })).status).toBe(201);
     }, 60_000);

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { type TokenFixture, writeTokenFile } from "../support/auth.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const HOOK_TIMEOUT_MS = 60_000;
 const ALL = [{ paths: ["**"], ops: ["read", "append", "create", "delete"] }];
@@ -26,25 +27,26 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     const as = (name: string) => ({ Authorization: `Bearer ${fx.tokens[name]}` });
     const waiters = async () => ((await (await fetch(`${server.url}/healthz`)).json()) as { liveWaiters: number; sseReaders: number });
 
+    fx = writeTokenFile(["ratey", "calm", "la", "lb", "setup"].map((name) => ({ name, allow: ALL })));
+    const ahead = spawnAhead({
+      runtime,
+      quiet: true,
+      env: {
+        AUTH_TOKENS_FILE: fx.file,
+        RATE_LIMIT_RPS: "10",
+        RATE_LIMIT_BURST: "10",
+        LIVE_READS_PER_PRINCIPAL: "2",
+        LIVE_READS_MAX: "3",
+        LONG_POLL_TIMEOUT_MS: "1500",
+        SSE_MAX_LIFETIME_MS: "30000",
+        APPENDS_IN_FLIGHT_MAX: "1",
+        // Bun checks idle connections on a 4 s tick, so its timeout fires 0-4 s early: 8 s
+        // keeps the stalled body below open for at least 4 s. Deno's body timer is exact.
+        REQUEST_IDLE_TIMEOUT_S: runtime === "bun" ? "8" : "2",
+      },
+    });
     beforeAll(async () => {
-      fx = writeTokenFile(["ratey", "calm", "la", "lb", "setup"].map((name) => ({ name, allow: ALL })));
-      server = await spawnServer({
-        runtime,
-        quiet: true,
-        env: {
-          AUTH_TOKENS_FILE: fx.file,
-          RATE_LIMIT_RPS: "10",
-          RATE_LIMIT_BURST: "10",
-          LIVE_READS_PER_PRINCIPAL: "2",
-          LIVE_READS_MAX: "3",
-          LONG_POLL_TIMEOUT_MS: "1500",
-          SSE_MAX_LIFETIME_MS: "30000",
-          APPENDS_IN_FLIGHT_MAX: "1",
-          // Bun checks idle connections on a 4 s tick, so its timeout fires 0-4 s early: 8 s
-          // keeps the stalled body below open for at least 4 s. Deno's body timer is exact.
-          REQUEST_IDLE_TIMEOUT_S: runtime === "bun" ? "8" : "2",
-        },
-      });
+      server = await ahead();
       base = `${server.url}/v1/stream`;
       const res = await fetch(`${base}/lim`, { method: "PUT", headers: { ...as("setup"), "Content-Type": "text/plain" }, body: "x" });
       expect(res.status).toBe(201);
@@ -139,20 +141,21 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
 describe("connection limits on bun (open mode, by client address)", () => {
   let server: SpawnedServer;
   let base: string;
+  const ahead = spawnAhead({
+    runtime: "bun",
+    quiet: true,
+    env: {
+      RATE_LIMIT_RPS: "5",
+      RATE_LIMIT_BURST: "5",
+      TRUST_PROXY: "1",
+      REQUEST_IDLE_TIMEOUT_S: "2",
+      LONG_POLL_TIMEOUT_MS: "8000",
+      SSE_MAX_LIFETIME_MS: "20000",
+      MAX_HEADER_BYTES: "4096",
+    },
+  });
   beforeAll(async () => {
-    server = await spawnServer({
-      runtime: "bun",
-      quiet: true,
-      env: {
-        RATE_LIMIT_RPS: "5",
-        RATE_LIMIT_BURST: "5",
-        TRUST_PROXY: "1",
-        REQUEST_IDLE_TIMEOUT_S: "2",
-        LONG_POLL_TIMEOUT_MS: "8000",
-        SSE_MAX_LIFETIME_MS: "20000",
-        MAX_HEADER_BYTES: "4096",
-      },
-    });
+    server = await ahead();
     base = `${server.url}/v1/stream`;
     expect((await fetch(`${base}/conn`, { method: "PUT", headers: { "Content-Type": "text/plain" } })).status).toBe(201);
   }, HOOK_TIMEOUT_MS);

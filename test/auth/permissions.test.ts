@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { JWT_SECRET, signJwt, type TokenFixture, writeTokenFile } from "../support/auth.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const ALL = ["read", "append", "create", "delete"];
 const AUDIENCE = "streams-test";
@@ -19,25 +20,26 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     let base: string;
     const jwt: Record<string, string> = {};
 
+    fx = writeTokenFile([
+      { name: "writer", allow: [{ paths: ["orders/**"], ops: ALL }, { paths: ["shared/*"], ops: ["read"] }] },
+      // Every op but one, on the same paths: "other op" for each op.
+      ...ALL.map((op) => ({ name: `no-${op}`, allow: [{ paths: ["orders/**"], ops: ALL.filter((o) => o !== op) }] })),
+      { name: "admin", allow: [{ paths: ["**"], ops: ["admin"] }] },
+    ]);
+    const ahead = spawnAhead({
+      runtime,
+      quiet: true,
+      env: {
+        AUTH_TOKENS_FILE: fx.file,
+        AUTH_JWT_SECRET: JWT_SECRET,
+        AUTH_JWT_AUDIENCE: AUDIENCE,
+        AUTH_JWT_ISSUER: ISSUER,
+        LONG_POLL_TIMEOUT_MS: "300",
+        SSE_MAX_LIFETIME_MS: "300",
+      },
+    });
     beforeAll(async () => {
-      fx = writeTokenFile([
-        { name: "writer", allow: [{ paths: ["orders/**"], ops: ALL }, { paths: ["shared/*"], ops: ["read"] }] },
-        // Every op but one, on the same paths: "other op" for each op.
-        ...ALL.map((op) => ({ name: `no-${op}`, allow: [{ paths: ["orders/**"], ops: ALL.filter((o) => o !== op) }] })),
-        { name: "admin", allow: [{ paths: ["**"], ops: ["admin"] }] },
-      ]);
-      server = await spawnServer({
-        runtime,
-        quiet: true,
-        env: {
-          AUTH_TOKENS_FILE: fx.file,
-          AUTH_JWT_SECRET: JWT_SECRET,
-          AUTH_JWT_AUDIENCE: AUDIENCE,
-          AUTH_JWT_ISSUER: ISSUER,
-          LONG_POLL_TIMEOUT_MS: "300",
-          SSE_MAX_LIFETIME_MS: "300",
-        },
-      });
+      server = await ahead();
       base = `${server.url}/v1/stream`;
       const claims = { sub: "alice", ds_allow: [{ paths: ["orders/**"], ops: ALL }] };
       jwt.valid = await signJwt(claims, { audience: AUDIENCE, issuer: ISSUER });

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 
 const MB = 1024 * 1024;
@@ -49,8 +50,9 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     const append = (name: string, body: string) =>
       fetch(path(name), { method: "POST", headers: { "Content-Type": "application/json" }, body });
 
+    const ahead = spawnAhead({ runtime, quiet: true, databaseUrl, schema: databaseUrl ? schema : undefined, env: { LOG_LEVEL: "warn" } });
     beforeAll(async () => {
-      server = await spawnServer({ runtime, quiet: true, databaseUrl, schema: databaseUrl ? schema : undefined, env: { LOG_LEVEL: "warn" } });
+      server = await ahead();
     }, 120_000);
     afterAll(async () => {
       await server?.stop();

@@ -6,7 +6,8 @@
 // behaviour.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rawGet } from "../support/http1.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 interface Health {
   liveWaiters: number;
@@ -31,9 +32,10 @@ async function untilHealth(s: SpawnedServer, ok: (h: Health) => boolean, what: s
 for (const runtime of ["bun", "deno"] as Runtime[]) {
   describe(`live reads end when the client goes away (${runtime})`, () => {
     let server: SpawnedServer;
+    const ahead = spawnAhead({ runtime, quiet: true, env: { LONG_POLL_TIMEOUT_MS: "60000", SSE_MAX_LIFETIME_MS: "60000" } });
     beforeAll(async () => {
       // Long enough that neither a long-poll timeout nor an SSE lifetime can end a read here.
-      server = await spawnServer({ runtime, quiet: true, env: { LONG_POLL_TIMEOUT_MS: "60000", SSE_MAX_LIFETIME_MS: "60000" } });
+      server = await ahead();
     }, 90_000);
     afterAll(() => server?.stop(), 30_000);
 

@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { request as rawBytes } from "../support/fuzz-cases.ts";
 import { exchange, type RawResponse } from "../support/raw-http.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const HOOK_TIMEOUT_MS = 60_000;
 const enc = new TextEncoder();
@@ -16,8 +17,9 @@ const enc = new TextEncoder();
 for (const runtime of ["bun", "deno"] as Runtime[]) {
   describe(`no auth on ${runtime}: loopback names only, no CORS on the admin API`, () => {
     let server: SpawnedServer;
+    const ahead = spawnAhead({ runtime, quiet: true });
     beforeAll(async () => {
-      server = await spawnServer({ runtime, quiet: true });
+      server = await ahead();
       expect((await fetch(`${server.url}/v1/stream/kept`, { method: "PUT", headers: { "Content-Type": "text/plain" } })).status).toBe(201);
     }, HOOK_TIMEOUT_MS);
     afterAll(() => server?.stop(), HOOK_TIMEOUT_MS);

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type TokenFixture, writeTokenFile } from "../support/auth.ts";
 import { request as rawBytes } from "../support/fuzz-cases.ts";
 import { exchange, type RawResponse } from "../support/raw-http.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const HOOK_TIMEOUT_MS = 60_000;
 // Short Hosts, with and without a port: each once made the router and the guard disagree.
@@ -21,12 +22,13 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     let fx: TokenFixture;
     const enc = new TextEncoder();
 
+    fx = writeTokenFile([
+      { name: "root", allow: [{ paths: ["**"], ops: ["read", "append", "create", "delete", "admin"] }] },
+      { name: "content-a", allow: [{ paths: ["__admin/content/a/**"], ops: ["admin"] }] },
+    ]);
+    const ahead = spawnAhead({ runtime, quiet: true, env: { AUTH_TOKENS_FILE: fx.file } });
     beforeAll(async () => {
-      fx = writeTokenFile([
-        { name: "root", allow: [{ paths: ["**"], ops: ["read", "append", "create", "delete", "admin"] }] },
-        { name: "content-a", allow: [{ paths: ["__admin/content/a/**"], ops: ["admin"] }] },
-      ]);
-      server = await spawnServer({ runtime, quiet: true, env: { AUTH_TOKENS_FILE: fx.file } });
+      server = await ahead();
       const root = { Authorization: `Bearer ${fx.tokens.root}` };
       for (const name of ["t/a/x", "a/x"]) {
         expect((await fetch(`${server.url}/v1/stream/${name}`, { method: "PUT", headers: { ...root, "Content-Type": "text/plain" } })).status).toBe(201);

@@ -3,6 +3,7 @@
 // and (with DATABASE_URL) two instances passing over the same streams, one restarted.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { databaseUrl, uniqueSchema, dropSchema } from "../support/backends.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
 
 const offset = (p: number) => `0000000000000000_${String(p).padStart(16, "0")}`;
@@ -28,8 +29,9 @@ async function fill(url: string, count: number): Promise<void> {
 for (const runtime of ["bun", "deno"] as Runtime[]) {
   describe(`retention over HTTP on ${runtime}`, () => {
     let server: SpawnedServer;
+    const ahead = spawnAhead({ runtime, quiet: true, env: { RETENTION_INTERVAL_MS: "50", LONG_POLL_TIMEOUT_MS: "500" } });
     beforeAll(async () => {
-      server = await spawnServer({ runtime, quiet: true, env: { RETENTION_INTERVAL_MS: "50", LONG_POLL_TIMEOUT_MS: "500" } });
+      server = await ahead();
     });
     afterAll(async () => {
       await server?.stop();

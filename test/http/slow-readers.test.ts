@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const MiB = 1024 * 1024;
 const STREAM_BYTES = 32 * MiB;
@@ -55,14 +56,15 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     // the settled growth after the fix was +1.6 to +24 MiB on Bun, up to +108 MiB on Deno
     // under load; before it, SSE took +831 MiB on Bun, +259 MiB on Deno).
     const schema = uniqueSchema("slowreaders");
+    const ahead = spawnAhead({
+      runtime,
+      quiet: true,
+      databaseUrl,
+      schema: databaseUrl ? schema : undefined,
+      env: { SSE_MAX_LIFETIME_MS: "120000", LONG_POLL_TIMEOUT_MS: "120000", LOG_LEVEL: "warn" },
+    });
     beforeAll(async () => {
-      server = await spawnServer({
-        runtime,
-        quiet: true,
-        databaseUrl,
-        schema: databaseUrl ? schema : undefined,
-        env: { SSE_MAX_LIFETIME_MS: "120000", LONG_POLL_TIMEOUT_MS: "120000", LOG_LEVEL: "warn" },
-      });
+      server = await ahead();
       const put = await fetch(`${server.url}${path}`, { method: "PUT", headers: { "Content-Type": "text/plain" } });
       expect(put.status).toBe(201);
       const piece = new Uint8Array(4 * MiB).fill(0x61);

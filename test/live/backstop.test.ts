@@ -3,8 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { backends } from "../support/backends.ts";
 import { openLive } from "../support/live.ts";
+import { appendRequest, createParams } from "../support/store-fixture.ts";
 
-const enc = (s: string) => new TextEncoder().encode(s);
 
 for (const backend of backends) {
   describe(`backstop on ${backend.name}`, () => {
@@ -12,13 +12,12 @@ for (const backend of backends) {
       const live = await openLive(backend, { store: { appendBatchMax: 16 }, channel: "ds_nobody_listens_here", backstopMs: 100 });
       const { store, notifier } = live;
       try {
-        const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false };
-        const a = (await store.create({ ...base, path: "/b/a" })).stream;
-        const b = (await store.create({ ...base, path: "/b/b" })).stream;
+        const a = (await store.create(createParams("/b/a"))).stream;
+        const b = (await store.create(createParams("/b/b"))).stream;
         const wa = notifier.subscribe(a.id, { tail: 0, closed: false });
         const wb = notifier.subscribe(b.id, { tail: 0, closed: false });
         const started = Date.now();
-        await store.append({ path: "/b/a", contentType: "text/plain", body: enc("x"), messages: null, close: false, streamSeq: null });
+        await store.append(appendRequest("/b/a", "x"));
         expect(await wa.wait(3_000)).toBe(true);
         expect(Date.now() - started).toBeLessThan(1_000);
         // b did not change: its waiter sleeps through several backstop rounds

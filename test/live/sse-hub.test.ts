@@ -8,6 +8,7 @@ import type { Store, StreamRecord } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 import { type Live, openLive } from "../support/live.ts";
 import { Signal } from "../support/signal.ts";
+import { createParams } from "../support/store-fixture.ts";
 import { jsonMessages } from "../support/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -81,7 +82,7 @@ for (const backend of backends) {
     afterAll(() => live.close(), 30_000);
 
     const create = async (path: string, contentType = "text/plain") => {
-      await store.create({ path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false });
+      await store.create(createParams(path, { contentType }));
       // as the SSE handler does: the live look-up goes through the notification-kept cache
       return (await shared.lookup(path))!;
     };

@@ -3,8 +3,8 @@ import { expect, test } from "bun:test";
 import type { StreamRecord } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
 import { openLive } from "../support/live.ts";
+import { appendRequest, createParams } from "../support/store-fixture.ts";
 
-const enc = (s: string) => new TextEncoder().encode(s);
 
 for (const backend of backends) {
   test(`cached live look-ups follow every notified change and skip TTL streams (${backend.name})`, async () => {
@@ -17,13 +17,12 @@ for (const backend of backends) {
     };
     const notified = (id: number, after: number) => live.changes.slice(after).some((c) => c.id === id);
     try {
-      const base = { contentType: "text/plain", contentTypeGiven: true, isJson: false, expiresAt: null, closed: false };
-      await store.create({ ...base, path: "/k/a", ttlSeconds: null });
-      await store.create({ ...base, path: "/k/ttl", ttlSeconds: 3600 });
+      await store.create(createParams("/k/a"));
+      await store.create(createParams("/k/ttl", { ttlSeconds: 3600 }));
       const first = (await reads.lookup("/k/a"))!;
       expect(vouched(first)).toBe(true);
       let seen = live.changes.length;
-      await store.append({ path: "/k/a", contentType: "text/plain", body: enc("xyz"), messages: null, close: false, streamSeq: null });
+      await store.append(appendRequest("/k/a", "xyz"));
       await live.changed.until(() => notified(first.id, seen), "the append's notification");
       // the notification carried the new state: the cache no longer vouches for the old one
       // and answers with the new one without a query

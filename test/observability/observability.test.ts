@@ -11,7 +11,8 @@ import { fromMigratedDump } from "../support/backends.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
 import { hasPromtool, parseMetrics, promtoolCheck, PROMTOOL, sample } from "../support/metrics.ts";
-import { freePort, type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { freePort, type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,9 +43,9 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
       return parseMetrics(await res.text());
     };
 
-    beforeAll(async () => {
-      const metricsPort = await freePort();
-      server = await spawnServer({
+    const metricsPort = freePort();
+    const ahead = spawnAhead(
+      metricsPort.then((port) => ({
         runtime,
         databaseUrl,
         schema: databaseUrl ? schema : undefined,
@@ -52,14 +53,17 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
         env: {
           ACCESS_LOG: "true",
           LOG_FORMAT: "json",
-          METRICS_PORT: String(metricsPort),
+          METRICS_PORT: String(port),
           SWEEP_INTERVAL_MS: "200",
           LONG_POLL_TIMEOUT_MS: "10000",
           BACKSTOP_MS: "200",
           DATABASE_POOL_SIZE: "2",
         },
-      });
-      metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+      })),
+    );
+    beforeAll(async () => {
+      server = await ahead();
+      metricsUrl = `http://127.0.0.1:${await metricsPort}/metrics`;
       base = `${server.url}/v1/stream`;
     }, 90_000);
 
@@ -317,8 +321,9 @@ describe("in process: /metrics on the main port, TRUST_REQUEST_ID=false", () => 
 });
 
 describe("LOG_FORMAT=pretty", () => {
+  const ahead = spawnAhead({ quiet: true, env: { LOG_FORMAT: "pretty", ACCESS_LOG: "true" } });
   test("readable lines, with the request id of a request", async () => {
-    const server = await spawnServer({ quiet: true, dataDir: "memory://", env: { LOG_FORMAT: "pretty", ACCESS_LOG: "true" } });
+    const server = await ahead();
     try {
       const res = await fetch(`${server.url}/v1/stream/pretty`, { method: "PUT", headers: { "X-Request-Id": "pretty-1" } });
       expect(res.status).toBe(201);

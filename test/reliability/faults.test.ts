@@ -18,6 +18,7 @@ import { writeFileSync } from "node:fs";
 import net from "node:net";
 import { createPgCluster, type PgCluster, pgClusterUnavailable } from "../support/pg-cluster.ts";
 import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { expectCleanRun } from "../support/fault-checks.ts";
 import { type Fault, type FaultRun, Load } from "../support/fault-load.ts";
 
 const DATABASE_URL = process.env.DATABASE_URL || "";
@@ -112,25 +113,8 @@ describe.skipIf(!!SKIP)("Postgres faults on a private cluster", () => {
     if (process.env.FAULT_LOG_DIR) writeFileSync(`${process.env.FAULT_LOG_DIR}/postgres.log`, pgLog);
     const count = (re: RegExp) => pgLog.split("\n").filter((l) => re.test(l)).length;
     console.log(`  Postgres log: ${count(/deadlock detected/)} deadlocks, ${count(/still waiting for/)} lock waits over deadlock_timeout`);
-    const logs = instances.map((s) => s.output()).join("\n");
-    for (const s of instances) expect(s.proc.exitCode).toBeNull();
-    expect(logs).not.toContain("unexpected error");
-    // Exactly once, in order.
-    for (const w of run.writers) expect({ writer: w.id, stored: run.storedSeqs(w) }).toEqual({ writer: w.id, stored: [...Array(w.acked).keys()] });
-    expect(run.writers.every((w) => w.acked > 20)).toBe(true);
-    // Readers saw the stored sequence, nothing more and nothing less.
-    for (const r of run.readers) expect({ reader: r.name, items: r.items.length, same: r.matches }).toEqual({ reader: r.name, items: run.stored(r.stream).length, same: true });
-    // Status discipline.
-    expect(run.fiveHundreds).toEqual([]);
-    expect(run.unexpected).toEqual([]);
-    expect(run.hangs).toEqual([]);
-    expect(run.unavailableOutsideOutage).toEqual([]);
+    expectCleanRun(run, instances, RESUME_BOUND_MS);
     expect(run.max503Ms).toBeLessThan(FAST_503_BOUND_MS);
-    // Recovery.
-    for (const f of run.recovery) {
-      expect(f.writeResumeMs).toBeLessThanOrEqual(RESUME_BOUND_MS);
-      expect(f.readResumeMs).toBeLessThanOrEqual(RESUME_BOUND_MS);
-    }
     await Promise.all(instances.map((s) => s.stop()));
   }, 180_000);
 

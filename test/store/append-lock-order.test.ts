@@ -10,6 +10,7 @@ import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/st
 import { type Db, openDb, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
+import { createParams } from "../support/store-fixture.ts";
 
 const pg = backends.find((b) => b.name === "postgres");
 if (!pg) console.warn("test/store/append-lock-order.test.ts: SKIPPED (set DATABASE_URL)");
@@ -33,7 +34,7 @@ describe.skipIf(!pg)("append groups lock streams in one order", () => {
     b = await openDb({ databaseUrl: process.env.DATABASE_URL!, schema: a.schema, poolSize: 2 });
     store = new Store(a, { appendBatchMax: 8 });
     for (const path of ["/lo/a", "/lo/b"]) {
-      await store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false });
+      await store.create(createParams(path));
     }
   });
   afterAll(async () => {

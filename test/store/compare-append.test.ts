@@ -3,22 +3,19 @@
 // a group sees the tail left by the group's earlier appends; an instance whose remembered
 // tail is stale never accepts or refuses on it; two instances racing on one stream get
 // exactly one winner per round.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { ExpectedOffsetConflict, StreamClosedConflict } from "../../src/protocol/errors.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
-import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/streams/append.ts";
+import { appendGroup, WriterCache } from "../../src/store/streams/append.ts";
 import type { Db } from "../../src/store/driver/db.ts";
-import { type CreateParams, Store, visible } from "../../src/store/index.ts";
+import { Store, visible } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-function params(path: string, over: Partial<CreateParams> = {}): CreateParams {
-  return { path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false, ...over };
-}
-function req(path: string, text: string, over: Partial<AppendRequest> = {}): AppendRequest {
-  return { path, contentType: "text/plain", body: enc(text), messages: null, close: false, streamSeq: null, ...over };
-}
+const params = createParams;
+const req = appendRequest;
 async function readAll(store: Store, path: string): Promise<string> {
   const s = visible(await store.find(path));
   let from = 0;
@@ -35,14 +32,7 @@ for (const backend of backends) {
   describe(`compare-and-append on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db);
-    });
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
-    });
+    useStore(backend, {}, (opened) => ({ db, store } = opened));
 
     test("in one group, a conditional append compares against the tail after the earlier appends", async () => {
       await store.create(params("/ca/group"));

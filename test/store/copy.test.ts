@@ -6,6 +6,7 @@ import { migrate } from "../../src/store/migrate.ts";
 import { Store } from "../../src/store/index.ts";
 import { parseCopyBinary, parseCopyBinaryParts, int8 } from "../../src/store/driver/copy-binary.ts";
 import { databaseUrl, dropSchema, uniqueSchema } from "../support/backends.ts";
+import { appendRequest, createParams } from "../support/store-fixture.ts";
 
 describe.skipIf(!databaseUrl)("binary COPY reads on Postgres", () => {
   test("large rows come back byte-exact and the single pooled connection stays usable", async () => {
@@ -14,12 +15,12 @@ describe.skipIf(!databaseUrl)("binary COPY reads on Postgres", () => {
     try {
       await migrate(db);
       const store = new Store(db, { appendBatchMax: 8 });
-      const base = { contentType: "application/octet-stream", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false };
-      await store.create({ ...base, path: "/c/x" });
+      const contentType = "application/octet-stream";
+      await store.create(createParams("/c/x", { contentType }));
       const blob = new Uint8Array(100 * 1024).map((_, i) => i % 256);
       const APPENDS = 3;
       for (let i = 0; i < APPENDS; i++) {
-        await store.append({ path: "/c/x", contentType: base.contentType, body: blob, messages: null, close: false, streamSeq: null });
+        await store.append(appendRequest("/c/x", blob, { contentType }));
       }
       const s = (await store.find("/c/x"))!;
       for (let round = 0; round < 5; round++) {

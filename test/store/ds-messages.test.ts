@@ -1,7 +1,7 @@
 // The streams as SQL (migrations/0010): ds_messages lists, per stream, exactly what a read
 // returns, one row per message, with the offsets reads hand out. Compared here with the
 // store's own reads (what GET serves) on PGlite and Postgres.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { appendGroup, type AppendRequest } from "../../src/store/streams/append.ts";
 import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
@@ -9,6 +9,7 @@ import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { visible } from "../../src/store/streams/streams.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
 import { backends } from "../support/backends.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 import { jsonMessages } from "../support/json.ts";
 
 const BINARY = "application/octet-stream";
@@ -16,17 +17,9 @@ const JSON_TYPE = "application/json";
 const enc = new TextEncoder();
 const piece = (i: number, n = 100) => new Uint8Array(n).fill(65 + (i % 26));
 
-function params(path: string, contentType: string, over: Partial<CreateParams> = {}): CreateParams {
-  return { path, contentType, contentTypeGiven: true, isJson: contentType === JSON_TYPE, ttlSeconds: null, expiresAt: null, closed: false, ...over };
-}
-const req = (path: string, body: Uint8Array, contentType = BINARY, messages: Uint8Array[] | null = null): AppendRequest => ({
-  path,
-  contentType,
-  body,
-  messages: messages && jsonMessages(messages),
-  close: false,
-  streamSeq: null,
-});
+const params = (path: string, contentType: string, over: Partial<CreateParams> = {}): CreateParams => createParams(path, { contentType, ...over });
+const req = (path: string, body: Uint8Array, contentType = BINARY, messages: Uint8Array[] | null = null): AppendRequest =>
+  appendRequest(path, body, { contentType, messages: messages && jsonMessages(messages) });
 
 interface ViewRow {
   stream: string;
@@ -40,14 +33,7 @@ for (const backend of backends) {
   describe(`ds_messages on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db, {});
-    }, 60_000); // PGlite starts slowly on a loaded machine
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
-    });
+    useStore(backend, {}, (opened) => ({ db, store } = opened));
 
     const view = async (path: string, after = "") =>
       (await db.rows<ViewRow>(

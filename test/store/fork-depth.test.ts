@@ -7,19 +7,12 @@ import { type Db, sql } from "../../src/store/driver/db.ts";
 import { MAX_FORK_DEPTH_DEFAULT, Store } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { backends } from "../support/backends.ts";
-import { type Runtime, type SpawnedServer, spawnServer } from "../support/spawn-server.ts";
+import { createParams } from "../support/store-fixture.ts";
+import { spawnAhead } from "../support/spawn-ahead.ts";
+import { type Runtime, type SpawnedServer } from "../support/spawn-server.ts";
 
-const params = (path: string, sourcePath?: string): CreateParams => ({
-  path,
-  contentType: "text/plain",
-  contentTypeGiven: true,
-  isJson: false,
-  ttlSeconds: null,
-  expiresAt: null,
-  closed: false,
-  body: new TextEncoder().encode(path),
-  ...(sourcePath ? { fork: { sourcePath, offset: null, subOffset: 0 } } : {}),
-});
+const params = (path: string, sourcePath?: string): CreateParams =>
+  createParams(path, { body: new TextEncoder().encode(path), ...(sourcePath ? { fork: { sourcePath, offset: null, subOffset: 0 } } : {}) });
 
 for (const backend of backends) {
   describe(`fork depth on ${backend.name}`, () => {
@@ -62,8 +55,9 @@ for (const backend of backends) {
 for (const runtime of ["bun", "deno"] as Runtime[]) {
   describe(`fork depth over HTTP on ${runtime}`, () => {
     let server: SpawnedServer;
+    const ahead = spawnAhead({ runtime, quiet: true, env: { MAX_FORK_DEPTH: "2" } });
     beforeAll(async () => {
-      server = await spawnServer({ runtime, quiet: true, env: { MAX_FORK_DEPTH: "2" } });
+      server = await ahead();
     }, 60_000);
     afterAll(() => server?.stop(), 60_000);
 

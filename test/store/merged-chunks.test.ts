@@ -2,7 +2,7 @@
 // mergeAppends). Nothing a client sees may change: reads from any offset return the same
 // bytes, a fork's sub-offset still stops at the end of the append holding its anchor, and
 // JSON streams keep one row per message.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { BadRequest } from "../../src/protocol/errors.ts";
 import { appendGroup, type AppendRequest } from "../../src/store/streams/append.ts";
 import { MERGED_ROW_BYTES, mergeAppends } from "../../src/store/streams/chunks.ts";
@@ -11,6 +11,7 @@ import { Store } from "../../src/store/index.ts";
 import type { CreateParams } from "../../src/store/streams/streams.ts";
 import { visible } from "../../src/store/streams/streams.ts";
 import { backends } from "../support/backends.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 import { jsonMessages } from "../support/json.ts";
 
 const BINARY = "application/octet-stream";
@@ -19,18 +20,10 @@ const piece = (i: number) => new Uint8Array(100).fill(65 + (i % 26));
 const text = (parts: Uint8Array[]) => parts.map((p) => new TextDecoder().decode(p)).join("");
 const expected = (n: number) => text(Array.from({ length: n }, (_, i) => piece(i)));
 
-function params(path: string, contentType: string, over: Partial<CreateParams> = {}): CreateParams {
-  return { path, contentType, contentTypeGiven: true, isJson: contentType === "application/json", ttlSeconds: null, expiresAt: null, closed: false, ...over };
-}
+const params = (path: string, contentType: string, over: Partial<CreateParams> = {}): CreateParams => createParams(path, { contentType, ...over });
 
-const req = (path: string, body: Uint8Array, contentType = BINARY, messages: Uint8Array[] | null = null): AppendRequest => ({
-  path,
-  contentType,
-  body,
-  messages: messages && jsonMessages(messages),
-  close: false,
-  streamSeq: null,
-});
+const req = (path: string, body: Uint8Array, contentType = BINARY, messages: Uint8Array[] | null = null): AppendRequest =>
+  appendRequest(path, body, { contentType, messages: messages && jsonMessages(messages) });
 
 describe("mergeAppends", () => {
   const row = (streamId: number, start: number, bytes: number) => ({ streamId, start, end: start + bytes, batchEnd: start + bytes, data: new Uint8Array(bytes) });
@@ -58,14 +51,7 @@ for (const backend of backends) {
   describe(`shared chunk rows on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db, {});
-    });
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
-    });
+    useStore(backend, {}, (opened) => ({ db, store } = opened));
 
     const rowsOf = async (path: string) => {
       const rows = await db.rows<{ n: unknown }>(

@@ -1,6 +1,6 @@
 // Retention (issue 28): age and size policies, 410 below the earliest offset, forks,
 // concurrent passes and restarts, operator rules. PGlite and (with DATABASE_URL) Postgres.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Conflict, OffsetGone } from "../../src/protocol/errors.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
 import { NO_POLICY, type RetentionPolicy } from "../../src/protocol/retention.ts";
@@ -12,29 +12,19 @@ import { claimDue, databaseNow } from "../../src/store/streams/retention.ts";
 import { RetentionRunner } from "../../src/retention/runner.ts";
 import { RetentionRules } from "../../src/retention/rules.ts";
 import { backends } from "../support/backends.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 import { jsonMessages } from "../support/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
+
 const dec = (parts: Uint8Array[]) => parts.map((p) => new TextDecoder().decode(p)).join("");
 let n = 0;
 const uniq = (name: string) => `/v1/stream/${name}-${n++}`;
 
-function params(path: string, retention: Partial<RetentionPolicy> = {}, over: Partial<CreateParams> = {}): CreateParams {
-  return {
-    path,
-    contentType: "text/plain",
-    contentTypeGiven: true,
-    isJson: false,
-    ttlSeconds: null,
-    expiresAt: null,
-    closed: false,
-    retention: { ...NO_POLICY, ...retention },
-    ...over,
-  };
-}
+const params = (path: string, retention: Partial<RetentionPolicy> = {}, over: Partial<CreateParams> = {}): CreateParams =>
+  createParams(path, { retention: { ...NO_POLICY, ...retention }, ...over });
 
-const append = (store: Store, path: string, text: string) =>
-  store.append({ path, contentType: "text/plain", body: enc(text), messages: null, close: false, streamSeq: null });
+const append = (store: Store, path: string, text: string) => store.append(appendRequest(path, text));
 
 /** Appends `count` separate appends of `size` bytes (one row each): "a0..." "a1..." */
 async function fill(store: Store, path: string, count: number, size = 100): Promise<void> {
@@ -70,14 +60,7 @@ for (const backend of backends) {
   describe(`retention on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db, { appendBatchMax: 64 });
-    });
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
-    });
+    useStore(backend, { appendBatchMax: 64 }, (opened) => ({ db, store } = opened));
 
     test("size: whole rows go from the front, the earliest offset moves, offsets stay", async () => {
       const path = uniq("size");

@@ -4,22 +4,19 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DatabaseUnavailable } from "../../src/store/driver/availability.ts";
 import { loadForkChain, segmentsFor } from "../../src/store/streams/chunks.ts";
-import { type Db, openDb } from "../../src/store/driver/db.ts";
+import type { Db } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
-import { migrate } from "../../src/store/migrate.ts";
 import { StandbyReads } from "../../src/store/streams/standby-reads.ts";
 import { visible } from "../../src/store/streams/streams.ts";
+import { openMigratedPglite } from "../support/backends.ts";
+import { appendRequest, createParams } from "../support/store-fixture.ts";
 
 const BINARY = "application/octet-stream";
 const piece = (i: number) => new Uint8Array(100).fill(i);
-const open = async () => {
-  const db = await openDb({ dataDir: "memory://", schema: "public", poolSize: 1 });
-  await migrate(db);
-  return db;
-};
+const open = openMigratedPglite;
 const fill = async (store: Store, n: number) => {
-  await store.create({ path: "/s", contentType: BINARY, contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false });
-  for (let i = 0; i < n; i++) await store.append({ path: "/s", contentType: BINARY, body: piece(i), messages: null, close: false, streamSeq: null });
+  await store.create(createParams("/s", { contentType: BINARY }));
+  for (let i = 0; i < n; i++) await store.append(appendRequest("/s", piece(i), { contentType: BINARY }));
 };
 
 describe("StandbyReads", () => {

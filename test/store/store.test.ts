@@ -1,32 +1,20 @@
 // Storage behaviour, run against PGlite and (with DATABASE_URL) real Postgres.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { BadRequest, Conflict, ProducerSeqGap, StreamClosedConflict, StreamGone, StreamNotFound } from "../../src/protocol/errors.ts";
 import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store, type StoreOptions } from "../../src/store/index.ts";
-import type { CreateParams } from "../../src/store/streams/streams.ts";
+import type { AppendRequest } from "../../src/store/streams/append.ts";
 import { visible } from "../../src/store/streams/streams.ts";
 import { Appender } from "../../src/store/streams/appender.ts";
 import { backends } from "../support/backends.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 import { jsonMessages } from "../support/json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (parts: Uint8Array[]) => parts.map((p) => new TextDecoder().decode(p)).join("");
 
-function params(path: string, over: Partial<CreateParams> = {}): CreateParams {
-  return {
-    path,
-    contentType: "text/plain",
-    contentTypeGiven: true,
-    isJson: false,
-    ttlSeconds: null,
-    expiresAt: null,
-    closed: false,
-    ...over,
-  };
-}
-
-const append = (store: Store, path: string, text: string, over: Record<string, unknown> = {}) =>
-  store.append({ path, contentType: "text/plain", body: enc(text), messages: null, close: false, streamSeq: null, ...over });
+const params = createParams;
+const append = (store: Store, path: string, text: string, over: Partial<AppendRequest> = {}) => store.append(appendRequest(path, text, over));
 
 async function readAll(store: Store, path: string, cap = 1 << 20): Promise<string> {
   const s = visible(await store.find(path));
@@ -49,14 +37,7 @@ for (const backend of backends) {
   describe(`store on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db, { appendBatchMax: 64 });
-    });
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
-    });
+    useStore(backend, { appendBatchMax: 64 }, (opened) => ({ db, store } = opened));
     /** Two stores on one database behave like two instances: own appenders, same rows. */
     const twoInstances = (opts: StoreOptions = {}) => [new Store(db, { appendBatchMax: 8, ...opts }), new Store(db, { appendBatchMax: 8, ...opts })];
 
@@ -146,9 +127,9 @@ for (const backend of backends) {
       // to b (would fit). b's 10 bytes must wait for b's 600, or producer seq 1 would skip 0.
       const appender = new Appender(db, store.channel, 8, 1, 32, 1000);
       const results = await Promise.allSettled([
-        appender.append({ path: "/s/held-a", contentType: "text/plain", body: enc("a".repeat(600)), messages: null, close: false, streamSeq: null }),
-        appender.append({ path: "/s/held-b", contentType: "text/plain", body: enc("b".repeat(600)), messages: null, close: false, streamSeq: null, producer: { id: "held", epoch: 0, seq: 0 } }),
-        appender.append({ path: "/s/held-b", contentType: "text/plain", body: enc("c".repeat(10)), messages: null, close: false, streamSeq: null, producer: { id: "held", epoch: 0, seq: 1 } }),
+        appender.append(appendRequest("/s/held-a", "a".repeat(600))),
+        appender.append(appendRequest("/s/held-b", "b".repeat(600), { producer: { id: "held", epoch: 0, seq: 0 } })),
+        appender.append(appendRequest("/s/held-b", "c".repeat(10), { producer: { id: "held", epoch: 0, seq: 1 } })),
       ]);
       expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
       expect(await readAll(store, "/s/held-b")).toBe(`${"b".repeat(600)}${"c".repeat(10)}`);
@@ -172,7 +153,7 @@ for (const backend of backends) {
       const n = 2000;
       const done = await Promise.all(
         Array.from({ length: n }, () =>
-          appender.append({ path: "/s/queued-hot", contentType: "text/plain", body: enc("x"), messages: null, close: false, streamSeq: null }),
+          appender.append(appendRequest("/s/queued-hot", "x")),
         ),
       );
       expect(done.at(-1)!.tail).toBe(n);
@@ -277,7 +258,7 @@ for (const backend of backends) {
       const big = new Uint8Array(256 * 1024).fill(120);
       await store.create(params("/s/src", { contentType: "application/octet-stream", body: big }));
       for (let i = 0; i < 15; i++) {
-        await store.append({ path: "/s/src", contentType: "application/octet-stream", body: big, messages: null, close: false, streamSeq: null });
+        await store.append(appendRequest("/s/src", big, { contentType: "application/octet-stream" }));
       }
       const before = await chunkRows(db);
       const { stream: fork } = await store.create(
@@ -286,7 +267,7 @@ for (const backend of backends) {
       expect(await chunkRows(db)).toBe(before);
       expect(fork.tail).toBe(16 * big.byteLength);
       expect(fork.contentType).toBe("application/octet-stream");
-      await store.append({ path: "/s/fork", contentType: "application/octet-stream", body: enc("tail"), messages: null, close: false, streamSeq: null });
+      await store.append(appendRequest("/s/fork", "tail", { contentType: "application/octet-stream" }));
       const r = await store.read(visible(await store.find("/s/fork")), fork.tail - 2, 1 << 20);
       expect(dec(r.units)).toBe("xxtail");
     });

@@ -3,41 +3,23 @@
 // here a deferred trigger refusing once), nothing was stored, and the client's retry of
 // the same producer seq must be stored, not answered "duplicate" from the cache. (Found by
 // test/reliability/faults.test.ts: an acknowledged append missing after a fast restart.)
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { appendGroup, type AppendRequest, WriterCache } from "../../src/store/streams/append.ts";
 import { type Db, sql } from "../../src/store/driver/db.ts";
 import { Store } from "../../src/store/index.ts";
 import { backends } from "../support/backends.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 import { countQueries } from "../support/count-queries.ts";
 
-const enc = (s: string) => new TextEncoder().encode(s);
-
-function req(seq: number, id = "p", path = "/wc/a"): AppendRequest {
-  return {
-    path,
-    contentType: "text/plain",
-    body: enc(`<${id}${seq}>`),
-    messages: null,
-    close: false,
-    streamSeq: null,
-    producer: { id, epoch: 0, seq },
-  };
-}
+const req = (seq: number, id = "p", path = "/wc/a"): AppendRequest => appendRequest(path, `<${id}${seq}>`, { producer: { id, epoch: 0, seq } });
 
 for (const backend of backends) {
   describe(`writer cache on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db, { appendBatchMax: 8 });
-      for (const path of ["/wc/a", "/wc/b"]) {
-        await store.create({ path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null, closed: false });
-      }
-    });
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
+    useStore(backend, { appendBatchMax: 8 }, async (opened) => {
+      ({ db, store } = opened);
+      for (const path of ["/wc/a", "/wc/b"]) await store.create(createParams(path));
     });
 
     test("a locked group whose COMMIT fails leaves the cache as it was in the database", async () => {

@@ -1,7 +1,7 @@
 // A subscription whose acked offset falls behind the stream's earliest retained offset
 // (issue 28, notes/retention.md): the next wake still starts at the committed cursor but
 // says where the data now begins, so the worker resumes there instead of meeting a 410.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { NO_POLICY } from "../../src/protocol/retention.ts";
 import { formatOffset } from "../../src/protocol/offsets.ts";
 import { type Db, sql } from "../../src/store/driver/db.ts";
@@ -11,31 +11,20 @@ import { streamEntries } from "../../src/protocol/wake-fence.ts";
 import { RetentionRunner } from "../../src/retention/runner.ts";
 import { RetentionRules } from "../../src/retention/rules.ts";
 import { backends } from "../support/backends.ts";
+import { appendRequest, createParams, useStore } from "../support/store-fixture.ts";
 
 for (const backend of backends) {
   describe(`wakes behind the earliest offset on ${backend.name}`, () => {
     let db: Db;
     let store: Store;
-    beforeAll(async () => {
-      db = await backend.open();
-      store = new Store(db);
-    });
-    afterAll(async () => {
-      await store.drained();
-      await db.close();
-    });
+    useStore(backend, {}, (opened) => ({ db, store } = opened));
 
     test("the wake carries earliest_offset and behind_earliest; a cursor within the data carries neither", async () => {
       const behind = "/v1/stream/ret/behind";
       const within = "/v1/stream/ret/within";
       for (const path of [behind, within]) {
-        await store.create({
-          path, contentType: "text/plain", contentTypeGiven: true, isJson: false, ttlSeconds: null, expiresAt: null,
-          closed: false, retention: { ...NO_POLICY, maxBytes: 100 },
-        });
-        for (let i = 0; i < 4; i++) {
-          await store.append({ path, contentType: "text/plain", body: new TextEncoder().encode("x".repeat(100)), messages: null, close: false, streamSeq: null });
-        }
+        await store.create(createParams(path, { retention: { ...NO_POLICY, maxBytes: 100 } }));
+        for (let i = 0; i < 4; i++) await store.append(appendRequest(path, "x".repeat(100)));
       }
       await db.rows(sql`INSERT INTO ds_subscriptions (id, incarnation, type, webhook_url, lease_ttl_ms, config_hash, base_url)
         VALUES ('ret', 1, 'webhook', 'https://h.example/x', 30000, 'h', 'http://x')`);

@@ -172,10 +172,10 @@ test("retry delays double from 1 s to 60 s with ±20% jitter", () => {
   expect(retryDelayMs(1, 1)).toBe(1200);
 });
 
+// No timing assertion: a backtracking matcher tries about 500^4 / 24 (2.6e9) splits of this
+// path for the failing glob, which runs far past the test's timeout; a linear one answers at once.
 test("glob matching cannot be made slow: nested ** against a long path", () => {
   const path = Array.from({ length: 500 }, () => "a").join("/");
-  const t = performance.now();
   expect(new GlobSet(["**/a/**/a/**/a/**/b"]).matches(key(path))).toBe(false);
   expect(new GlobSet(["**/a/**/a/**/a/**/a"]).matches(key(path))).toBe(true);
-  expect(performance.now() - t).toBeLessThan(500);
-});
+}, 10_000);

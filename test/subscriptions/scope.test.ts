@@ -45,14 +45,13 @@ describe("a subscription glob inside permission globs", () => {
     });
   }
 
+  // No timing assertion: an exponential walk of these globs runs past the test's timeout;
+  // the product walk answers in milliseconds.
   test("deep globs stay cheap", () => {
-    const started = performance.now();
     const glob = "**/a/**/b/**/c/**/d";
     expect(uncoveredPath(glob, ["**/a/**", "x/**", "*/b/*/**", "**/c/d", "q/*/r/**"])).toBeUndefined();
     expect(uncoveredPath(glob, ["*/a/**", "x/**", "*/b/*/**", "**/c/d"])).toBeDefined();
-    // Cold (JIT) runs on a loaded machine take tens of ms; an exponential walk would take far longer.
-    expect(performance.now() - started).toBeLessThan(2_000);
-  });
+  }, 10_000);
 });
 
 describe("a stored scope", () => {

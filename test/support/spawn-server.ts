@@ -69,6 +69,15 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** Names what a migrated PGlite template holds: the migrations and the PGlite version. */
+export function templateKey(): string {
+  const migrations = join(ROOT, "migrations");
+  const hash = createHash("sha256");
+  hash.update(readFileSync(join(ROOT, "node_modules/@electric-sql/pglite/package.json")));
+  for (const f of readdirSync(migrations).sort()) hash.update(f).update(readFileSync(join(migrations, f)));
+  return hash.digest("hex").slice(0, 16);
+}
+
 /**
  * A migrated PGlite folder to copy for each server that gets a fresh one: creating and
  * migrating a PGlite database takes seconds of CPU (4x the start from a copy on a loaded
@@ -77,11 +86,7 @@ export async function freePort(): Promise<number> {
  * built in a folder of its own then renamed into place, so concurrent builders cannot clash.
  */
 export function pgliteTemplate(): string {
-  const migrations = join(ROOT, "migrations");
-  const hash = createHash("sha256");
-  hash.update(readFileSync(join(ROOT, "node_modules/@electric-sql/pglite/package.json")));
-  for (const f of readdirSync(migrations).sort()) hash.update(f).update(readFileSync(join(migrations, f)));
-  const dir = join(tmpdir(), `ds-pglite-template-${hash.digest("hex").slice(0, 16)}`);
+  const dir = join(tmpdir(), `ds-pglite-template-${templateKey()}`);
   if (existsSync(dir)) return dir;
   const building = mkdtempSync(join(tmpdir(), "ds-pglite-building-"));
   const env = { ...process.env, DATA_DIR: building, LOG_LEVEL: "warn" } as Record<string, string>;
