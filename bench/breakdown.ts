@@ -64,7 +64,7 @@ await ensureDatabase();
 {
   const schema = "bench_breakdown";
   await dropSchema(schema);
-  const s = await spawnServer({ databaseUrl: databaseUrl(), schema, quiet: true, env: { LOG_LEVEL: "warn" } });
+  const s = await spawnServer({ databaseUrl: databaseUrl(), schema, quiet: true, warmUp: true, env: { LOG_LEVEL: "warn" } });
   await createStreams(s.url, names, "application/octet-stream");
   const before = await (await fetch(`${s.url}/metrics`)).text();
   const m = await load(s.url, () => [s.proc.pid!]);

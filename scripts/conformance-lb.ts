@@ -18,6 +18,7 @@ const cluster = await startCluster({
   count,
   runtime: (process.env.CONFORMANCE_RUNTIME as "bun" | "deno") ?? "bun",
   loadBalancer: true,
+  warmUp: true,
   env: { LONG_POLL_TIMEOUT_MS: "1000", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" },
 });
 console.log(`conformance through nginx ${cluster.lb!.url} over ${count} instances`);

@@ -25,6 +25,7 @@ try {
     count,
     runtime: (process.env.CONFORMANCE_RUNTIME as "bun" | "deno") ?? "bun",
     loadBalancer: count > 1,
+    warmUp: true,
     env: { LONG_POLL_TIMEOUT_MS: "1000", LISTEN_DATABASE_URL: databaseUrl, DATABASE_PREPARE: "false", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" },
   });
   try {

@@ -61,10 +61,10 @@ export async function startOurs(count: 1 | 3, opts: OursOptions, loadBalancer = 
   if (!opts.keepSchema) await dropSchema(opts.schema);
   const url = databaseUrl();
   if (count === 1) {
-    const s = await spawnServer({ databaseUrl: url, schema: opts.schema, env: opts.env, quiet: true });
+    const s = await spawnServer({ databaseUrl: url, schema: opts.schema, env: opts.env, quiet: true, warmUp: true });
     return { kind: "ours-1", url: s.url, instanceUrls: [s.url], pids: [s.proc.pid!], exited: watch([s.proc]), stop: () => s.stop() };
   }
-  const c = await startCluster({ databaseUrl: url, schema: opts.schema, count, loadBalancer, env: opts.env, quiet: true });
+  const c = await startCluster({ databaseUrl: url, schema: opts.schema, count, loadBalancer, env: opts.env, quiet: true, warmUp: true });
   return {
     kind: "ours-3",
     url: c.lb?.url ?? c.instances[0].url,

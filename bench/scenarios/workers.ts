@@ -16,7 +16,7 @@ const BODY_BYTES = 100;
 
 async function startWorkers(count: number, schema: string): Promise<Target> {
   await dropSchema(schema);
-  const s = await spawnServer({ databaseUrl: databaseUrl(), schema, env: { WORKERS: String(count) }, quiet: true });
+  const s = await spawnServer({ databaseUrl: databaseUrl(), schema, env: { WORKERS: String(count) }, quiet: true, warmUp: true });
   // The supervisor answers /healthz only through a worker; wait for all of them.
   const deadline = Date.now() + 30_000;
   let pids = childPids(s.proc.pid!);

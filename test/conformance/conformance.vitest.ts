@@ -24,6 +24,8 @@ beforeAll(async () => {
     : undefined;
   server = await spawnServer({
     runtime,
+    // As in production: /healthz only after the instance's warm-up traffic.
+    warmUp: true,
     databaseUrl,
     schema: databaseUrl ? `conf_${runtime}_${Date.now().toString(36)}` : undefined,
     env: {

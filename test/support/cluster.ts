@@ -15,12 +15,14 @@ export async function startCluster(opts: {
   runtime?: Runtime;
   loadBalancer?: boolean;
   env?: Record<string, string>;
+  /** SpawnOptions.warmUp for every instance. */
+  warmUp?: boolean;
   quiet?: boolean;
 }): Promise<Cluster> {
   // Start together: concurrent migrations must be safe (advisory lock).
   const instances = await Promise.all(
     Array.from({ length: opts.count }, () =>
-      spawnServer({ runtime: opts.runtime, databaseUrl: opts.databaseUrl, schema: opts.schema, env: opts.env, quiet: opts.quiet ?? true }),
+      spawnServer({ runtime: opts.runtime, databaseUrl: opts.databaseUrl, schema: opts.schema, env: opts.env, quiet: opts.quiet ?? true, warmUp: opts.warmUp }),
     ),
   );
   const lb = opts.loadBalancer ? await startNginx(instances.map((i) => i.port)) : undefined;

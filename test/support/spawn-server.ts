@@ -22,6 +22,12 @@ export interface SpawnOptions {
   port?: number;
   env?: Record<string, string>;
   quiet?: boolean;
+  /**
+   * Run the instance's warm-up traffic before it is ready (WARM_UP_APPENDS, on Postgres). Off by
+   * default: tests start many servers and time none of their first requests, and the traffic
+   * cost each 0.5-2 s on this machine; benchmarks and test/http/warm-up.test.ts keep it.
+   */
+  warmUp?: boolean;
 }
 
 export interface SpawnedServer {
@@ -119,6 +125,7 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServe
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
     ...(dataDir ? { DATA_DIR: dataDir } : {}),
     ...(opts.schema ? { DATABASE_SCHEMA: opts.schema } : {}),
+    ...(opts.warmUp ? {} : { WARM_UP_APPENDS: "0" }),
     ...opts.env,
   };
   if (!opts.databaseUrl) delete env.DATABASE_URL;
