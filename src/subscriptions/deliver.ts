@@ -11,8 +11,10 @@ import type { Store } from "../store/index.ts";
 import type { DueDelivery, SubscriptionStore, Woken } from "../store/subscriptions/index.ts";
 import type { KeyRing } from "./keys.ts";
 import { mayAppend, parseScope, splitByScope } from "./scope.ts";
+import type { Connections } from "./send.ts";
 import type { Resolver, TargetPolicy } from "./ssrf.ts";
 import { sendWebhook } from "./webhook.ts";
+import * as trace from "./hook-trace.ts";
 
 /** Webhook retries (PROTOCOL 7.1): 1 s doubling to 60 s, ±20%. */
 export const DELIVERY_RETRY: Backoff = { firstMs: 1000, maxMs: 60_000, jitter: [0.8, 1.2] };
@@ -37,6 +39,8 @@ export interface SendOptions {
   publicBaseUrl?: string;
   /** AUTH_TOKENS_FILE: a token-file creator's current grants narrow their subscriptions (scope.ts). */
   tokensFile?: string;
+  /** Kept-alive connections to webhook targets (send.ts). */
+  connections: Connections;
 }
 
 /** What an attempt reports back to the deliverer. */
@@ -66,6 +70,7 @@ export class Sender {
 
   /** One delivery attempt, cut off by `stopping` at shutdown (then it counts as failed and is retried). */
   async attempt(d: DueDelivery, stopping: AbortSignal): Promise<DeliveryEnd> {
+    trace.mark("attempt");
     // Streams outside the subscription's scope (its creator's grants narrowed since) are
     // dropped before anything is named or counted as pending (scope.ts).
     const scope = parseScope(d.scope);
@@ -115,6 +120,7 @@ export class Sender {
     if (ok === "done") {
       const sentAt = this.hooks.now();
       const { ended, next } = await this.subs.deliveryFinished(d);
+      trace.mark("finished");
       if (ended) return { kind: "ended", next: next && { wake: next, sentAt } };
       // The answer came after the lease lapsed (by the database clock): it acks nothing.
       if (await this.subs.endLapsedDelivery(d)) {
@@ -134,7 +140,8 @@ export class Sender {
   }
 
   private postWebhook(d: DueDelivery, signal: AbortSignal): Promise<"done" | "delivered"> {
-    const to = { keys: this.keys, policy: this.opts.policy, resolver: this.opts.resolver, publicBaseUrl: this.opts.publicBaseUrl };
+    const { policy, resolver, publicBaseUrl, connections } = this.opts;
+    const to = { keys: this.keys, policy, resolver, publicBaseUrl, connections };
     return sendWebhook(d, streamEntries(d.links), to, signal);
   }
 

@@ -22,6 +22,8 @@ import type { BusyLedger } from "./busy.ts";
 import { type DeliveryEnd, type NextWake, Sender } from "./deliver.ts";
 import type { KeyRing } from "./keys.ts";
 import { LeaseTimers } from "./lease-timers.ts";
+import { Connections } from "./send.ts";
+import * as trace from "./hook-trace.ts";
 import type { Resolver } from "./ssrf.ts";
 
 export interface DelivererOptions {
@@ -65,6 +67,7 @@ export class Deliverer {
   /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
   private readonly stopping = new AbortController();
   private readonly sender: Sender;
+  private readonly connections: Connections;
   private claiming: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -82,7 +85,8 @@ export class Deliverer {
       clock,
     );
     const policy = { allowPrivate: opts.allowPrivateTargets === true };
-    this.sender = new Sender(subs, streams, keys, { ...opts, policy }, {
+    this.connections = new Connections(this.perHost);
+    this.sender = new Sender(subs, streams, keys, { ...opts, policy, connections: this.connections }, {
       now: () => clock.now(),
       watchLease: (id, ms) => this.watchLease(id, ms),
       kickIn: (ms) => this.kickIn(ms),
@@ -140,7 +144,9 @@ export class Deliverer {
     if (this.stopped) return;
     const sentAt = this.busy.clock.now();
     const woken = await this.exclusive(async () => {
+      trace.mark("claimStart");
       const r = await this.subs.wakeAndClaim(keys, this.limits(this.opts.concurrency - this.inflight));
+      trace.mark("claimed");
       // Stopped meanwhile: what was claimed is sent by another instance once its delivery lease lapses.
       if (!this.stopped) for (const d of r.claimed) this.run(d);
       return r.woken;
@@ -241,6 +247,7 @@ export class Deliverer {
       end = await this.sender.attempt(d, this.stopping.signal);
     } finally {
       this.busy.delivered(d.id);
+      trace.flush();
     }
     if (end.kind === "ended") await this.afterEnd(d.id, end.next);
   }
@@ -287,5 +294,6 @@ export class Deliverer {
     this.leases.stop();
     this.stopping.abort();
     await Promise.allSettled([...this.running]);
+    this.connections.close();
   }
 }

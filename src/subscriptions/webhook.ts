@@ -1,10 +1,12 @@
 // One webhook POST (PROTOCOL 7.1): the target resolved and checked once (ssrf.ts), the body
-// signed, the send pinned to the checked address (send.ts), the answer read up to 64 KiB.
+// signed, the send pinned to the checked address over a kept-alive connection (send.ts), the
+// answer read up to 64 KiB.
 import type { DueDelivery } from "../store/subscriptions/index.ts";
 import type { KeyRing } from "./keys.ts";
-import { postPinned } from "./send.ts";
+import type { Connections } from "./send.ts";
 import { resolveTarget, type Resolver, type TargetPolicy } from "./ssrf.ts";
 import { controlUrl } from "./view.ts";
+import * as trace from "./hook-trace.ts";
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
@@ -13,12 +15,14 @@ export interface WebhookContext {
   policy: TargetPolicy;
   resolver?: Resolver;
   publicBaseUrl?: string;
+  connections: Connections;
 }
 
 /** Sends the wake; resolves with how the receiver answered, throws when it failed. */
 export async function sendWebhook(d: DueDelivery, streams: unknown[], c: WebhookContext, signal: AbortSignal): Promise<"done" | "delivered"> {
   // Resolved and checked once; the send connects to that very address (issue 25.6).
   const target = await untilAborted(resolveTarget(d.webhookUrl!, c.policy, c.resolver), signal);
+  trace.mark("target");
   const base = c.publicBaseUrl ?? d.baseUrl;
   const body = JSON.stringify({
     subscription_id: d.id,
@@ -26,10 +30,12 @@ export async function sendWebhook(d: DueDelivery, streams: unknown[], c: Webhook
     generation: d.generation,
     streams,
     callback_url: controlUrl(base, `subscriptions/${encodeURIComponent(d.id)}/callback`),
-    callback_token: await c.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
+    callback_token: c.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
   });
-  const headers = { "Content-Type": "application/json", "Webhook-Signature": await c.keys.signWebhook(body) };
-  const res = await postPinned(target, headers, body, signal, MAX_RESPONSE_BYTES);
+  trace.mark("token");
+  const headers = { "Content-Type": "application/json", "Webhook-Signature": c.keys.signWebhook(body) };
+  trace.mark("signed");
+  const res = await c.connections.post(target, headers, body, signal, MAX_RESPONSE_BYTES);
   if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
   try {
     return (JSON.parse(res.text) as { done?: unknown })?.done === true ? "done" : "delivered";
