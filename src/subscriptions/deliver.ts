@@ -14,7 +14,6 @@ import { mayAppend, parseScope, splitByScope } from "./scope.ts";
 import type { Connections } from "./send.ts";
 import type { Resolver, TargetPolicy } from "./ssrf.ts";
 import { sendWebhook } from "./webhook.ts";
-import * as trace from "./hook-trace.ts";
 
 /** Webhook retries (PROTOCOL 7.1): 1 s doubling to 60 s, ±20%. */
 export const DELIVERY_RETRY: Backoff = { firstMs: 1000, maxMs: 60_000, jitter: [0.8, 1.2] };
@@ -70,7 +69,6 @@ export class Sender {
 
   /** One delivery attempt, cut off by `stopping` at shutdown (then it counts as failed and is retried). */
   async attempt(d: DueDelivery, stopping: AbortSignal): Promise<DeliveryEnd> {
-    trace.mark("attempt");
     // Streams outside the subscription's scope (its creator's grants narrowed since) are
     // dropped before anything is named or counted as pending (scope.ts).
     const scope = parseScope(d.scope);
@@ -120,7 +118,6 @@ export class Sender {
     if (ok === "done") {
       const sentAt = this.hooks.now();
       const { ended, next } = await this.subs.deliveryFinished(d);
-      trace.mark("finished");
       if (ended) return { kind: "ended", next: next && { wake: next, sentAt } };
       // The answer came after the lease lapsed (by the database clock): it acks nothing.
       if (await this.subs.endLapsedDelivery(d)) {

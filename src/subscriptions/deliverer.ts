@@ -23,7 +23,6 @@ import { type DeliveryEnd, type NextWake, Sender } from "./deliver.ts";
 import type { KeyRing } from "./keys.ts";
 import { LeaseTimers } from "./lease-timers.ts";
 import { Connections } from "./send.ts";
-import * as trace from "./hook-trace.ts";
 import type { Resolver } from "./ssrf.ts";
 
 export interface DelivererOptions {
@@ -144,9 +143,7 @@ export class Deliverer {
     if (this.stopped) return;
     const sentAt = this.busy.clock.now();
     const woken = await this.exclusive(async () => {
-      trace.mark("claimStart");
       const r = await this.subs.wakeAndClaim(keys, this.limits(this.opts.concurrency - this.inflight));
-      trace.mark("claimed");
       // Stopped meanwhile: what was claimed is sent by another instance once its delivery lease lapses.
       if (!this.stopped) for (const d of r.claimed) this.run(d);
       return r.woken;
@@ -247,7 +244,6 @@ export class Deliverer {
       end = await this.sender.attempt(d, this.stopping.signal);
     } finally {
       this.busy.delivered(d.id);
-      trace.flush();
     }
     if (end.kind === "ended") await this.afterEnd(d.id, end.next);
   }

@@ -14,7 +14,6 @@
 import http from "node:http";
 import https from "node:https";
 import { isIP, type LookupFunction } from "node:net";
-import * as trace from "./hook-trace.ts";
 import type { Target } from "./ssrf.ts";
 
 export interface Answer {
@@ -112,16 +111,10 @@ function postPinned(target: Target, headers: Record<string, string>, body: strin
       signal.removeEventListener("abort", onAbort);
       f();
     };
-    req.on("socket", (s) => {
-      trace.mark("socket");
-      if ((s as { connecting?: boolean }).connecting) s.once("connect", () => trace.mark("connected"));
-      else trace.mark("connected");
-    });
     let answered = false;
     req.on("error", (err) => finish(() => reject(!answered && (req as { reusedSocket?: boolean }).reusedSocket ? new StaleConnection(err) : err)));
     req.on("response", (res) => {
       answered = true;
-      trace.mark("response");
       const parts: Uint8Array[] = [];
       let size = 0;
       const done = () => {
@@ -146,6 +139,6 @@ function postPinned(target: Target, headers: Record<string, string>, body: strin
       res.on("error", (err) => finish(() => reject(err)));
       res.on("end", done);
     });
-    req.end(payload, () => trace.mark("written"));
+    req.end(payload);
   });
 }

@@ -12,7 +12,6 @@ import { GlobSet } from "../protocol/glob.ts";
 import { later } from "../runtime/later.ts";
 import type { SubscriptionStore } from "../store/subscriptions/index.ts";
 import type { BusyLedger } from "./busy.ts";
-import * as trace from "./hook-trace.ts";
 
 /** Where a batch of keys goes: the wake statement and the sends it claims. */
 export type WakeStreams = (keys: string[]) => Promise<void>;
@@ -62,7 +61,6 @@ export class WakeTrigger {
 
   /** A committed append (or close) on `key`. */
   appended(key: string): void {
-    trace.mark("commit");
     if (!this.follows(key)) return;
     if (this.busy.size > 0 && this.busy.allBusy(this.subscribersOf(key))) return;
     this.queue(key);
@@ -100,7 +98,6 @@ export class WakeTrigger {
     // and share one statement. (A zero timeout waited about a millisecond more on Bun.)
     this.flushing = new Promise<void>((r) => later(r))
       .then(async () => {
-        trace.mark("flush");
         while (this.pending.size > 0) {
           const keys = [...this.pending];
           this.pending.clear();

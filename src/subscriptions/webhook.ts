@@ -6,7 +6,6 @@ import type { KeyRing } from "./keys.ts";
 import type { Connections } from "./send.ts";
 import { resolveTarget, type Resolver, type TargetPolicy } from "./ssrf.ts";
 import { controlUrl } from "./view.ts";
-import * as trace from "./hook-trace.ts";
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
@@ -22,7 +21,6 @@ export interface WebhookContext {
 export async function sendWebhook(d: DueDelivery, streams: unknown[], c: WebhookContext, signal: AbortSignal): Promise<"done" | "delivered"> {
   // Resolved and checked once; the send connects to that very address (issue 25.6).
   const target = await untilAborted(resolveTarget(d.webhookUrl!, c.policy, c.resolver), signal);
-  trace.mark("target");
   const base = c.publicBaseUrl ?? d.baseUrl;
   const body = JSON.stringify({
     subscription_id: d.id,
@@ -32,9 +30,7 @@ export async function sendWebhook(d: DueDelivery, streams: unknown[], c: Webhook
     callback_url: controlUrl(base, `subscriptions/${encodeURIComponent(d.id)}/callback`),
     callback_token: c.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
   });
-  trace.mark("token");
   const headers = { "Content-Type": "application/json", "Webhook-Signature": c.keys.signWebhook(body) };
-  trace.mark("signed");
   const res = await c.connections.post(target, headers, body, signal, MAX_RESPONSE_BYTES);
   if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
   try {
