@@ -11,6 +11,7 @@ import type { Store } from "../store/index.ts";
 import type { DueDelivery, SubscriptionStore, Woken } from "../store/subscriptions/index.ts";
 import type { KeyRing } from "./keys.ts";
 import { mayAppend, parseScope, splitByScope } from "./scope.ts";
+import type { Connections } from "./send.ts";
 import type { Resolver, TargetPolicy } from "./ssrf.ts";
 import { sendWebhook } from "./webhook.ts";
 
@@ -37,6 +38,8 @@ export interface SendOptions {
   publicBaseUrl?: string;
   /** AUTH_TOKENS_FILE: a token-file creator's current grants narrow their subscriptions (scope.ts). */
   tokensFile?: string;
+  /** Kept-alive connections to webhook targets (send.ts). */
+  connections: Connections;
 }
 
 /** What an attempt reports back to the deliverer. */
@@ -134,7 +137,8 @@ export class Sender {
   }
 
   private postWebhook(d: DueDelivery, signal: AbortSignal): Promise<"done" | "delivered"> {
-    const to = { keys: this.keys, policy: this.opts.policy, resolver: this.opts.resolver, publicBaseUrl: this.opts.publicBaseUrl };
+    const { policy, resolver, publicBaseUrl, connections } = this.opts;
+    const to = { keys: this.keys, policy, resolver, publicBaseUrl, connections };
     return sendWebhook(d, streamEntries(d.links), to, signal);
   }
 

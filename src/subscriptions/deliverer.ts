@@ -22,6 +22,7 @@ import type { BusyLedger } from "./busy.ts";
 import { type DeliveryEnd, type NextWake, Sender } from "./deliver.ts";
 import type { KeyRing } from "./keys.ts";
 import { LeaseTimers } from "./lease-timers.ts";
+import { Connections } from "./send.ts";
 import type { Resolver } from "./ssrf.ts";
 
 export interface DelivererOptions {
@@ -65,6 +66,7 @@ export class Deliverer {
   /** Aborts webhook calls in flight at shutdown: they count as failed and are retried. */
   private readonly stopping = new AbortController();
   private readonly sender: Sender;
+  private readonly connections: Connections;
   private claiming: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -82,7 +84,8 @@ export class Deliverer {
       clock,
     );
     const policy = { allowPrivate: opts.allowPrivateTargets === true };
-    this.sender = new Sender(subs, streams, keys, { ...opts, policy }, {
+    this.connections = new Connections(this.perHost);
+    this.sender = new Sender(subs, streams, keys, { ...opts, policy, connections: this.connections }, {
       now: () => clock.now(),
       watchLease: (id, ms) => this.watchLease(id, ms),
       kickIn: (ms) => this.kickIn(ms),
@@ -287,5 +290,6 @@ export class Deliverer {
     this.leases.stop();
     this.stopping.abort();
     await Promise.allSettled([...this.running]);
+    this.connections.close();
   }
 }

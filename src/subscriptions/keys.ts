@@ -5,7 +5,14 @@
 // Keys come from the environment (WEBHOOK_SIGNING_KEY: the private JWK that signs;
 // WEBHOOK_PUBLISHED_KEYS: further public JWKs to publish during a rotation) or, when none is
 // configured, from ds_signing_keys, where the first instance generates one.
+//
+// Signing is on every webhook's path (a callback token, then the body's signature): it
+// uses node:crypto's synchronous Ed25519 sign on a key object imported once, and the
+// token's protected header is encoded once. On Bun, about 26 µs a signature against 0.47 ms
+// for jose's SignJWT plus 0.15 ms for a WebCrypto sign on the webhook path (each an
+// asynchronous hop, under a load average of 8; issue 30.3).
 import { Buffer } from "node:buffer";
+import { createPrivateKey, type KeyObject, sign } from "node:crypto";
 import {
   calculateJwkThumbprint,
   createLocalJWKSet,
@@ -15,7 +22,6 @@ import {
   importJWK,
   type JWK,
   jwtVerify,
-  SignJWT,
 } from "jose";
 import { SubscriptionError } from "../protocol/errors.ts";
 import type { SubscriptionStore } from "../store/subscriptions/index.ts";
@@ -49,14 +55,17 @@ function parseJson(name: string, text: string): unknown {
 
 export class KeyRing {
   private readonly verifyKeys: ReturnType<typeof createLocalJWKSet>;
+  /** The callback tokens' protected header, base64url (the same for every token). */
+  private readonly tokenHeader: string;
 
   private constructor(
     readonly activeKid: string,
-    private readonly signingKey: CryptoKey,
+    private readonly signingKey: KeyObject,
     private readonly published: PublicJwk[],
     private readonly tokenTtlSeconds: number,
   ) {
     this.verifyKeys = createLocalJWKSet({ keys: published });
+    this.tokenHeader = b64url(JSON.stringify({ alg: "EdDSA", kid: activeKid, typ: "ds-wake+jwt" }));
   }
 
   static async load(
@@ -84,7 +93,9 @@ export class KeyRing {
     if (!Array.isArray(extra)) throw new Error("WEBHOOK_PUBLISHED_KEYS must be a JSON array of public JWKs");
     for (const jwk of extra as JWK[]) published.push(publicPart(jwk, await kidOf(jwk)));
     const all = [publicPart(privateJwk, activeKid), ...published.filter((k) => k.kid !== activeKid)];
-    const key = (await importJWK({ ...privateJwk, alg: "EdDSA" }, "EdDSA")) as CryptoKey;
+    // Checked by WebCrypto's import first (its errors name a bad JWK), then kept as a key object.
+    await importJWK({ ...privateJwk, alg: "EdDSA" }, "EdDSA");
+    const key = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", x: privateJwk.x, d: privateJwk.d }, format: "jwk" });
     return new KeyRing(activeKid, key, all, opts.tokenTtlSeconds);
   }
 
@@ -94,18 +105,17 @@ export class KeyRing {
   }
 
   /** `Webhook-Signature` for a body: Ed25519 over "<t>.<body>" (PROTOCOL 7.1). */
-  async signWebhook(body: string, nowSeconds = Math.floor(Date.now() / 1000)): Promise<string> {
-    const signature = await crypto.subtle.sign("Ed25519", this.signingKey, new TextEncoder().encode(`${nowSeconds}.${body}`));
-    return `t=${nowSeconds},kid=${this.activeKid},ed25519=${Buffer.from(signature).toString("base64url")}`;
+  signWebhook(body: string, nowSeconds = Math.floor(Date.now() / 1000)): string {
+    const signature = sign(null, Buffer.from(`${nowSeconds}.${body}`), this.signingKey);
+    return `t=${nowSeconds},kid=${this.activeKid},ed25519=${signature.toString("base64url")}`;
   }
 
-  issueToken(c: TokenClaims): Promise<string> {
-    return new SignJWT({ inc: c.incarnation, gen: c.generation, wid: c.wakeId })
-      .setProtectedHeader({ alg: "EdDSA", kid: this.activeKid, typ: "ds-wake+jwt" })
-      .setSubject(c.subscription)
-      .setIssuedAt()
-      .setExpirationTime(Math.floor(Date.now() / 1000) + this.tokenTtlSeconds)
-      .sign(this.signingKey);
+  /** A compact JWS (EdDSA): the claims verifyToken checks, as jose's jwtVerify reads them. */
+  issueToken(c: TokenClaims): string {
+    const iat = Math.floor(Date.now() / 1000);
+    const payload = b64url(JSON.stringify({ inc: c.incarnation, gen: c.generation, wid: c.wakeId, sub: c.subscription, iat, exp: iat + this.tokenTtlSeconds }));
+    const input = `${this.tokenHeader}.${payload}`;
+    return `${input}.${sign(null, Buffer.from(input), this.signingKey).toString("base64url")}`;
   }
 
   /** Checks signature, expiry and subscription; the caller checks the rest against the row. */
@@ -124,3 +134,5 @@ export class KeyRing {
     return { subscription, incarnation: inc as number, generation: gen as number, wakeId: wid };
   }
 }
+
+const b64url = (text: string) => Buffer.from(text).toString("base64url");

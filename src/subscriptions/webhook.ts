@@ -1,8 +1,9 @@
 // One webhook POST (PROTOCOL 7.1): the target resolved and checked once (ssrf.ts), the body
-// signed, the send pinned to the checked address (send.ts), the answer read up to 64 KiB.
+// signed, the send pinned to the checked address over a kept-alive connection (send.ts), the
+// answer read up to 64 KiB.
 import type { DueDelivery } from "../store/subscriptions/index.ts";
 import type { KeyRing } from "./keys.ts";
-import { postPinned } from "./send.ts";
+import type { Connections } from "./send.ts";
 import { resolveTarget, type Resolver, type TargetPolicy } from "./ssrf.ts";
 import { controlUrl } from "./view.ts";
 
@@ -13,6 +14,7 @@ export interface WebhookContext {
   policy: TargetPolicy;
   resolver?: Resolver;
   publicBaseUrl?: string;
+  connections: Connections;
 }
 
 /** Sends the wake; resolves with how the receiver answered, throws when it failed. */
@@ -26,10 +28,10 @@ export async function sendWebhook(d: DueDelivery, streams: unknown[], c: Webhook
     generation: d.generation,
     streams,
     callback_url: controlUrl(base, `subscriptions/${encodeURIComponent(d.id)}/callback`),
-    callback_token: await c.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
+    callback_token: c.keys.issueToken({ subscription: d.id, incarnation: d.incarnation, generation: d.generation, wakeId: d.wakeId }),
   });
-  const headers = { "Content-Type": "application/json", "Webhook-Signature": await c.keys.signWebhook(body) };
-  const res = await postPinned(target, headers, body, signal, MAX_RESPONSE_BYTES);
+  const headers = { "Content-Type": "application/json", "Webhook-Signature": c.keys.signWebhook(body) };
+  const res = await c.connections.post(target, headers, body, signal, MAX_RESPONSE_BYTES);
   if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
   try {
     return (JSON.parse(res.text) as { done?: unknown })?.done === true ? "done" : "delivered";

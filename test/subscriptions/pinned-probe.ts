@@ -1,24 +1,44 @@
-// Run by webhook-targets.test.ts under Bun and under Deno: one postPinned to a name that does
-// not resolve (`.invalid`, RFC 2606), pinned to 127.0.0.1 where a server listens. Prints what
-// that server saw as JSON: the connection went to the checked address, with the name as Host.
-import { createServer } from "node:http";
-import { postPinned } from "../../src/subscriptions/send.ts";
+// Run by webhook-targets.test.ts under Bun and under Deno: postPinned (Connections.post) to
+// a name that does not resolve (`.invalid`, RFC 2606), pinned to 127.0.0.1 where a server
+// listens, and to 127.0.0.2 where another listens on the same port. Prints, as JSON, what
+// the first server saw of the first send (the connection went to the checked address, with
+// the name as Host), which server each of four sends reached, and how many connections each
+// server accepted: a kept connection is reused only for the address it was opened to.
+import { createServer, type Server } from "node:http";
+import { Connections } from "../../src/subscriptions/send.ts";
 
-const server = createServer((req, res) => {
-  let body = "";
-  req.on("data", (c) => (body += c));
-  req.on("end", () => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ host: req.headers.host, path: req.url, body }));
+const listen = (address: string, port: number) =>
+  new Promise<{ server: Server; connections: () => number }>((resolve, reject) => {
+    let accepted = 0;
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ server: address, host: req.headers.host, path: req.url, body }));
+      });
+    });
+    server.on("connection", () => accepted++);
+    server.once("error", reject);
+    server.listen(port, address, () => resolve({ server, connections: () => accepted }));
   });
-});
-await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-const port = (server.address() as { port: number }).port;
+
+const one = await listen("127.0.0.1", 0);
+const port = (one.server.address() as { port: number }).port;
+const two = await listen("127.0.0.2", port);
 const url = new URL(`http://hooks.invalid:${port}/hook?x=1`);
+const connections = new Connections(1);
+const send = async (address: string) => {
+  const answer = await connections.post({ url, host: "hooks.invalid", address, family: 4 }, { "Content-Type": "application/json" }, '{"a":1}', AbortSignal.timeout(5_000), 1024);
+  return { status: answer.status, seen: JSON.parse(answer.text) };
+};
 try {
-  const answer = await postPinned({ url, host: "hooks.invalid", address: "127.0.0.1", family: 4 }, { "Content-Type": "application/json" }, '{"a":1}', AbortSignal.timeout(5_000), 1024);
-  console.log(JSON.stringify({ ok: true, status: answer.status, seen: JSON.parse(answer.text) }));
+  const sends = [];
+  for (const address of ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.1"]) sends.push(await send(address));
+  console.log(JSON.stringify({ ok: true, ...sends[0], reached: sends.map((s) => s.seen.server), accepted: [one.connections(), two.connections()] }));
 } catch (err) {
   console.log(JSON.stringify({ ok: false, error: String(err) }));
 }
-server.close();
+connections.close();
+one.server.close();
+two.server.close();

@@ -4,7 +4,8 @@
 //     local targets, are refused at creation with a 400 naming the opt-in setting;
 //   - with WEBHOOK_ALLOW_PRIVATE_TARGETS=true each of those spellings is accepted and
 //     delivered to;
-//   - the send connects to the address that was checked (pinned-probe.ts, both runtimes);
+//   - the send connects to the address that was checked, and a kept connection is reused
+//     only for that address (pinned-probe.ts, both runtimes);
 //   - 32 subscriptions whose receiver never answers do not hold back a healthy one.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -59,12 +60,15 @@ describe.each(["bun", "deno"] as Runtime[])("webhook targets on %s", (runtime) =
     }
   }, 60_000);
 
-  test("the send connects to the checked address (a name that resolves nowhere, pinned to 127.0.0.1)", () => {
+  test("the send connects to the checked address (a name that resolves nowhere, pinned to 127.0.0.1, then .2), over one kept connection per address", () => {
     const args = runtime === "bun" ? ["test/subscriptions/pinned-probe.ts"] : ["run", "-A", "test/subscriptions/pinned-probe.ts"];
     const r = spawnSync(join(ROOT, "node_modules/.bin", runtime), args, { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!);
     expect(out).toMatchObject({ ok: true, status: 200, seen: { path: "/hook?x=1", body: '{"a":1}' } });
     expect(out.seen.host).toStartWith("hooks.invalid:");
+    // Kept connections: one per checked address, never one to another address (issue 30.3).
+    expect(out.reached).toEqual(["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.1"]);
+    expect(out.accepted).toEqual([1, 1]);
   }, 30_000);
 
   test(`${DEAD} subscriptions to a receiver that never answers do not hold back a healthy one`, async () => {
