@@ -4,7 +4,9 @@
 // room or a host's share, comes back only woken, for claimDue when due. Both backends.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type Db, sql } from "../../src/store/driver/db.ts";
+import { wakeAndClaim } from "../../src/store/subscriptions/claims.ts";
 import { type ClaimLimits, SubscriptionStore } from "../../src/store/subscriptions/index.ts";
+import { checkFence } from "../../src/protocol/wake-fence.ts";
 import { backends } from "../support/backends.ts";
 
 const limits = (o: Partial<ClaimLimits> = {}): ClaimLimits => ({
@@ -83,6 +85,42 @@ for (const backend of backends) {
       expect(r.woken[0].dueInMs).toBeGreaterThan(8_000);
       // Its wake is in flight: another append starts nothing.
       expect(await subs.wakeAndClaim(["/v1/stream/wc/p"], limits())).toEqual({ woken: [], claimed: [] });
+    });
+
+    test("the wake commits without waiting for its WAL flush, in its own transaction only", async () => {
+      await stream(db, "/v1/stream/wc/async", 3);
+      await subscription(db, "wc-async", "/v1/stream/wc/async");
+      const setting = async (q: Pick<Db, "rows">) =>
+        (await q.rows<{ v: string }>(sql`SELECT current_setting('synchronous_commit') AS v`))[0].v;
+      const inside = await db.tx(async (q) => {
+        const r = await wakeAndClaim(q, ["/v1/stream/wc/async"], 0, limits());
+        expect(r.claimed.map((d) => d.id)).toEqual(["wc-async"]);
+        return setting(q);
+      });
+      expect(inside).toBe("off");
+      expect(await setting(db)).toBe("on");
+    });
+
+    test("a wake lost with its commit (a crash before the flush) is started again under a new wake_id; calls of the lost one are fenced", async () => {
+      await stream(db, "/v1/stream/wc/lost", 4);
+      await subscription(db, "wc-lost", "/v1/stream/wc/lost");
+      // The state after a crash that lost the wake's commit is the state before it: roll it back.
+      const lost = await db
+        .tx(async (q) => {
+          const [d] = (await wakeAndClaim(q, ["/v1/stream/wc/lost"], 0, limits())).claimed;
+          throw Object.assign(new Error("crash"), { d });
+        })
+        .catch((e: { d: { generation: number; wakeId: string } }) => e.d);
+      const subs = new SubscriptionStore(db, 0);
+      const [again] = (await subs.wakeAndClaim(["/v1/stream/wc/lost"], limits())).claimed;
+      expect(again.generation).toBe(lost.generation);
+      expect(again.wakeId).not.toBe(lost.wakeId);
+      const row = { incarnation: 1, type: "webhook", generation: again.generation, wakeId: again.wakeId, holder: null, leaseLapsed: false };
+      const call = (wakeId: string) => ({
+        id: "wc-lost", type: "webhook" as const, token: { incarnation: 1, generation: lost.generation, wakeId }, generation: lost.generation, wakeId, acks: new Map(), done: true,
+      });
+      expect(() => checkFence(row, call(lost.wakeId))).toThrow("wake_id does not match");
+      expect(() => checkFence(row, call(again.wakeId))).not.toThrow();
     });
   });
 }

@@ -4,7 +4,7 @@
 // statements claim: the deliverer's look for due wakes (claimDueDeliveries), and the
 // trigger's wake after an append, which starts the wakes and claims those due now in one
 // statement (wakeAndClaim), so an append's webhook goes out after one commit, not two.
-import { type Db, type SQL, sql } from "../driver/db.ts";
+import { type Db, type Queryable, type SQL, sql } from "../driver/db.ts";
 import { pgArray } from "../driver/pg-array.ts";
 import { IDLE, LINK_EARLIEST, LINK_TAIL, type LinkState, newWake, parseLinks, PREPARED, toWoken, WOKEN, type Woken } from "./sql.ts";
 
@@ -102,6 +102,21 @@ export async function claimDueDeliveries(db: Db, c: ClaimLimits): Promise<DueDel
 }
 
 /**
+ * This statement's transaction commits without waiting for its WAL flush (issue 30.3: the
+ * flush was half of an append's webhook latency, ~2.5 ms on a slow disk). Safe because it
+ * writes only subscription rows that nothing else has acknowledged: the appended data was
+ * committed durably before, and any later durable commit (an ack, a done, an append)
+ * flushes this one too. A Postgres crash or failover in the window (at most about three
+ * wal_writer_delay, 600 ms by default) undoes the wake and its claim, as if its lease had
+ * lapsed: a callback of that wake is refused (its wake_id is gone; PROTOCOL 7.3 fences
+ * by wake_id within a generation), and the pending work is woken again, with a new wake_id
+ * and the same generation number. `is_local` keeps the setting to this one statement's
+ * transaction, so it is safe through a transaction-mode pooler. Evaluated once, as an
+ * uncorrelated condition of the first CTE (an unreferenced CTE would not run).
+ */
+const ASYNC_COMMIT = sql`(SELECT set_config('synchronous_commit', 'off', true)) = 'off'`;
+
+/**
  * After appends to `keys`: starts a wake for each idle subscription with pending work on one
  * of these streams (only those streams' links are looked at: pending work elsewhere is some
  * other trigger's business), and claims, in the same statement, those due now that fit the
@@ -115,7 +130,7 @@ export async function claimDueDeliveries(db: Db, c: ClaimLimits): Promise<DueDel
  * subscription load these statements waited ~50 ms on that lock. Another instance takes a
  * wake over at its next tick if this one dies before sending it (the delivery lease lapses).
  */
-export async function wakeAndClaim(db: Db, keys: string[], intervalMs: number, c: ClaimLimits): Promise<{ woken: Woken[]; claimed: DueDelivery[] }> {
+export async function wakeAndClaim(db: Queryable, keys: string[], intervalMs: number, c: ClaimLimits): Promise<{ woken: Woken[]; claimed: DueDelivery[] }> {
   if (keys.length === 0) return { woken: [], claimed: [] };
   const now = sql`clock_timestamp()`;
   const ms = (v: SQL) => sql`${v} * interval '1 millisecond'`;
@@ -124,7 +139,7 @@ export async function wakeAndClaim(db: Db, keys: string[], intervalMs: number, c
   const rows = await db.rows<Record<string, unknown>>(sql`
     WITH p AS (
       SELECT DISTINCT l.subscription_id AS id FROM ds_subscription_links l
-      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND ${LINK_TAIL} > l.acked_pos),
+      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND ${LINK_TAIL} > l.acked_pos AND ${ASYNC_COMMIT}),
     cand AS (
       SELECT s.id, ${HOST} AS host, row_number() OVER (PARTITION BY ${HOST} ORDER BY s.id) AS rn
       FROM ds_subscriptions s JOIN p ON p.id = s.id
