@@ -11,6 +11,14 @@
 // opened to, whatever the host resolves to later. Each agent holds at most
 // WEBHOOK_HOST_CONCURRENCY sockets (the claims already keep that many sends open per host),
 // and closes a socket idle for IDLE_MS, before common servers' keep-alive timeouts (5 s).
+//
+// Not on Deno (2.9): there, a request destroyed on a reused kept-alive connection (a send
+// cut at its lease's end or WEBHOOK_TIMEOUT_MS) is sent again on a new connection by the
+// runtime itself, and the request never reports the error: the receiver got the same
+// wake twice, the second after its lease had ended (test/subscriptions/leases.test.ts
+// caught it), and the send hung. On a connection of its own an abort ends the request as it
+// should, so Deno opens one per send. And a send settles when its signal aborts, whatever
+// the runtime reports.
 import http from "node:http";
 import https from "node:https";
 import { isIP, type LookupFunction } from "node:net";
@@ -23,6 +31,8 @@ export interface Answer {
 }
 
 const IDLE_MS = 4_000;
+/** See the head of this file: Deno re-sends a destroyed request on a kept connection. */
+const KEEP_ALIVE = !("Deno" in globalThis);
 /** Agents kept for this many distinct targets; the least recently used is let go beyond. */
 const MAX_AGENTS = 256;
 
@@ -54,7 +64,7 @@ export class Connections {
       return agent;
     }
     const Agent = url.protocol === "https:" ? https.Agent : http.Agent;
-    agent = new Agent({ keepAlive: true, maxSockets: this.perHost, maxFreeSockets: this.perHost, timeout: IDLE_MS, scheduling: "lifo" });
+    agent = new Agent({ keepAlive: KEEP_ALIVE, maxSockets: this.perHost, maxFreeSockets: this.perHost, timeout: IDLE_MS, scheduling: "lifo" });
     this.agents.set(key, agent);
     if (this.agents.size > MAX_AGENTS) {
       const [oldest, old] = this.agents.entries().next().value!;
@@ -105,12 +115,17 @@ function postPinned(target: Target, headers: Record<string, string>, body: strin
       ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
       agent,
     });
-    const onAbort = () => req.destroy(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
     const finish = (f: () => void) => {
       signal.removeEventListener("abort", onAbort);
       f();
     };
+    const onAbort = () => {
+      const reason = signal.reason instanceof Error ? signal.reason : new Error("aborted");
+      req.destroy(reason);
+      // Settled here too: a runtime that never emits the request's error cannot hang the send.
+      finish(() => reject(reason));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
     let answered = false;
     req.on("error", (err) => finish(() => reject(!answered && (req as { reusedSocket?: boolean }).reusedSocket ? new StaleConnection(err) : err)));
     req.on("response", (res) => {
