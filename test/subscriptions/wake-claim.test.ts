@@ -87,24 +87,11 @@ for (const backend of backends) {
       expect(await subs.wakeAndClaim(["/v1/stream/wc/p"], limits())).toEqual({ woken: [], claimed: [] });
     });
 
-    test("the wake commits without waiting for its WAL flush, in its own transaction only", async () => {
-      await stream(db, "/v1/stream/wc/async", 3);
-      await subscription(db, "wc-async", "/v1/stream/wc/async");
-      const setting = async (q: Pick<Db, "rows">) =>
-        (await q.rows<{ v: string }>(sql`SELECT current_setting('synchronous_commit') AS v`))[0].v;
-      const inside = await db.tx(async (q) => {
-        const r = await wakeAndClaim(q, ["/v1/stream/wc/async"], 0, limits());
-        expect(r.claimed.map((d) => d.id)).toEqual(["wc-async"]);
-        return setting(q);
-      });
-      expect(inside).toBe("off");
-      expect(await setting(db)).toBe("on");
-    });
-
-    test("a wake lost with its commit (a crash before the flush) is started again under a new wake_id; calls of the lost one are fenced", async () => {
+    test("a wake lost with its transaction is started again under a new wake_id in the same generation; calls of the lost one are fenced", async () => {
       await stream(db, "/v1/stream/wc/lost", 4);
       await subscription(db, "wc-lost", "/v1/stream/wc/lost");
-      // The state after a crash that lost the wake's commit is the state before it: roll it back.
+      // The state after a wake whose commit was lost (a failover to a standby that had not
+      // received it, say) is the state before it: roll it back.
       const lost = await db
         .tx(async (q) => {
           const [d] = (await wakeAndClaim(q, ["/v1/stream/wc/lost"], 0, limits())).claimed;

@@ -102,21 +102,6 @@ export async function claimDueDeliveries(db: Db, c: ClaimLimits): Promise<DueDel
 }
 
 /**
- * This statement's transaction commits without waiting for its WAL flush (issue 30.3: the
- * flush was half of an append's webhook latency, ~2.5 ms on a slow disk). Safe because it
- * writes only subscription rows that nothing else has acknowledged: the appended data was
- * committed durably before, and any later durable commit (an ack, a done, an append)
- * flushes this one too. A Postgres crash or failover in the window (at most about three
- * wal_writer_delay, 600 ms by default) undoes the wake and its claim, as if its lease had
- * lapsed: a callback of that wake is refused (its wake_id is gone; PROTOCOL 7.3 fences
- * by wake_id within a generation), and the pending work is woken again, with a new wake_id
- * and the same generation number. `is_local` keeps the setting to this one statement's
- * transaction, so it is safe through a transaction-mode pooler. Evaluated once, as an
- * uncorrelated condition of the first CTE (an unreferenced CTE would not run).
- */
-const ASYNC_COMMIT = sql`(SELECT set_config('synchronous_commit', 'off', true)) = 'off'`;
-
-/**
  * After appends to `keys`: starts a wake for each idle subscription with pending work on one
  * of these streams (only those streams' links are looked at: pending work elsewhere is some
  * other trigger's business), and claims, in the same statement, those due now that fit the
@@ -139,7 +124,7 @@ export async function wakeAndClaim(db: Queryable, keys: string[], intervalMs: nu
   const rows = await db.rows<Record<string, unknown>>(sql`
     WITH p AS (
       SELECT DISTINCT l.subscription_id AS id FROM ds_subscription_links l
-      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND ${LINK_TAIL} > l.acked_pos AND ${ASYNC_COMMIT}),
+      WHERE l.stream_path = ANY(${pgArray(keys)}::text[]) AND ${LINK_TAIL} > l.acked_pos),
     cand AS (
       SELECT s.id, ${HOST} AS host, row_number() OVER (PARTITION BY ${HOST} ORDER BY s.id) AS rn
       FROM ds_subscriptions s JOIN p ON p.id = s.id
