@@ -22,7 +22,7 @@ export const CoreConfigSchema = Type.Object({
   DATABASE_CONNECT_TIMEOUT_MS: Int(100, 3_000, "give up on a Postgres connection attempt after this long"),
   DATABASE_RECONNECT_MAX_MS: Int(10, 500, "longest pause between reconnect attempts while Postgres is unreachable"),
   LISTENER_HEARTBEAT_MS: Int(100, 1_000, "how often the LISTEN connection proves it is alive (replaced after 2 misses)"),
-  WARM_UP_APPENDS: Int(0, 400, "appends of the instance's own warm-up traffic before /healthz says ready, on Postgres (0: only open and prepare the pool)"),
+  WARM_UP_APPENDS: Int(0, 2_000, "appends of the instance's own warm-up traffic before /healthz says ready, on Postgres (0: only open and prepare the pool)"),
   LONG_POLL_TIMEOUT_MS: Int(1, 30_000, "how long a long-poll waits for data"),
   SSE_MAX_LIFETIME_MS: Int(1, 60_000, "SSE connections are closed after this long so clients reconnect"),
   MAX_BODY_BYTES: Int(1, 64 * 1024 * 1024, "largest accepted request body (413 above)"),

@@ -62,7 +62,7 @@ describe.skipIf(!databaseUrl)("warm-up before ready on postgres", () => {
       await lock.unsafe(`LOCK TABLE "${schema}".ds_producers IN ACCESS EXCLUSIVE MODE`);
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      const starting = startServer(loadConfig({ ...QUIET, PORT: String(port), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, DATABASE_POOL_SIZE: "4" }));
+      const starting = startServer(loadConfig({ ...QUIET, PORT: String(port), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, DATABASE_POOL_SIZE: "4", WARM_UP_APPENDS: "400" }));
       let settled = false;
       starting.then(() => (settled = true), () => (settled = true));
       let h: Awaited<ReturnType<typeof health>>;
