@@ -126,9 +126,6 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<SpawnedServe
     ...(dataDir ? { DATA_DIR: dataDir } : {}),
     ...(opts.schema ? { DATABASE_SCHEMA: opts.schema } : {}),
     ...(opts.warmUp ? {} : { WARM_UP_APPENDS: "0" }),
-    // Test files run two at a time (package.json: --parallel=2), each with a few servers on
-    // the one shared Postgres and its 100 connections: a small pool per server leaves room.
-    ...(opts.databaseUrl ? { DATABASE_POOL_SIZE: "4" } : {}),
     ...opts.env,
   };
   if (!opts.databaseUrl) delete env.DATABASE_URL;
