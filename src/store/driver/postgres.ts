@@ -27,6 +27,12 @@ export async function openPostgres(databaseUrl: string, opts: DbOptions): Promis
     path,
     target_session_attrs: targetSessionAttrs,
     prepare: !pooled,
+    // A transaction-mode PgBouncer before 1.21 hands the server connection back at the first
+    // idle ReadyForQuery, even with a query pipelined behind it on the same connection; that
+    // query's answers then arrive "when not linked", are dropped, and it waits forever. So
+    // behind a pooler one query at a time per connection (postgres.js would allow a second
+    // in flight with max_pipeline 1).
+    ...(pooled ? { max_pipeline: 0 } : {}),
     max: opts.poolSize,
     onnotice: () => {},
     connection,
