@@ -71,6 +71,43 @@ for (const backend of backends) {
       expect(await text()).toBe("<x0><y0><x1><y1><x2><x3><z0><x4>");
     });
 
+    test("a notification that comes in while the stream's group is written is judged against what that group commits", async () => {
+      const cache = new WriterCache();
+      const ok = (r: unknown) => expect(r).toMatchObject({ ok: true });
+      ok((await appendGroup(db, store.channel, [req(0, "n", "/wc/b")], false, cache))[0]);
+      const at = cache.peek("/wc/b")!;
+      const id = at.record.id;
+      // A group that commits tail + 10: our own commit's notification comes in first.
+      const commit = (notified: Parameters<WriterCache["applyChange"]>[0]) => {
+        const w = cache.take("/wc/b", [])!;
+        w.touched = true;
+        w.state.tail = at.state.tail + 10;
+        cache.hold([id]);
+        cache.applyChange(notified);
+        cache.remember("/wc/b", w);
+        cache.release([id]);
+        return cache.peek("/wc/b");
+      };
+      const tail = at.state.tail;
+      expect(commit({ id, state: { tail: tail + 10, closed: false } })?.state.tail).toBe(tail + 10);
+      // Past our commit (another instance appended after it), closed, or deleted: read next time.
+      expect(commit({ id, state: { tail: tail + 11, closed: false } })).toBeUndefined();
+      ok((await appendGroup(db, store.channel, [req(1, "n", "/wc/b")], false, cache))[0]); // re-read, remembered again
+      const again = cache.peek("/wc/b")!.state.tail;
+      at.state.tail = again; // (commit() builds on the remembered tail)
+      expect(commit({ id, state: { tail: again, closed: true } })).toBeUndefined();
+      ok((await appendGroup(db, store.channel, [req(2, "n", "/wc/b")], false, cache))[0]);
+      at.state.tail = cache.peek("/wc/b")!.state.tail;
+      expect(commit({ id })).toBeUndefined();
+      // Outside a group, a notification past what is remembered still drops the entry.
+      ok((await appendGroup(db, store.channel, [req(3, "n", "/wc/b")], false, cache))[0]);
+      const now = cache.peek("/wc/b")!.state.tail;
+      cache.applyChange({ id, state: { tail: now, closed: false } });
+      expect(cache.peek("/wc/b")?.state.tail).toBe(now);
+      cache.applyChange({ id, state: { tail: now + 1, closed: false } });
+      expect(cache.peek("/wc/b")).toBeUndefined();
+    });
+
     test("producer rows match what was accepted, for known and new producers in one group", async () => {
       const cache = new WriterCache();
       const rowsOf = async () =>

@@ -12,7 +12,7 @@ import { type AppendDecision, type AppendInput, applyWrite, decideAppend, type W
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { ProducerState } from "../../protocol/producer.ts";
 import type { SQL } from "drizzle-orm";
-import { addInline, type Change, groupChanges, type InlineData, mergeState, notifyChangesSql, sameState } from "./change.ts";
+import { addInline, type Change, groupChanges, type InlineData, movedPast, notifyChangesSql, sameState, type StreamState } from "./change.ts";
 import { binaryChunk, type ChunkColumns, chunkColumns, type ChunkRow, insertChunksSql, insertJsonSql, type JsonColumns, jsonColumns, type JsonRun, mergeAppends } from "./chunks.ts";
 import { type Db, type Queryable, sql, statement } from "../driver/db.ts";
 import { pgArray } from "../driver/pg-array.ts";
@@ -105,6 +105,9 @@ export async function appendGroup(
       for (const r of w.chunks ? mergeAppends(w.chunks) : []) chunks.push(r);
       for (const r of w.runs ?? []) runs.push(r);
     }
+    // From here our own commit's notification may come in before this group's answer does.
+    for (const w of streams.values()) if (w.touched) held.push(w.record.id);
+    cache?.hold(held);
     const applied = await writeGroup(q, channel, [...streams.values()], { chunks, runs }, [...producerRows.values()]);
     // Decisions on a stream whose compare-and-set failed were made on stale state.
     const results = decided.map(({ path, result }): GroupResult => {
@@ -117,11 +120,13 @@ export async function appendGroup(
   // with the connection leaves nothing stored: the cache must never run ahead of the
   // database, or the client's retry is answered "duplicate" for an append never stored.
   const paths = [...new Set(batch.map((b) => b.path))];
+  const held: number[] = [];
   let done: Awaited<ReturnType<typeof run>>;
   try {
     done = lock ? await db.tx(run) : await run(db);
   } catch (err) {
     for (const path of paths) cache?.forget(path);
+    cache?.release(held);
     throw err;
   }
   for (const [path, w] of done.streams) {
@@ -129,6 +134,7 @@ export async function appendGroup(
     if (done.applied.has(w.record.id)) cache?.remember(path, w);
     else cache?.forget(path);
   }
+  cache?.release(held);
   return done.results;
 }
 
@@ -141,10 +147,19 @@ function outcome(status: 200 | 204, s: WriterState, req: AppendRequest, p?: Prod
   };
 }
 
+/** A notified state past any other: the stream was deleted or replaced. */
+const GONE: StreamState = { tail: Infinity, closed: true };
+
 /** What this instance last committed to a stream: the starting state of its next group. */
 export class WriterCache {
   private readonly entries = new Map<string, { record: StreamRecord; state: WriterState }>();
   private readonly pathById = new Map<number, string>();
+  /**
+   * Streams whose group is being written, with the latest state notified for each meanwhile.
+   * Our own commit's notification usually arrives before the group's answer is handled; it
+   * is judged against the state the group commits (remember), not the one before it.
+   */
+  private readonly writing = new Map<number, StreamState | null>();
 
   constructor(private readonly maxEntries = 10_000, private readonly maxProducers = 1_000) {}
 
@@ -160,8 +175,20 @@ export class WriterCache {
     return this.entries.get(path);
   }
 
+  /** Marks streams as being written (see `writing`), until release. */
+  hold(ids: readonly number[]): void {
+    for (const id of ids) if (!this.writing.has(id)) this.writing.set(id, null);
+  }
+
+  release(ids: readonly number[]): void {
+    for (const id of ids) this.writing.delete(id);
+  }
+
   remember(path: string, w: StreamWork): void {
     if (w.state.producers.size > this.maxProducers) return this.forget(path);
+    // Someone else moved the stream after our commit: read it next time.
+    const seen = this.writing.get(w.record.id);
+    if (seen && movedPast(w.state, seen)) return this.forget(path);
     if (this.entries.size >= this.maxEntries) {
       this.entries.clear();
       this.pathById.clear();
@@ -181,14 +208,22 @@ export class WriterCache {
    * A change notification (store/streams/change.ts): when it shows that someone else moved the
    * stream past what we remember (another instance appended, closed or deleted it), the
    * entry goes, and the next group reads the row instead of losing its compare-and-set
-   * and retrying under locks. Our own notifications never show more than we remember.
+   * and retrying under locks. While a group writes the stream, the notification is kept
+   * for remember() instead: our own commit's usually arrives before the group's answer.
    */
   applyChange({ id, state }: Change): void {
+    const seen = this.writing.get(id);
+    if (seen !== undefined) {
+      // Kept for remember(): the furthest state seen; a bare id (deleted) beats any.
+      if (!state) this.writing.set(id, GONE);
+      else if (seen === null || movedPast(seen, state)) this.writing.set(id, state);
+      return;
+    }
     const path = this.pathById.get(id);
     if (path === undefined) return;
     const e = this.entries.get(path);
     if (!e || e.record.id !== id) return void this.pathById.delete(id);
-    if (!state || mergeState(e.state, state) !== e.state) this.forget(path);
+    if (!state || movedPast(e.state, state)) this.forget(path);
   }
 }
 

@@ -38,6 +38,10 @@ export function mergeState<T extends StreamState>(known: T, notified: StreamStat
   return { ...known, tail: Math.max(known.tail, notified.tail), closed: known.closed || notified.closed };
 }
 
+/** Whether `notified` is past `known` (mergeState would return a new state), without building one. */
+export const movedPast = (known: StreamState, notified: StreamState) =>
+  notified.tail > known.tail || (notified.closed && !known.closed);
+
 /** Whether two states of a stream are the same (a waiter's view against the table's). */
 export const sameState = (a: StreamState, b: StreamState) => a.tail === b.tail && a.closed === b.closed;
 
