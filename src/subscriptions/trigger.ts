@@ -5,13 +5,15 @@
 // (refreshed whenever a subscriptions notification says links changed), so an append to a
 // stream no subscription follows costs one set look-up and one regex test, however many
 // streams other subscriptions follow. An append to a stream whose every follower is busy
-// (busy.ts: its wake is being delivered here, or not due yet) needs no statement at all.
+// (busy.ts: its wake is being delivered here, or not due yet) needs no statement at all; one
+// whose followers' wakes wait here for a send slot is held back until they are claimed.
 // Nothing flows back: the trigger reads the busy ledger and never calls the deliverer's state.
 import type { FailureReporter } from "../observability/background.ts";
 import { GlobSet } from "../protocol/glob.ts";
 import { later } from "../runtime/later.ts";
 import type { SubscriptionStore } from "../store/subscriptions/index.ts";
-import type { BusyLedger } from "./busy.ts";
+import { type BusyLedger, WAIT_HOLD_MS } from "./busy.ts";
+import type { TimerHandle } from "../lib/clock.ts";
 
 /** Where a batch of keys goes: the wake statement and the sends it claims. */
 export type WakeStreams = (keys: string[]) => Promise<void>;
@@ -23,6 +25,9 @@ export class WakeTrigger {
   private byPattern = new Map<string, string[]>();
   private subscribers = new Map<string, string[]>();
   private pending = new Set<string>();
+  /** Keys whose subscriptions' wakes wait here for a send slot (BusyLedger `waiting`). */
+  private held = new Set<string>();
+  private heldTimer?: TimerHandle;
   private flushing?: Promise<void>;
   private reloading?: Promise<void>;
   private reloadAgain = false;
@@ -32,7 +37,9 @@ export class WakeTrigger {
     private readonly busy: BusyLedger,
     private readonly wake: WakeStreams,
     private readonly failed: FailureReporter,
-  ) {}
+  ) {
+    busy.onWaitEnded(() => this.releaseHeld());
+  }
 
   /** Reloads the trigger set; concurrent calls coalesce into one more load. */
   reload(): Promise<void> {
@@ -62,8 +69,38 @@ export class WakeTrigger {
   /** A committed append (or close) on `key`. */
   appended(key: string): void {
     if (!this.follows(key)) return;
-    if (this.busy.size > 0 && this.busy.allBusy(this.subscribersOf(key))) return;
+    const state = this.busy.size > 0 ? this.busy.state(this.subscribersOf(key)) : "free";
+    if (state === "busy") return;
+    if (state === "hold") return this.hold(key);
     this.queue(key);
+  }
+
+  /** Holds a key back while its subscriptions' wakes wait here for a send slot, WAIT_HOLD_MS at most. */
+  private hold(key: string): void {
+    this.held.add(key);
+    this.lookAtHeldLater();
+  }
+
+  private lookAtHeldLater(): void {
+    if (this.heldTimer !== undefined) return;
+    this.heldTimer = this.busy.clock.setTimeout(() => {
+      this.heldTimer = undefined;
+      this.releaseHeld();
+    }, WAIT_HOLD_MS + 1);
+  }
+
+  /**
+   * Held keys whose subscriptions are now being delivered here need nothing more (the end of a
+   * delivery looks for pending work); those no longer waiting go to a wake statement.
+   */
+  private releaseHeld(): void {
+    for (const key of this.held) {
+      const state = this.busy.state(this.subscribersOf(key));
+      if (state === "hold") continue;
+      this.held.delete(key);
+      if (state === "free") this.queue(key);
+    }
+    if (this.held.size > 0) this.lookAtHeldLater();
   }
 
   private subscribersOf(key: string): string[] {

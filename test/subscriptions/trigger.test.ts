@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { type Db, sql } from "../../src/store/driver/db.ts";
 import { SubscriptionStore } from "../../src/store/subscriptions/index.ts";
-import { BusyLedger } from "../../src/subscriptions/busy.ts";
+import { BusyLedger, WAIT_HOLD_MS } from "../../src/subscriptions/busy.ts";
 import { WakeTrigger } from "../../src/subscriptions/trigger.ts";
 import { globRegexSource } from "../../src/protocol/glob.ts";
 import { openMigratedPglite } from "../support/backends.ts";
@@ -91,23 +91,41 @@ test("appends to a subscription that cannot be idle yet (delivering, or its wake
     clock.advance(190);
     await appendAndSettle();
     expect(batches).toBe(2);
-    // Due (less the margin for the two clocks): the next append may find it idle.
+    // Due (less the margin for the two clocks): the wake waits for this instance to claim it,
+    // and an append is held back rather than sent to find it still waiting...
     clock.advance(10);
     await appendAndSettle();
+    expect(batches).toBe(2);
+    // ... then sent, late, if no claim here came (another instance may have taken the wake).
+    clock.advance(WAIT_HOLD_MS + 1);
+    await trigger.idle();
     expect(batches).toBe(3);
+    // Claimed here: what was held needs nothing more (the delivery's snapshot and its end cover it).
+    busy.woke({ id: "g", type: "webhook", dueInMs: 0 }, clock.now());
+    await appendAndSettle();
+    expect(batches).toBe(3);
+    busy.delivering("g");
+    await trigger.idle();
+    expect(batches).toBe(3);
+    clock.advance(2 * WAIT_HOLD_MS);
+    await trigger.idle();
+    expect(batches).toBe(3);
+    busy.delivered("g");
+    await appendAndSettle();
+    expect(batches).toBe(4);
 
     // A reload (subscriptions changed) forgets due times: the id may name a new subscription.
     busy.woke({ id: "g", type: "webhook", dueInMs: 10_000 }, clock.now());
     await appendAndSettle();
-    expect(batches).toBe(3);
+    expect(batches).toBe(4);
     await trigger.reload();
     await appendAndSettle();
-    expect(batches).toBe(4);
+    expect(batches).toBe(5);
     // ... but not a delivery in progress here.
     busy.delivering("g");
     await trigger.reload();
     await appendAndSettle();
-    expect(batches).toBe(4);
+    expect(batches).toBe(5);
   } finally {
     await db.close();
   }
