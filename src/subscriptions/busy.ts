@@ -72,37 +72,29 @@ export class BusyLedger {
     this.waiting.set(w.id, Math.max(until, this.clock.now()) + WAIT_HOLD_MS);
   }
 
-  /** For an append to a stream `ids` follow: "busy" if every one is, else "hold" if every other one waits here, else "free". */
+  /**
+   * For an append to a stream `ids` follow: "busy" if every one is certainly busy now, else
+   * "hold" if each of the others waits here, else "free" (none: "free"). Lapsed entries go.
+   */
   state(ids: readonly string[]): BusyState {
-    if (this.allBusy(ids)) return "busy";
-    if (this.waiting.size === 0 || ids.length === 0) return "free";
+    if (ids.length === 0 || this.size === 0) return "free";
     const now = this.clock.now();
+    let hold = false;
     for (const id of ids) {
       const until = this.until.get(id);
-      if (until !== undefined && until > now) continue;
+      if (until !== undefined) {
+        if (until > now) continue;
+        this.until.delete(id);
+      }
       const waits = this.waiting.get(id);
       if (waits === undefined) return "free";
       if (waits <= now) {
         this.waiting.delete(id);
         return "free";
       }
+      hold = true;
     }
-    return "hold";
-  }
-
-  /** Whether every one of `ids` is busy now (none: false). */
-  allBusy(ids: readonly string[]): boolean {
-    if (ids.length === 0 || this.until.size === 0) return false;
-    const now = this.clock.now();
-    for (const id of ids) {
-      const until = this.until.get(id);
-      if (until === undefined) return false;
-      if (until <= now) {
-        this.until.delete(id);
-        return false;
-      }
-    }
-    return true;
+    return hold ? "hold" : "busy";
   }
 
   /** Subscriptions changed (one deleted, perhaps made again under its id): due times are forgotten, deliveries in progress stay. */

@@ -34,13 +34,14 @@ export const notifyChannel = (schema: string) => `ds_${schema}_streams`;
  * notified state adds nothing, so `mergeState(k, n) !== k` means "the stream moved".
  */
 export function mergeState<T extends StreamState>(known: T, notified: StreamState): T {
-  if (notified.tail <= known.tail && (known.closed || !notified.closed)) return known;
+  if (!movedPast(known, notified)) return known;
   return { ...known, tail: Math.max(known.tail, notified.tail), closed: known.closed || notified.closed };
 }
 
 /** Whether `notified` is past `known` (mergeState would return a new state), without building one. */
-export const movedPast = (known: StreamState, notified: StreamState) =>
-  notified.tail > known.tail || (notified.closed && !known.closed);
+export function movedPast(known: StreamState, notified: StreamState): boolean {
+  return notified.tail > known.tail || (notified.closed && !known.closed);
+}
 
 /** Whether two states of a stream are the same (a waiter's view against the table's). */
 export const sameState = (a: StreamState, b: StreamState) => a.tail === b.tail && a.closed === b.closed;
